@@ -1,0 +1,297 @@
+"""Parsers for the interchange formats of ``spec/election-data.md``.
+
+Pure functions from text to typed rows. Every problem is reported with the file,
+line and column it was found at; a file with any problem is refused whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+OPTION_ID = re.compile(r"^[a-z0-9_]+$")
+MAX_REPORTED_PROBLEMS = 20
+
+OFFICIAL_REQUIRED = ("registered", "ballots_issued", "ballots_cast", "invalid")
+OFFICIAL_OPTIONAL = (
+    "ballots_issued_early",
+    "ballots_issued_home",
+    "ballots_received",
+    "ballots_cancelled",
+)
+PRECINCT_REQUIRED = ("precinct_id", "region", "district")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.message}"
+
+
+class FormatError(ValueError):
+    """A file that does not follow its format; nothing of it was stored."""
+
+    def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
+        self.problems = list(problems)
+        self.total = total if total is not None else len(problems)
+        shown = "\n".join(str(p) for p in self.problems)
+        more = self.total - len(self.problems)
+        suffix = f"\n... and {more} more problems" if more > 0 else ""
+        super().__init__(f"{shown}{suffix}")
+
+
+class _Problems:
+    """Collects problems up to a limit, so one bad column does not print 97,000 lines."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[Problem] = []
+        self.total = 0
+
+    def add(self, message: str, line: int | None = None, column: str | None = None) -> None:
+        self.total += 1
+        if len(self.items) < MAX_REPORTED_PROBLEMS:
+            self.items.append(Problem(self.file, message, line, column))
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise FormatError(self.items, self.total)
+
+
+class OptionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=OPTION_ID.pattern)
+    label: str = Field(min_length=1)
+
+
+class ElectionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: str
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str = Field(min_length=1)
+    date: dt.date | None = None
+    options: list[OptionDefinition] = Field(min_length=1)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value != "election/1":
+            raise ValueError(f"must be 'election/1', got {value!r}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _unique(cls, options: list[OptionDefinition]) -> list[OptionDefinition]:
+        seen: set[str] = set()
+        for option in options:
+            if option.id in seen:
+                raise ValueError(f"option id {option.id!r} appears twice")
+            seen.add(option.id)
+        return options
+
+    @property
+    def option_ids(self) -> list[str]:
+        return [o.id for o in self.options]
+
+
+def parse_election_json(text: str, file: str = "election.json") -> ElectionDefinition:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError([Problem(file, f"not valid JSON: {exc.msg}", exc.lineno)]) from exc
+    try:
+        return ElectionDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise FormatError(
+            [
+                Problem(file, f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}")
+                for err in exc.errors()
+            ]
+        ) from exc
+
+
+@dataclass(frozen=True)
+class PrecinctRow:
+    precinct_id: str
+    region: str
+    district: str
+    name: str | None
+    registered: int | None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OfficialRow:
+    precinct_id: str
+    lines: dict[str, int | None]  # protocol lines: required and optional columns present
+    votes: dict[str, int | None]  # option id -> votes; None where not readable or published
+
+
+def _read_csv(text: str, file: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FormatError([Problem(file, "the file is empty: a header row is required", 1)]) from None
+    except csv.Error as exc:
+        raise FormatError([Problem(file, f"not a valid CSV file: {exc}", 1)]) from exc
+    header = [h.strip() for h in header]
+
+    def rows() -> Iterable[tuple[int, list[str]]]:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise FormatError(
+                    [Problem(file, f"not a valid CSV row: {exc}", reader.line_num)]
+                ) from exc
+            if row and any(cell.strip() for cell in row):
+                yield reader.line_num, row
+
+    return header, rows()
+
+
+def _check_header(
+    header: list[str], required: Iterable[str], problems: _Problems
+) -> None:
+    for name in header:
+        if header.count(name) > 1:
+            problems.add(f"column '{name}' appears more than once in the header", 1, name)
+            break
+    for name in required:
+        if name not in header:
+            problems.add("required column is missing from the header", 1, name)
+
+
+def _count(value: str, allow_empty: bool) -> tuple[int | None, str | None]:
+    """A cell as a non-negative integer; returns (value, problem)."""
+    cell = value.strip()
+    if cell == "":
+        return (None, None) if allow_empty else (None, "a value is required")
+    if not cell.isascii() or not cell.isdigit():
+        return None, f"{cell!r} is not a non-negative integer"
+    if len(cell) > 9:
+        return None, f"{cell!r} is too large for a vote count"
+    return int(cell), None
+
+
+def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[PrecinctRow]:
+    header, rows = _read_csv(text, file)
+    problems = _Problems(file)
+    _check_header(header, PRECINCT_REQUIRED, problems)
+    problems.raise_if_any()
+    known = {"precinct_id", "region", "district", "name", "registered"}
+    extra = [h for h in header if h not in known]
+    parsed: list[PrecinctRow] = []
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        if len(row) != len(header):
+            problems.add(f"expected {len(header)} cells, found {len(row)}", line)
+            continue
+        cells = dict(zip(header, row, strict=True))
+        precinct_id = cells["precinct_id"].strip()
+        for column in PRECINCT_REQUIRED:
+            if not cells[column].strip():
+                problems.add("a value is required", line, column)
+        if precinct_id in first_line:
+            problems.add(
+                f"precinct {precinct_id!r} already appears on line {first_line[precinct_id]}",
+                line,
+                "precinct_id",
+            )
+        first_line.setdefault(precinct_id, line)
+        registered, problem = _count(cells.get("registered", ""), allow_empty=True)
+        if problem:
+            problems.add(problem, line, "registered")
+        parsed.append(
+            PrecinctRow(
+                precinct_id=precinct_id,
+                region=cells["region"].strip(),
+                district=cells["district"].strip(),
+                name=(cells.get("name") or "").strip() or None,
+                registered=registered,
+                attributes={k: cells[k] for k in extra if cells[k] != ""},
+            )
+        )
+    if not parsed and not problems.total:
+        problems.add("no precincts: at least one row is required", 2)
+    problems.raise_if_any()
+    return parsed
+
+
+def parse_official_csv(
+    text: str,
+    option_ids: Sequence[str],
+    known_precincts: set[str],
+    file: str = "official.csv",
+) -> list[OfficialRow]:
+    """Parse ``official-results/1``. Unknown columns are refused: a misspelt option
+    column would otherwise silently lose that option's votes."""
+    header, rows = _read_csv(text, file)
+    problems = _Problems(file)
+    _check_header(header, ("precinct_id", *OFFICIAL_REQUIRED, *option_ids), problems)
+    allowed = {"precinct_id", *OFFICIAL_REQUIRED, *OFFICIAL_OPTIONAL, *option_ids}
+    for name in header:
+        if name not in allowed:
+            problems.add(
+                "unknown column: neither a protocol line nor an option of this election",
+                1,
+                name,
+            )
+    problems.raise_if_any()
+    line_columns = [c for c in (*OFFICIAL_REQUIRED, *OFFICIAL_OPTIONAL) if c in header]
+    parsed: list[OfficialRow] = []
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        if len(row) != len(header):
+            problems.add(f"expected {len(header)} cells, found {len(row)}", line)
+            continue
+        cells = dict(zip(header, row, strict=True))
+        precinct_id = cells["precinct_id"].strip()
+        if not precinct_id:
+            problems.add("a value is required", line, "precinct_id")
+        elif precinct_id not in known_precincts:
+            problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
+        elif precinct_id in first_line:
+            problems.add(
+                f"precinct {precinct_id!r} already appears on line {first_line[precinct_id]}",
+                line,
+                "precinct_id",
+            )
+        first_line.setdefault(precinct_id, line)
+        values: dict[str, int | None] = {}
+        for column in (*line_columns, *option_ids):
+            value, problem = _count(cells[column], allow_empty=True)
+            if problem:
+                problems.add(problem, line, column)
+            values[column] = value
+        parsed.append(
+            OfficialRow(
+                precinct_id=precinct_id,
+                lines={c: values[c] for c in line_columns},
+                votes={o: values[o] for o in option_ids},
+            )
+        )
+    problems.raise_if_any()
+    return parsed

@@ -1,0 +1,65 @@
+"""Content-addressed photo storage.
+
+Photos are stored under their sha256, so a photo written twice is stored once and
+its name reveals nothing about who sent it. ``PhotoStore`` is the interface an
+object-store backend implements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PhotoStore(Protocol):
+    def put(self, data: bytes) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalPhotoStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"not a sha256 key: {key!r}")
+        return self.root / key[:2] / key[2:4] / key
+
+    def put(self, data: bytes) -> str:
+        key = hashlib.sha256(data).hexdigest()
+        path = self._path(key)
+        if path.exists():
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a crash never leaves a half-written photo under its key.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+
+def get_store() -> PhotoStore:
+    from infra.settings import get_settings
+
+    return LocalPhotoStore(get_settings().photos_path)

@@ -1,0 +1,125 @@
+"""What the phone app does: keep submissions on the device until the server has them.
+
+During a shutdown a phone may be offline for days. Each submission waits in an
+on-device outbox, with its client-generated id, and is re-sent until the server
+answers; re-sending is safe because the server de-duplicates on that id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+# Answers after which re-sending cannot help: the submission itself is wrong.
+FINAL_CLIENT_ERRORS = frozenset({400, 404, 409, 413, 415, 422})
+
+
+@dataclass(frozen=True)
+class Submission:
+    submission_id: str
+    election_id: str
+    precinct_id: str
+    declared_choice: str
+    voter_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    submission_id: str
+    http_status: int
+    status: str
+    reasons: list[str]
+    attempts: int
+
+
+class GolosClient:
+    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None,
+                 timeout: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
+
+    def submit(self, submission: Submission, photo: bytes) -> httpx.Response:
+        data = {k: v for k, v in asdict(submission).items() if v is not None}
+        return self.http.post(
+            "/v1/submissions", data=data, files={"photo": ("ballot.jpg", photo, "image/jpeg")}
+        )
+
+    def status(self, submission_id: str) -> dict:
+        response = self.http.get(f"/v1/submissions/{submission_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Outbox:
+    """Submissions persisted on the device until delivered (one folder per submission)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, submission: Submission, photo: bytes) -> None:
+        item = self.folder / submission.submission_id
+        item.mkdir(exist_ok=True)
+        (item / "photo.jpg").write_bytes(photo)
+        (item / "submission.json").write_text(json.dumps(asdict(submission)))
+
+    def pending(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if (p / "submission.json").exists())
+
+    def send(
+        self,
+        submission_id: str,
+        client: GolosClient,
+        max_attempts: int = 8,
+        backoff: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Outcome | None:
+        """Send one item, retrying with exponential backoff; None if still undelivered."""
+        item = self.folder / submission_id
+        submission = Submission(**json.loads((item / "submission.json").read_text()))
+        photo = (item / "photo.jpg").read_bytes()
+        for attempt in range(1, max_attempts + 1):
+            try:
+                response = client.submit(submission, photo)
+            except httpx.TransportError:
+                response = None
+            if response is not None and (
+                response.status_code < 300 or response.status_code in FINAL_CLIENT_ERRORS
+            ):
+                body = response.json()
+                detail = body.get("detail") if response.status_code >= 300 else None
+                outcome = Outcome(
+                    submission_id=submission_id,
+                    http_status=response.status_code,
+                    status=body.get("status", "refused") if detail is None else "refused",
+                    reasons=body.get("reasons", []) if detail is None else [str(detail)],
+                    attempts=attempt,
+                )
+                for f in item.iterdir():
+                    f.unlink()
+                item.rmdir()
+                return outcome
+            sleep(backoff * 2 ** (attempt - 1))
+        return None
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """A network that drops some requests, like a throttled 2G link. Deterministic."""
+
+    def __init__(self, inner: httpx.BaseTransport, drop_every: int) -> None:
+        self.inner = inner
+        self.drop_every = drop_every
+        self.count = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        if self.drop_every and self.count % self.drop_every == 0:
+            raise httpx.ConnectError("network unreachable (simulated)", request=request)
+        return self.inner.handle_request(request)

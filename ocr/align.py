@@ -1,0 +1,167 @@
+"""Finding the template's ballot in a photo: ORB features + RANSAC homography.
+
+All homographies here map reference-image pixels to photo pixels, so the
+template's coordinates can be projected straight into the photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Matching runs on downscaled images: text strokes are then a few pixels wide,
+# which keeps ORB's keypoints on stable structure and the cost low.
+REF_MATCH_SIDE = 900
+PHOTO_MATCH_SIDE = 1000
+N_FEATURES = 2500
+RATIO_TEST = 0.8
+RANSAC_PX = 4.0  # reprojection tolerance, pixels of the photo's match image
+
+MIN_INLIERS = 30
+MIN_INLIER_RATIO = 0.2
+
+
+@dataclass(frozen=True)
+class Features:
+    points: np.ndarray  # (N, 2) float32, in pixels of the image they were taken from
+    descriptors: np.ndarray  # (N, 32) uint8
+
+
+@dataclass(frozen=True)
+class Alignment:
+    homography: np.ndarray  # 3x3 float64, reference pixels -> photo pixels
+    matches: int
+    inliers: int
+
+    @property
+    def inlier_ratio(self) -> float:
+        return self.inliers / self.matches if self.matches else 0.0
+
+
+def resize_long_side(gray: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """Downscale (never upscale) so the long side is at most `long_side`."""
+    scale = min(1.0, long_side / max(gray.shape[:2]))
+    if scale >= 1.0:
+        return gray, 1.0
+    out = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return out, scale
+
+
+def detect(gray: np.ndarray, long_side: int) -> Features:
+    small, scale = resize_long_side(gray, long_side)
+    orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=10)
+    keypoints, descriptors = orb.detectAndCompute(small, None)
+    if descriptors is None or not keypoints:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    points = np.array([k.pt for k in keypoints], dtype=np.float32) / scale
+    return Features(points, descriptors)
+
+
+def reference_features(reference: np.ndarray) -> Features:
+    return detect(reference, REF_MATCH_SIDE)
+
+
+def homography_problem(
+    homography: np.ndarray, ref_size: tuple[int, int], photo_size: tuple[int, int]
+) -> str | None:
+    """Why a homography cannot be a photo of a flat page, or None if it can.
+
+    Pure geometry: the projected page must be a convex, non-mirrored quadrilateral
+    of plausible size whose sides keep their proportions within what a handheld
+    shot produces.
+    """
+    w, h = ref_size
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    hom = np.c_[corners, np.ones(4)] @ homography.T
+    if np.any(hom[:, 2] <= 1e-9):
+        return "page_behind_camera"
+    quad = hom[:, :2] / hom[:, 2:]
+    edges = np.roll(quad, -1, axis=0) - quad
+    cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(
+        edges, -1, axis=0
+    )[:, 0]
+    if not (np.all(cross > 0) or np.all(cross < 0)):
+        return "page_not_convex"
+    if cross[0] < 0:  # image y points down, so a non-mirrored page turns clockwise
+        return "page_mirrored"
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    top, right, bottom, left = lengths
+    if min(top / bottom, bottom / top, left / right, right / left) < 0.5:
+        return "perspective_too_strong"
+    aspect_ref = w / h
+    aspect = ((top + bottom) / 2) / ((left + right) / 2)
+    if not 0.6 < aspect / aspect_ref < 1.6:
+        return "page_distorted"
+    area = 0.5 * abs(float(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1)
+                                  * quad[:, 1])))
+    pw, ph = photo_size
+    if area < 0.04 * pw * ph:
+        return "page_too_small"
+    return None
+
+
+def match(reference: Features, photo: Features) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio-tested nearest-neighbour matches: (reference points, photo points)."""
+    if len(reference.points) < 2 or len(photo.points) < 2:
+        empty = np.zeros((0, 2), np.float32)
+        return empty, empty
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
+    src = np.array([reference.points[m.queryIdx] for m in good], np.float32).reshape(-1, 2)
+    dst = np.array([photo.points[m.trainIdx] for m in good], np.float32).reshape(-1, 2)
+    return src, dst
+
+
+def estimate(reference: Features, photo: Features, scale: float) -> Alignment | None:
+    """RANSAC homography between matched points; `scale` = photo match px per photo px."""
+    src, dst = match(reference, photo)
+    if len(src) < 8:
+        return None
+    cv2.setRNGSeed(12345)  # RANSAC sampling must not make the same photo read differently
+    homography, mask = cv2.findHomography(
+        src, dst, cv2.USAC_MAGSAC, RANSAC_PX / scale, maxIters=3000, confidence=0.999
+    )
+    if homography is None or mask is None:
+        return None
+    return Alignment(np.asarray(homography, np.float64), len(src), int(mask.sum()))
+
+
+def align(reference: Features, photo: np.ndarray) -> Alignment | None:
+    """Locate the reference page in a grayscale photo, or None if no model fits."""
+    _, scale = resize_long_side(photo, PHOTO_MATCH_SIDE)
+    return estimate(reference, detect(photo, PHOTO_MATCH_SIDE), scale)
+
+
+def is_confident(alignment: Alignment) -> bool:
+    return alignment.inliers >= MIN_INLIERS and alignment.inlier_ratio >= MIN_INLIER_RATIO
+
+
+def warp_region(
+    photo: np.ndarray,
+    homography: np.ndarray,
+    rect: tuple[int, int, int, int],
+    scale: float = 1.0,
+    border: int = 255,
+) -> np.ndarray:
+    """Warp the photo into reference rectangle (x0, y0, x1, y1), sampled at `scale`."""
+    x0, y0, x1, y1 = rect
+    out_w, out_h = round((x1 - x0) * scale), round((y1 - y0) * scale)
+    # output pixel (u, v) <- reference point (x0 + u / scale, y0 + v / scale)
+    to_ref = np.array([[1 / scale, 0, x0], [0, 1 / scale, y0], [0, 0, 1]], dtype=np.float64)
+    return cv2.warpPerspective(
+        photo,
+        homography @ to_ref,
+        (max(1, out_w), max(1, out_h)),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
+    )
+
+
+def project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    hom = np.c_[pts, np.ones(len(pts))] @ homography.T
+    return hom[:, :2] / hom[:, 2:]

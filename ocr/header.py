@@ -1,0 +1,266 @@
+"""Reading the ballot header with Tesseract to confirm which election it is.
+
+Tesseract costs a process start and a language model load per call, so a read
+makes a single call on a small image: the neighbourhoods of the header keywords,
+located once on the reference when the template is loaded, cut from the aligned
+photo and stacked. The whole header is read only as a second chance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytesseract
+
+from ocr.align import warp_region
+
+TEXT_HEIGHT = 34  # pixels Tesseract is given per line of text (it likes 30-40)
+MIN_RATIO = 0.8  # difflib similarity needed for an OCR token to count as the keyword
+OCR_CONFIG = "--psm 6"
+CROP_GAP = 12  # white pixels between stacked crops
+OCR_TIMEOUT_S = 20
+MAX_FALLBACK_WIDTH = 1600
+BLUR_SIGMAS = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0)  # crop pixels (text ~TEXT_HEIGHT)
+BLUR_SEARCH = 4  # pixels of residual shift searched when estimating blur
+FOUND_ON_REFERENCE = 0.95  # on the clean reference a keyword should read (almost) exactly
+
+Rect = tuple[int, int, int, int]
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class KeywordSpot:
+    keyword: str
+    rect: Rect  # reference pixels, the keyword plus a margin for misalignment
+    scale: float  # sampling scale that brings the word to TEXT_HEIGHT
+
+
+@dataclass(frozen=True)
+class HeaderPlan:
+    region: Rect  # the whole header (reference pixels): above the first option box
+    region_scale: float
+    spots: list[KeywordSpot]
+    reference_blurs: list[np.ndarray]  # the reference keyword crops at each BLUR_SIGMAS
+
+
+def run_tesseract(image: np.ndarray, languages: str) -> str:
+    # One OCR thread: readers run one per core, and OpenMP threads only fight.
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    text: str = pytesseract.image_to_string(
+        image, lang=languages, config=OCR_CONFIG, timeout=OCR_TIMEOUT_S
+    )
+    return text
+
+
+def tokens(text: str) -> list[str]:
+    return [t.casefold() for t in _WORD.findall(text)]
+
+
+def keyword_similarity(keyword: str, words: list[str]) -> float:
+    """Best difflib ratio of the keyword against any run of as many OCR tokens.
+
+    Runs of one more token are tried too, glued, because OCR sometimes splits a
+    word ("БЮЛЛЕ ТЕНЬ").
+    """
+    wanted = tokens(keyword)
+    if not wanted or not words:
+        return 0.0
+    target = " ".join(wanted)
+    glued_target = "".join(wanted)
+    best = 0.0
+    n = len(wanted)
+    for size in (n, n + 1):
+        for i in range(0, max(0, len(words) - size) + 1):
+            run = words[i : i + size]
+            for cand, goal in ((" ".join(run), target), ("".join(run), glued_target)):
+                if abs(len(cand) - len(goal)) > max(3, len(goal) // 2):
+                    continue
+                best = max(best, difflib.SequenceMatcher(None, goal, cand).ratio())
+    return best
+
+
+def keyword_scores(text: str, keywords: list[str]) -> dict[str, float]:
+    words = tokens(text)
+    return {k: keyword_similarity(k, words) for k in keywords}
+
+
+def text_scale(gray: np.ndarray) -> float:
+    """Scale bringing the region's typical letter height to TEXT_HEIGHT.
+
+    Letter height is the median height of connected ink components of letter-like
+    shape; it needs no knowledge of the font or the page size.
+    """
+    ink = (gray < 128).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    heights = [
+        int(h)
+        for x, y, w, h, area in stats[1:n]
+        if h >= 5 and w >= 2 and w <= 3 * h and h <= gray.shape[0] / 3 and area >= 8
+    ]
+    if len(heights) < 5:
+        return 1.0
+    # Upper-quartile height: capitals and ascenders, close to what Tesseract's line is.
+    letter = float(np.percentile(heights, 75))
+    return float(np.clip(TEXT_HEIGHT / letter, 0.2, 3.0))
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Laplacian energy relative to contrast: a reference-free blur measure."""
+    img = gray.astype(np.float32)
+    variance = float(img.var())
+    if variance < 1e-6:
+        return 0.0
+    return float(cv2.Laplacian(img, cv2.CV_32F).var()) / variance
+
+
+def blurred_versions(reference_crop: np.ndarray) -> list[np.ndarray]:
+    """The reference crop blurred by each of BLUR_SIGMAS (precomputed at load)."""
+    img = reference_crop.astype(np.float32)
+    return [img if s == 0 else cv2.GaussianBlur(img, (0, 0), s) for s in BLUR_SIGMAS]
+
+
+def estimate_blur(photo_crop: np.ndarray, versions: list[np.ndarray]) -> tuple[float, float]:
+    """Blur of the photo as the Gaussian sigma (crop pixels) that best explains it.
+
+    The aligned photo is compared with progressively blurred copies of the
+    reference; noise and JPEG artefacts do not correlate with the print, so
+    unlike Laplacian energy this does not mistake grain for sharpness.
+    Returns (sigma, best correlation).
+    """
+    photo = photo_crop.astype(np.float32)
+    m = BLUR_SEARCH
+    h, w = photo.shape
+    if h <= 2 * m + 4 or w <= 2 * m + 4:
+        return 0.0, 0.0
+    # Residual misalignment would read as blur: find the shift on a mid blur first.
+    middle = versions[len(versions) // 2][m : h - m, m : w - m]
+    result = cv2.matchTemplate(photo, middle, cv2.TM_CCOEFF_NORMED)
+    _, _, _, (dx, dy) = cv2.minMaxLoc(result)
+    window = photo[dy : dy + h - 2 * m, dx : dx + w - 2 * m]
+    best_sigma, best = 0.0, -1.0
+    for sigma, version in zip(BLUR_SIGMAS, versions, strict=True):
+        corr = float(
+            cv2.matchTemplate(window, version[m : h - m, m : w - m], cv2.TM_CCOEFF_NORMED)[0, 0]
+        )
+        if corr > best:
+            best_sigma, best = sigma, corr
+    return best_sigma, best
+
+
+def stack(crops: list[np.ndarray]) -> np.ndarray:
+    width = max(c.shape[1] for c in crops) + 2 * CROP_GAP
+    parts = [np.full((CROP_GAP, width), 255, np.uint8)]
+    for c in crops:
+        row = np.full((c.shape[0], width), 255, np.uint8)
+        row[:, CROP_GAP : CROP_GAP + c.shape[1]] = c
+        parts += [row, np.full((CROP_GAP, width), 255, np.uint8)]
+    return np.vstack(parts)
+
+
+def plan_header(
+    reference: np.ndarray, first_box_top: int, keywords: list[str], languages: str
+) -> HeaderPlan:
+    """Locate every keyword in the reference header; raise ValueError if one is absent."""
+    width = reference.shape[1]
+    region: Rect = (0, 0, width, max(1, first_box_top))
+    header = reference[: region[3], :]
+    region_scale = text_scale(header)
+    # Headers mix print sizes (a big title, small instructions); reading at a few
+    # scales lets each size be seen near the height Tesseract prefers.
+    words: list[tuple[str, tuple[float, float, float, float]]] = []
+    for factor in (0.5, 1.0, 0.25):  # cheapest likely-sufficient scale first
+        if words and all(
+            keyword_similarity(k, [w for w, _ in words]) >= FOUND_ON_REFERENCE for k in keywords
+        ):
+            break
+        scale = region_scale * factor
+        if scale * min(header.shape) < 2 * TEXT_HEIGHT:
+            continue
+        image = warp_region(reference, np.eye(3), region, scale)
+        data = pytesseract.image_to_data(
+            image, lang=languages, config=OCR_CONFIG, output_type=pytesseract.Output.DICT,
+            timeout=OCR_TIMEOUT_S,
+        )
+        line: list[tuple[str, tuple[float, float, float, float]]] = []
+        for text, x, y, w, h in zip(
+            data["text"], data["left"], data["top"], data["width"], data["height"], strict=True
+        ):
+            toks = tokens(text)
+            if toks:
+                line.append((toks[0], (x / scale, y / scale, w / scale, h / scale)))
+        words += line + [("", (0.0, 0.0, 0.0, 0.0))]  # a break: runs never span scales
+    spots: list[KeywordSpot] = []
+    for keyword in keywords:
+        n = len(tokens(keyword)) or 1
+        found: list[tuple[float, tuple[float, float, float, float]]] = []
+        for i in range(len(words) - n + 1):
+            run = words[i : i + n]
+            ratio = keyword_similarity(keyword, [w for w, _ in run])
+            xs = [r[0] for _, r in run] + [r[0] + r[2] for _, r in run]
+            ys = [r[1] for _, r in run] + [r[1] + r[3] for _, r in run]
+            if all(w for w, _ in run):
+                found.append((ratio, (min(xs), min(ys), max(xs), max(ys))))
+        best = max((r for r, _ in found), default=0.0)
+        if best < MIN_RATIO:
+            raise ValueError(
+                f"keyword {keyword!r} is not readable in the reference header "
+                f"(above the first option box); best OCR similarity {best:.2f}"
+            )
+        # Of the occurrences read (nearly) as well, the largest print survives a
+        # poor photo best: a title rather than the small print of instructions.
+        near = [rect for r, rect in found if r >= max(MIN_RATIO, best - 0.1)]
+        best_rect = max(near, key=lambda rect: rect[3] - rect[1])
+        x0, y0, x1, y1 = best_rect
+        height = y1 - y0
+        # Margins absorb residual misalignment and keep whole letters in view.
+        mx, my = 1.2 * height, 0.5 * height
+        rect: Rect = (
+            max(0, int(x0 - mx)), max(0, int(y0 - my)),
+            min(width, int(x1 + mx)), min(region[3], int(y1 + my)),
+        )
+        spots.append(KeywordSpot(keyword, rect, float(np.clip(TEXT_HEIGHT / height, 0.2, 3.0))))
+    crops = [normalise_light(warp_region(reference, np.eye(3), s.rect, s.scale)) for s in spots]
+    # The second-chance read of the whole header uses the keywords' own scale,
+    # bounded so one slow call cannot take seconds.
+    fallback_scale = min(max(s.scale for s in spots), MAX_FALLBACK_WIDTH / width)
+    return HeaderPlan(region, fallback_scale, spots, blurred_versions(stack(crops)))
+
+
+def keyword_crops(plan: HeaderPlan, photo: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """The keyword neighbourhoods of the aligned photo, light-normalised and stacked."""
+    crops = [warp_region(photo, homography, s.rect, s.scale) for s in plan.spots]
+    return stack([normalise_light(c) for c in crops])
+
+
+def normalise_light(gray: np.ndarray) -> np.ndarray:
+    """Divide by a local paper estimate so shadows do not turn into OCR noise.
+
+    Crops are already scaled to TEXT_HEIGHT, so a window of about half a line
+    always reaches paper between strokes.
+    """
+    size = TEXT_HEIGHT // 2 | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    paper = cv2.blur(cv2.dilate(gray, kernel), (size, size))
+    return cv2.divide(gray, np.maximum(paper, 1), scale=255)
+
+
+def check_keywords(
+    plan: HeaderPlan,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    keywords: list[str],
+    languages: str,
+) -> dict[str, float]:
+    """Similarity per keyword on the aligned photo (first the crops, then the header)."""
+    image = keyword_crops(plan, photo, homography)
+    scores = keyword_scores(run_tesseract(image, languages), keywords)
+    if min(scores.values()) >= MIN_RATIO:
+        return scores
+    whole = normalise_light(warp_region(photo, homography, plan.region, plan.region_scale))
+    second = keyword_scores(run_tesseract(whole, languages), keywords)
+    return {k: max(scores[k], second[k]) for k in keywords}

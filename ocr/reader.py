@@ -1,0 +1,245 @@
+"""Reading a ballot photo against a template: the verdict the platform records.
+
+Order matters for both cost and correctness: cheap decoding and geometry first
+(most junk is rejected there), then the header OCR that proves which election
+the page belongs to, and only then the marks, so a look-alike ballot of another
+election is called `not_a_ballot` rather than read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import pytesseract
+from pydantic import BaseModel, Field
+
+from ocr.align import (
+    MIN_INLIER_RATIO,
+    MIN_INLIERS,
+    Alignment,
+    align,
+    homography_problem,
+    project,
+    resize_long_side,
+)
+from ocr.header import (
+    MIN_RATIO,
+    TEXT_HEIGHT,
+    check_keywords,
+    estimate_blur,
+    keyword_crops,
+    sharpness,
+)
+from ocr.images import ImageRejected, decode_gray
+from ocr.marks import BoxScore, score_box
+from ocr.template import LoadedTemplate, TemplateError, load_template
+
+Verdict = Literal["valid", "blank", "overmarked", "not_a_ballot", "unreadable"]
+
+WORK_SIDE = 1600  # long side the photo is worked at; more only costs time
+MAX_PIXELS = 40_000_000
+
+# Box decision. Scores are ink coverage of the box interior (0..1): an empty box
+# reads ~0, the faintest pen dot several per cent.
+MARK_MIN = 0.025  # a box is marked at or above this (and clearly above the noise)
+EMPTY_MAX = 0.008  # and empty at or below this; in between nobody should guess
+NOISE_MARGIN = 0.02  # marked boxes must also stand this far above the ballot's own noise
+NOISE_FACTOR = 2.5  # ... and be this many times the noise
+
+# Blur is estimated as a Gaussian sigma in the header crops, where text is scaled
+# to TEXT_HEIGHT pixels, so these limits are relative to the print, not the photo.
+BLUR_MAX = 0.1 * TEXT_HEIGHT  # beyond this Tesseract stops reading the header
+BLUR_DOUBTFUL = 0.08 * TEXT_HEIGHT  # from here a failed OCR may be blur, not another document
+BLURRY_PHOTO = 0.01  # whole-photo sharpness below which a failed alignment means blur
+DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
+CONTRAST_MIN = 0.15  # printed outlines fainter than this: washed out or very blurred
+
+
+class BallotReading(BaseModel):
+    verdict: Verdict
+    marks: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasons: list[str] = Field(default_factory=list)
+
+
+def _reading(
+    verdict: Verdict, confidence: float, reasons: list[str], marks: list[str] | None = None
+) -> BallotReading:
+    return BallotReading(
+        verdict=verdict,
+        marks=marks or [],
+        confidence=round(float(np.clip(confidence, 0.0, 1.0)), 3),
+        reasons=reasons,
+    )
+
+
+@dataclass(frozen=True)
+class MarkDecision:
+    marked: list[str]
+    ambiguous: list[str]
+    confidence: float
+
+
+def decide_marks(scores: list[BoxScore]) -> MarkDecision:
+    """Split boxes into marked / empty / ambiguous using the ballot's own noise.
+
+    Empty boxes dominate a ballot, so the lower half of the scores tells how
+    much "ink" paper texture, blur and JPEG produce on this very photo; a mark
+    must stand out from that as well as pass the absolute floor.
+    """
+    values = np.array([s.score for s in scores], dtype=np.float64)
+    lower = np.sort(values)[: max(1, len(values) // 2)] if len(values) > 1 else np.zeros(1)
+    noise = float(lower.mean())
+    high = max(MARK_MIN, noise + NOISE_MARGIN, NOISE_FACTOR * noise)
+    low = max(EMPTY_MAX, noise * 1.5)
+    marked, ambiguous = [], []
+    certainty = 1.0
+    for s in scores:
+        if s.score >= high:
+            marked.append(s.option_id)
+            certainty = min(certainty, 0.5 + 0.5 * min(1.0, (s.score - high) / high))
+        elif s.score <= low:
+            certainty = min(certainty, 0.5 + 0.5 * min(1.0, (low - s.score) / low + 0.5))
+        else:
+            ambiguous.append(s.option_id)
+    return MarkDecision(marked, ambiguous, certainty)
+
+
+def _alignment_confidence(alignment: Alignment) -> float:
+    by_count = min(1.0, alignment.inliers / (4 * MIN_INLIERS))
+    by_ratio = min(1.0, alignment.inlier_ratio / (2 * MIN_INLIER_RATIO))
+    return 0.5 + 0.5 * min(by_count, by_ratio)
+
+
+def _outside(template: LoadedTemplate, homography: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether any box (with its spill ring) or keyword crop falls off the photo."""
+    rects = [b.rect for b in template.boxes] + [s.rect for s in template.header.spots]
+    corners = np.array(
+        [(x, y) for x0, y0, x1, y1 in rects for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))],
+        dtype=np.float64,
+    )
+    pts = project(homography, corners)
+    h, w = shape
+    return bool(np.any(pts < -1) or np.any(pts[:, 0] > w + 1) or np.any(pts[:, 1] > h + 1))
+
+
+def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
+    tpl = template.template
+    if float(np.percentile(photo, 95)) < DARK_LEVEL:
+        return _reading("unreadable", 0.9, ["too_dark"])
+
+    alignment = align(template.features, photo)
+    problem = (
+        "too_few_matches"
+        if alignment is None
+        else homography_problem(alignment.homography, template.size, (photo.shape[1], photo.shape[0]))
+    )
+    if alignment is not None and problem is None and (
+        alignment.inliers < MIN_INLIERS or alignment.inlier_ratio < MIN_INLIER_RATIO
+    ):
+        problem = "too_few_matches"
+    if alignment is None or problem is not None:
+        small, _ = resize_long_side(photo, 800)
+        if sharpness(small) < BLURRY_PHOTO:
+            return _reading("unreadable", 0.6, ["blurred", "alignment_failed"])
+        inliers = alignment.inliers if alignment is not None else 0
+        return _reading(
+            "not_a_ballot",
+            1.0 - 0.5 * min(1.0, inliers / MIN_INLIERS),
+            ["alignment_failed", problem or "too_few_matches"],
+        )
+    homography = alignment.homography
+    if _outside(template, homography, photo.shape[:2]):
+        return _reading("unreadable", 0.8, ["cut_off"])
+
+    crops = keyword_crops(template.header, photo, homography)
+    blur, _ = estimate_blur(crops, template.header.reference_blurs)
+    if blur > BLUR_MAX:
+        return _reading("unreadable", 0.8, ["blurred"])
+
+    found = check_keywords(
+        template.header, photo, homography, tpl.header_keywords, tpl.ocr_languages
+    )
+    if min(found.values()) < MIN_RATIO:
+        missing = [k for k, r in found.items() if r < MIN_RATIO]
+        if blur >= BLUR_DOUBTFUL:
+            # The page matched the reference but the text is soft: OCR may just
+            # have failed, so a person should look rather than the vote be dropped.
+            return _reading("unreadable", 0.6, ["blurred", "header_keywords_missing"])
+        return _reading(
+            "not_a_ballot",
+            0.9 if len(missing) == len(found) else 0.7,
+            ["header_keywords_missing"],
+        )
+    header_confidence = 0.8 + 0.2 * min((r - MIN_RATIO) / (1 - MIN_RATIO) for r in found.values())
+
+    scores = [score_box(b, photo, homography) for b in template.boxes]
+    if not all(s.visible for s in scores):
+        return _reading("unreadable", 0.8, ["cut_off"])
+    if float(np.median([s.contrast for s in scores])) < CONTRAST_MIN:
+        return _reading("unreadable", 0.7, ["low_contrast"])
+    decision = decide_marks(scores)
+    confidence = min(_alignment_confidence(alignment), header_confidence, decision.confidence)
+    if decision.ambiguous:
+        return _reading("unreadable", 1.0 - confidence / 2, ["ambiguous_mark"])
+    if not decision.marked:
+        return _reading("blank", confidence, [])
+    if len(decision.marked) > tpl.max_marks:
+        return _reading("overmarked", confidence, [], decision.marked)
+    return _reading("valid", confidence, [], decision.marked)
+
+
+def read_ballot(template: LoadedTemplate, image_bytes: bytes) -> BallotReading:
+    """Read one photo. Never raises for a bad image: it is `unreadable` with a reason."""
+    try:
+        gray = decode_gray(image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE)
+    except ImageRejected as exc:
+        return _reading("unreadable", 1.0, [exc.reason])
+    except MemoryError:
+        return _reading("unreadable", 1.0, ["too_many_pixels"])
+    if min(gray.shape) < 32:
+        return _reading("unreadable", 1.0, ["too_small"])
+    photo, _ = resize_long_side(gray, WORK_SIDE)
+    try:
+        return _read_gray(template, photo)
+    except (pytesseract.TesseractError, RuntimeError, OSError):
+        # Tesseract missing, killed or timed out: a person must look at it.
+        return _reading("unreadable", 0.0, ["ocr_failed"])
+    except cv2.error:
+        # Geometry so degenerate that OpenCV refuses it: not something to guess on.
+        return _reading("unreadable", 0.0, ["processing_failed"])
+
+
+def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[str, object]]:
+    """One spec-shaped dict per photo, in the order given; never raises for a photo.
+
+    A template that cannot be loaded makes every photo `unreadable`
+    ("template_not_found" / "template_invalid") rather than stopping the batch.
+    """
+    template: LoadedTemplate | None = None
+    template_reason = ""
+    try:
+        template = load_template(template_dir)
+    except TemplateError:
+        template_reason = (
+            "template_not_found"
+            if not (Path(template_dir) / "template.json").is_file()
+            else "template_invalid"
+        )
+    for photo in photos:
+        if template is None:
+            reading = _reading("unreadable", 1.0, [template_reason])
+        else:
+            try:
+                data = Path(photo).read_bytes()
+            except OSError as exc:
+                reason = "file_not_found" if isinstance(exc, FileNotFoundError) else "file_unreadable"
+                reading = _reading("unreadable", 1.0, [reason])
+            else:
+                reading = read_ballot(template, data)
+        yield {"photo": str(photo), **reading.model_dump()}

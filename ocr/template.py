@@ -1,0 +1,163 @@
+"""Ballot templates (`ballot-template/1`): validation and one-time preparation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Literal
+
+import numpy as np
+import pytesseract
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ocr.align import Features, reference_features
+from ocr.header import HeaderPlan, plan_header
+from ocr.images import ImageRejected, decode_gray
+from ocr.marks import BoxReference, box_reference
+
+TEMPLATE_FILE = "template.json"
+REFERENCE_MAX_PIXELS = 40_000_000
+BOX_SIDE = 64
+
+
+class TemplateError(ValueError):
+    """A template folder that cannot be used; the message names the file and field."""
+
+
+class TemplateOption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    box: tuple[int, int, int, int]
+
+
+class BallotTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["ballot-template/1"]
+    election: str
+    reference_image: str
+    ocr_languages: str
+    header_keywords: list[str] = Field(min_length=1)
+    max_marks: int = Field(ge=1)
+    options: list[TemplateOption] = Field(min_length=1)
+
+
+@dataclass
+class LoadedTemplate:
+    """A validated template with everything the reader needs, computed once."""
+
+    template: BallotTemplate
+    folder: Path
+    reference: np.ndarray  # grayscale uint8, upright, as in the folder
+    features: Features  # ORB features of the reference, in reference pixels
+    boxes: list[BoxReference]  # one per option, in template order
+    header: HeaderPlan
+    box_scale: float  # sampling scale of the box patches
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.reference.shape[1]), int(self.reference.shape[0])
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "(document)"
+
+
+def _fail(path: Path, field: str, problem: str) -> TemplateError:
+    return TemplateError(f"{path}: field {field!r}: {problem}")
+
+
+def parse_template(raw: bytes, path: Path) -> BallotTemplate:
+    """Validate template.json bytes; errors name the file and the offending field."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: the document must be a JSON object")
+    try:
+        template = BallotTemplate.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(path, _field_name(tuple(first["loc"])), first["msg"]) from exc
+    seen: set[str] = set()
+    for i, option in enumerate(template.options):
+        if option.id in seen:
+            raise _fail(path, f"options[{i}].id", f"duplicate option id {option.id!r}")
+        seen.add(option.id)
+        x, y, w, h = option.box
+        if w <= 0 or h <= 0 or x < 0 or y < 0:
+            raise _fail(path, f"options[{i}].box", f"{list(option.box)} is not a box")
+    for i, keyword in enumerate(template.header_keywords):
+        if not keyword.strip():
+            raise _fail(path, f"header_keywords[{i}]", "empty keyword")
+    name = template.reference_image
+    # A plain file name only: the template must never make us read outside its folder.
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or PurePosixPath(name).name != name
+        or PureWindowsPath(name).name != name
+    ):
+        raise _fail(path, "reference_image", f"{name!r} must be a plain file name in the folder")
+    return template
+
+
+def load_template(folder: Path | str) -> LoadedTemplate:
+    folder = Path(folder)
+    path = folder / TEMPLATE_FILE
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TemplateError(f"{path}: cannot read the template ({exc.strerror})") from exc
+    template = parse_template(raw, path)
+    image_path = folder / template.reference_image
+    if not image_path.resolve().is_relative_to(folder.resolve()):
+        raise _fail(path, "reference_image", "points outside the template folder")
+    try:
+        reference = decode_gray(image_path.read_bytes(), max_pixels=REFERENCE_MAX_PIXELS)
+    except OSError as exc:
+        raise _fail(path, "reference_image", f"cannot read {image_path} ({exc.strerror})") from exc
+    except ImageRejected as exc:
+        raise _fail(path, "reference_image", f"{image_path}: {exc.message}") from exc
+    height, width = reference.shape
+    for i, option in enumerate(template.options):
+        x, y, w, h = option.box
+        if x + w > width or y + h > height:
+            raise _fail(
+                path, f"options[{i}].box",
+                f"{list(option.box)} does not fit in the {width}x{height} reference image",
+            )
+    first_top = min(o.box[1] for o in template.options)
+    try:
+        header = plan_header(
+            reference, first_top, template.header_keywords, template.ocr_languages
+        )
+    except pytesseract.TesseractError as exc:
+        raise _fail(path, "ocr_languages", f"Tesseract refused it: {exc.message}") from exc
+    except ValueError as exc:
+        raise _fail(path, "header_keywords", str(exc)) from exc
+    sides = [min(o.box[2], o.box[3]) for o in template.options]
+    # Boxes are examined at about BOX_SIDE pixels: enough for a pen stroke, cheap to warp.
+    box_scale = min(1.0, BOX_SIDE / float(np.median(sides)))
+    boxes = [box_reference(o.id, o.box, reference, box_scale) for o in template.options]
+    return LoadedTemplate(
+        template=template,
+        folder=folder,
+        reference=reference,
+        features=reference_features(reference),
+        boxes=boxes,
+        header=header,
+        box_scale=box_scale,
+    )

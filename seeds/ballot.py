@@ -1,0 +1,282 @@
+"""Renders paper ballots and their `ballot-template/1` folders.
+
+The demo needs ballots it can print into synthetic photos and templates the
+reader can load; drawing both from one design guarantees the template's box
+coordinates are exactly where the squares were printed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+from PIL import Image, ImageDraw, ImageFont
+
+from ocr.template import BallotTemplate, TemplateOption
+
+REFERENCE_NAME = "reference.png"
+TEMPLATE_NAME = "template.json"
+
+
+@dataclass(frozen=True)
+class BallotDesign:
+    election: str
+    title_lines: list[str]
+    header_keywords: list[str]
+    ocr_languages: str
+    options: list[tuple[str, str]]  # (option id, label as printed)
+    max_marks: int = 1
+    width: int = 1240
+    height: int = 1754
+    font: str = "DejaVuSans"  # a matplotlib-bundled family: DejaVuSans or DejaVuSerif
+    details: list[str] = field(default_factory=list)  # small print under each option
+    instructions: list[str] = field(default_factory=list)
+    footer_lines: list[str] = field(default_factory=list)
+    stamp_caption: list[str] = field(default_factory=list)  # empty: no stamp place
+    box_size: int = 64  # side of the mark square, pixels at `width`
+    box_side: Literal["left", "right"] = "right"
+    title_size: int = 46  # pixels at width 1240; everything scales with the width
+    label_size: int = 32
+    small_size: int = 19
+
+
+BY2020_DESIGN = BallotDesign(
+    election="by-2020-president",
+    title_lines=[
+        "ИЗБИРАТЕЛЬНЫЙ БЮЛЛЕТЕНЬ",
+        "для голосования по выборам Президента",
+        "Республики Беларусь 9 августа 2020 года",
+    ],
+    header_keywords=["БЮЛЛЕТЕНЬ", "Президента"],
+    ocr_languages="rus+bel",
+    options=[
+        ("dmitriyev", "ДМИТРИЕВ Андрей Владимирович"),
+        ("kanapatskaya", "КАНОПАЦКАЯ Анна Анатольевна"),
+        ("lukashenko", "ЛУКАШЕНКО Александр Григорьевич"),
+        ("tsikhanouskaya", "ТИХАНОВСКАЯ Светлана Георгиевна"),
+        ("charachen", "ЧЕРЕЧЕНЬ Сергей Николаевич"),
+        ("against_all", "ПРОТИВ ВСЕХ"),
+    ],
+    details=[
+        "1980 года рождения, сопредседатель республиканского общественного "
+        "объединения, проживает в г. Минске",
+        "1976 года рождения, индивидуальный предприниматель, проживает в г. Минске",
+        "1954 года рождения, Президент Республики Беларусь, проживает в г. Минске",
+        "1982 года рождения, временно не работает, проживает в г. Минске",
+        "1971 года рождения, председатель политической партии, проживает в г. Минске",
+        "",
+    ],
+    instructions=[
+        "РАЗЪЯСНЕНИЕ ПОРЯДКА ЗАПОЛНЕНИЯ ИЗБИРАТЕЛЬНОГО БЮЛЛЕТЕНЯ",
+        "Поставьте любой знак в квадрате справа от фамилии кандидата, за которого вы "
+        "голосуете, или в квадрате справа от строки «Против всех». Избирательный "
+        "бюллетень, в котором знаки проставлены более чем в одном квадрате либо не "
+        "проставлены ни в одном из них, считается недействительным.",
+    ],
+    footer_lines=["Избирательный бюллетень без печати участковой комиссии недействителен."],
+    stamp_caption=["Место для печати", "участковой комиссии", "", "Подписи членов", "комиссии"],
+)
+
+# A second, deliberately different design (language, font, page size, box size
+# and side): it proves nothing in the reader is tuned to the Belarus ballot.
+REFERENDUM_DESIGN = BallotDesign(
+    election="demo-2024-referendum",
+    title_lines=["OFFICIAL REFERENDUM BALLOT", "Referendum on the new Constitution", "of 3 March"],
+    header_keywords=["REFERENDUM", "Constitution"],
+    ocr_languages="eng",
+    options=[
+        ("yes", "YES, I approve the new Constitution"),
+        ("no", "NO, I do not approve it"),
+        ("abstain", "I ABSTAIN"),
+    ],
+    details=[
+        "The draft adopted by the Assembly becomes the Constitution.",
+        "The current Constitution remains in force.",
+        "",
+    ],
+    instructions=["Mark ONE square with a cross or a tick. Do not write anything else."],
+    footer_lines=["Ballots with marks in more than one square are void."],
+    width=1000,
+    height=1300,
+    font="DejaVuSerif",
+    box_size=80,
+    box_side="left",
+    title_size=52,
+    label_size=34,
+    small_size=22,
+)
+
+
+@lru_cache(maxsize=32)
+def _font(family: str, bold: bool, size: int) -> ImageFont.FreeTypeFont:
+    name = f"{family}-Bold.ttf" if bold else f"{family}.ttf"
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
+    return ImageFont.truetype(str(path), size)
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if current and font.getlength(candidate) > max_width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    return lines
+
+
+def _split_label(label: str) -> tuple[str, str]:
+    """Leading upper-case words print in bold, like the surname on a real ballot."""
+    words = label.split()
+    n = 0
+    while n < len(words) and words[n].isupper():
+        n += 1
+    n = n or 1
+    return " ".join(words[:n]), " ".join(words[n:])
+
+
+def _dashed_rect(
+    draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], dash: int, width: int
+) -> None:
+    x0, y0, x1, y1 = box
+    for x in range(x0, x1, dash * 2):
+        draw.line([(x, y0), (min(x + dash, x1), y0)], fill=0, width=width)
+        draw.line([(x, y1), (min(x + dash, x1), y1)], fill=0, width=width)
+    for y in range(y0, y1, dash * 2):
+        draw.line([(x0, y), (x0, min(y + dash, y1))], fill=0, width=width)
+        draw.line([(x1, y), (x1, min(y + dash, y1))], fill=0, width=width)
+
+
+def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]:
+    """Draw the upright, unmarked ballot and the template describing it."""
+    if design.details and len(design.details) != len(design.options):
+        raise ValueError("details must have one entry per option (or be empty)")
+    u = design.width / 1240  # every size below is given for a 1240-px-wide page
+    img = Image.new("L", (design.width, design.height), 255)
+    draw = ImageDraw.Draw(img)
+    margin = round(70 * u)
+    line_w = max(2, round(3 * u))
+    title_font = _font(design.font, True, round(design.title_size * u))
+    sub_font = _font(design.font, False, round(design.title_size * 0.7 * u))
+    label_bold = _font(design.font, True, round(design.label_size * u))
+    label_regular = _font(design.font, False, round(design.label_size * u))
+    small = _font(design.font, False, round(design.small_size * u))
+    small_bold = _font(design.font, True, round(design.small_size * u))
+    y = margin
+
+    if design.stamp_caption:
+        stamp_w, stamp_h = round(300 * u), round(190 * u)
+        sx = design.width - margin - stamp_w if design.box_side == "left" else margin
+        _dashed_rect(draw, (sx, y, sx + stamp_w, y + stamp_h), round(10 * u), max(1, line_w - 1))
+        ty = y + round(14 * u)
+        for text in design.stamp_caption:
+            if text:
+                draw.text((sx + round(16 * u), ty), text, font=small, fill=0)
+            ty += round(small.size * 1.3)
+        y += stamp_h + round(30 * u)
+
+    for i, text in enumerate(design.title_lines):
+        font = title_font if i == 0 else sub_font
+        draw.text((design.width / 2, y), text, font=font, fill=0, anchor="ma")
+        y += round(font.size * 1.3)
+    y += round(24 * u)
+
+    if design.instructions:
+        text_w = design.width - 2 * margin - round(40 * u)
+        top = y
+        y += round(16 * u)
+        for i, paragraph in enumerate(design.instructions):
+            font = small_bold if i == 0 else small
+            for line in _wrap(paragraph, font, text_w):
+                draw.text((margin + round(20 * u), y), line, font=font, fill=0)
+                y += round(small.size * 1.3)
+        y += round(12 * u)
+        draw.rectangle((margin, top, design.width - margin, y), outline=0, width=line_w - 1)
+        y += round(40 * u)
+
+    box = round(design.box_size * u)
+    box_col = box + round(70 * u)  # width of the column holding the squares
+    inner_pad = round(24 * u)
+    if design.box_side == "right":
+        text_x0 = margin + inner_pad
+        col_x = design.width - margin - box_col
+    else:
+        text_x0 = margin + box_col + inner_pad
+        col_x = margin + box_col
+    text_w = design.width - 2 * margin - box_col - 2 * inner_pad
+    box_x = (
+        design.width - margin - box_col + (box_col - box) // 2
+        if design.box_side == "right"
+        else margin + (box_col - box) // 2
+    )
+
+    options: list[TemplateOption] = []
+    table_top = y
+    draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
+    for i, (option_id, label) in enumerate(design.options):
+        detail = design.details[i] if design.details else ""
+        bold, regular = _split_label(label)
+        detail_lines = _wrap(detail, small, text_w) if detail else []
+        text_h = label_bold.size * 1.25 + len(detail_lines) * small.size * 1.3
+        row_h = round(max(box + 2 * inner_pad, text_h + 2 * inner_pad))
+        ty = y + (row_h - text_h) / 2
+        draw.text((text_x0, ty), bold, font=label_bold, fill=0)
+        if regular:
+            bx = text_x0 + label_bold.getlength(bold + " ")
+            draw.text((bx, ty), regular, font=label_regular, fill=0)
+        ty += label_bold.size * 1.25
+        for line in detail_lines:
+            draw.text((text_x0, ty), line, font=small, fill=0)
+            ty += small.size * 1.3
+        box_y = y + (row_h - box) // 2
+        draw.rectangle((box_x, box_y, box_x + box - 1, box_y + box - 1), outline=0, width=line_w)
+        options.append(TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box)))
+        y += row_h
+        draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
+    draw.line([(margin, table_top), (margin, y)], fill=0, width=line_w)
+    draw.line([(design.width - margin, table_top), (design.width - margin, y)], fill=0, width=line_w)
+    draw.line([(col_x, table_top), (col_x, y)], fill=0, width=line_w)
+
+    y += round(30 * u)
+    for text in design.footer_lines:
+        for line in _wrap(text, small, design.width - 2 * margin):
+            draw.text((margin, y), line, font=small, fill=0)
+            y += round(small.size * 1.3)
+    if y > design.height - margin // 2:
+        raise ValueError(f"the design does not fit on a {design.width}x{design.height} page")
+
+    template = BallotTemplate(
+        format="ballot-template/1",
+        election=design.election,
+        reference_image=REFERENCE_NAME,
+        ocr_languages=design.ocr_languages,
+        header_keywords=list(design.header_keywords),
+        max_marks=design.max_marks,
+        options=options,
+    )
+    return img.convert("RGB"), template
+
+
+def template_json(template: BallotTemplate) -> str:
+    data = template.model_dump(mode="json")
+    data["options"] = [{**o, "box": list(o["box"])} for o in data["options"]]
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def write_template(design: BallotDesign, folder: Path) -> BallotTemplate:
+    """Write template.json and reference.png into `folder` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    image, template = render_reference(design)
+    # Grayscale PNG: the ballot is black print; a third of the bytes, same pixels.
+    image.convert("L").save(folder / REFERENCE_NAME, format="PNG", optimize=False)
+    (folder / TEMPLATE_NAME).write_text(template_json(template), encoding="utf-8")
+    return template

@@ -1,0 +1,504 @@
+"""Synthetic phone photos of paper ballots, deterministic from a numpy Generator.
+
+They feed the demo (thousands of voters) and the reader's accuracy checks, so
+they must be cheap (a single perspective warp, lighting computed at low
+resolution) and imitate what breaks readers: rotation, perspective, uneven
+light, blur, JPEG, pen marks that spill over the box, stamps and signatures.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, get_args
+
+import cv2
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ocr.template import BallotTemplate
+
+MarkStyle = Literal["cross", "tick", "fill", "scribble", "dot"]
+MARK_STYLES: tuple[MarkStyle, ...] = get_args(MarkStyle)
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class PhotoConditions:
+    rotation_deg: float
+    perspective: float  # largest corner displacement, as a share of the ballot's size
+    blur_sigma: float  # Gaussian sigma in pixels of the final photo
+    light_gradient: float  # brightness difference across the frame, 0..1
+    shadow: bool
+    jpeg_quality: int
+    long_side: int
+    ballot_fraction: float  # share of the frame's long side the ballot occupies
+
+
+def random_conditions(rng: np.random.Generator) -> PhotoConditions:
+    """Conditions in the range of an ordinary phone snapshot of a ballot on a table."""
+    return PhotoConditions(
+        rotation_deg=float(rng.uniform(-15, 15)),
+        perspective=float(rng.uniform(0.0, 0.06)),
+        blur_sigma=float(rng.uniform(0.0, 1.5)),
+        light_gradient=float(rng.uniform(0.0, 0.45)),
+        shadow=bool(rng.random() < 0.25),
+        jpeg_quality=int(rng.integers(70, 93)),
+        long_side=int(rng.integers(1200, 2001)),
+        ballot_fraction=float(rng.uniform(0.7, 0.95)),
+    )
+
+
+@lru_cache(maxsize=32)
+def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"{name}.ttf"
+    return ImageFont.truetype(str(path), size)
+
+
+# ---------------------------------------------------------------- pen strokes
+
+
+def _hand_path(points: list[Point], rng: np.random.Generator, wobble: float) -> list[Point]:
+    """Resample a polyline densely and add a smooth sideways tremor, like a hand."""
+    pts = np.asarray(points, dtype=np.float64)
+    seg = np.hypot(*np.diff(pts, axis=0).T)
+    total = float(seg.sum())
+    if total < 1e-6:
+        return [(float(x), float(y)) for x, y in pts]
+    n = max(8, int(total / 2))
+    dist = np.concatenate([[0.0], np.cumsum(seg)])
+    t = np.linspace(0.0, total, n)
+    x = np.interp(t, dist, pts[:, 0])
+    y = np.interp(t, dist, pts[:, 1])
+    # A random walk, smoothed, gives low-frequency wobble rather than jagged noise.
+    walk = np.cumsum(rng.normal(0.0, 1.0, (n, 2)), axis=0)
+    kernel = np.ones(9) / 9
+    walk = np.stack([np.convolve(walk[:, k], kernel, mode="same") for k in range(2)], axis=1)
+    walk -= np.linspace(walk[0], walk[-1], n)  # keep the ends where the hand aimed
+    scale = wobble / max(1e-6, float(np.abs(walk).max()))
+    x = x + walk[:, 0] * scale
+    y = y + walk[:, 1] * scale
+    return list(zip(x.tolist(), y.tolist(), strict=True))
+
+
+def _draw_stroke(
+    draw: ImageDraw.ImageDraw,
+    points: list[Point],
+    rng: np.random.Generator,
+    width: int,
+    color: tuple[int, int, int],
+    wobble: float,
+) -> None:
+    path = _hand_path(points, rng, wobble)
+    draw.line(path, fill=color, width=width, joint="curve")
+    r = width / 2
+    for px, py in (path[0], path[-1]):  # round pen tips
+        draw.ellipse((px - r, py - r, px + r, py + r), fill=color)
+
+
+def _mark_points(
+    style: MarkStyle, box: tuple[int, int, int, int], rng: np.random.Generator
+) -> list[list[Point]]:
+    """Strokes of one mark, in page coordinates; some overshoot the box edge."""
+    x, y, w, h = box
+
+    def at(u: float, v: float) -> Point:
+        return (x + u * w, y + v * h)
+
+    spill = 0.35 if rng.random() < 0.2 else 0.0  # sometimes the pen runs over the edge
+
+    def lo() -> float:
+        return float(rng.uniform(0.1, 0.25)) - spill * float(rng.random())
+
+    def hi() -> float:
+        return float(rng.uniform(0.75, 0.9)) + spill * float(rng.random())
+
+    if style == "cross":
+        return [[at(lo(), lo()), at(hi(), hi())], [at(hi(), lo()), at(lo(), hi())]]
+    if style == "tick":
+        mid = (float(rng.uniform(0.15, 0.3)), float(rng.uniform(0.45, 0.6)))
+        bottom = (float(rng.uniform(0.35, 0.5)), float(rng.uniform(0.75, 0.88)))
+        top = (hi(), lo())
+        return [[at(*mid), at(*bottom), at(*top)]]
+    if style == "fill":
+        strokes: list[list[Point]] = []
+        rows = int(rng.integers(7, 11))
+        pts: list[Point] = []
+        for i in range(rows):
+            v = 0.12 + 0.76 * i / (rows - 1)
+            pts.append(at(float(rng.uniform(0.08, 0.16)), v))
+            pts.append(at(float(rng.uniform(0.84, 0.92)), v + 0.04))
+        strokes.append(pts)
+        return strokes
+    if style == "scribble":
+        cx, cy = float(rng.uniform(0.4, 0.6)), float(rng.uniform(0.4, 0.6))
+        loops = int(rng.integers(3, 6))
+        t = np.linspace(0, 2 * np.pi * loops, 24 * loops)
+        rad = 0.22 + 0.12 * np.sin(t * float(rng.uniform(0.2, 0.5)))
+        drift = np.linspace(-0.12, 0.12, t.size)
+        return [[at(cx + drift[i] + rad[i] * np.cos(t[i]), cy + rad[i] * np.sin(t[i]) * 0.8)
+                 for i in range(t.size)]]
+    # dot: a blob made by circling the pen tip a few times
+    cx, cy = float(rng.uniform(0.4, 0.6)), float(rng.uniform(0.4, 0.6))
+    r = float(rng.uniform(0.07, 0.11))
+    t = np.linspace(0, 6 * np.pi, 40)
+    rr = r * np.linspace(1.0, 0.3, t.size)
+    return [[at(cx + rr[i] * np.cos(t[i]), cy + rr[i] * np.sin(t[i])) for i in range(t.size)]]
+
+
+def _ink(rng: np.random.Generator) -> tuple[int, int, int]:
+    if rng.random() < 0.65:  # blue ballpoint
+        return (int(rng.integers(15, 50)), int(rng.integers(30, 75)), int(rng.integers(120, 175)))
+    g = int(rng.integers(15, 45))
+    return (g, g, g + int(rng.integers(0, 10)))
+
+
+def _stamp(page: np.ndarray, center: Point, radius: float, rng: np.random.Generator) -> None:
+    """A round precinct stamp in violet ink, multiplied onto the page in place."""
+    size = int(radius * 2 + 8)
+    layer = Image.new("L", (size, size), 0)
+    d = ImageDraw.Draw(layer)
+    c = size / 2
+    lw = max(2, int(radius / 28))
+    d.ellipse((c - radius, c - radius, c + radius, c + radius), outline=255, width=lw)
+    r2 = radius * 0.72
+    d.ellipse((c - r2, c - r2, c + r2, c + r2), outline=255, width=max(1, lw - 1))
+    font = _font("DejaVuSans-Bold", max(8, int(radius / 5)))
+    d.text((c, c), f"УИК № {int(rng.integers(1, 999))}", font=font, fill=255, anchor="mm")
+    small = _font("DejaVuSans", max(7, int(radius / 8)))
+    for k, ch in enumerate("УЧАСТКОВАЯ ИЗБИРАТЕЛЬНАЯ КОМИССИЯ"):
+        ang = -math.pi / 2 + 2 * math.pi * k / 34
+        px, py = c + radius * 0.86 * math.cos(ang), c + radius * 0.86 * math.sin(ang)
+        d.text((px, py), ch, font=small, fill=255, anchor="mm")
+    layer = layer.rotate(float(rng.uniform(0, 360)), resample=Image.Resampling.BILINEAR)
+    alpha = np.asarray(layer, dtype=np.float32) / 255.0 * float(rng.uniform(0.5, 0.85))
+    ink = np.array([110, 70, 170], dtype=np.float32) / 255.0
+    x0, y0 = int(center[0] - size / 2), int(center[1] - size / 2)
+    h, w = page.shape[:2]
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    x0c, y0c = max(0, x0), max(0, y0)
+    x1c, y1c = min(w, x0 + size), min(h, y0 + size)
+    if x1c <= x0c or y1c <= y0c:
+        return
+    a = alpha[sy0 : sy0 + y1c - y0c, sx0 : sx0 + x1c - x0c, None]
+    region = page[y0c:y1c, x0c:x1c].astype(np.float32)
+    page[y0c:y1c, x0c:x1c] = (region * (1 - a + a * ink)).astype(np.uint8)
+
+
+def _far_from_boxes(
+    p: Point, template: BallotTemplate, clearance: float
+) -> bool:
+    for o in template.options:
+        x, y, w, h = o.box
+        if x - clearance < p[0] < x + w + clearance and y - clearance < p[1] < y + h + clearance:
+            return False
+    return True
+
+
+def mark_ballot(
+    reference: Image.Image,
+    template: BallotTemplate,
+    marks: list[str],
+    rng: np.random.Generator,
+    style: MarkStyle | None = None,
+) -> Image.Image:
+    """Pen marks in the boxes of `marks`; sometimes a stamp and a signature elsewhere."""
+    page = np.array(reference.convert("RGB"))
+    width, height = reference.size
+    boxes = {o.id: o.box for o in template.options}
+    first_box_top = min(o.box[1] for o in template.options)
+    box_side = float(np.median([min(o.box[2], o.box[3]) for o in template.options]))
+
+    if rng.random() < 0.6:  # the commission's stamp, in the top corner where it goes
+        radius = float(rng.uniform(0.06, 0.085)) * width
+        center = (
+            float(rng.uniform(0.12, 0.25)) * width,
+            float(rng.uniform(0.06, 0.1)) * height,
+        )
+        if center[1] + radius < first_box_top:
+            _stamp(page, center, radius, rng)
+
+    img = Image.fromarray(page)
+    draw = ImageDraw.Draw(img)
+    if rng.random() < 0.5:  # a commission member's signature, clear of every box
+        for _ in range(10):
+            sx = float(rng.uniform(0.05, 0.6)) * width
+            sy = float(rng.uniform(0.03, 0.97)) * height
+            span = float(rng.uniform(1.5, 3.0)) * box_side
+            probe = [(sx, sy), (sx + span, sy), (sx + span / 2, sy)]
+            if all(_far_from_boxes(p, template, box_side * 1.5) for p in probe):
+                t = np.linspace(0, 1, 30)
+                pts = [
+                    (sx + span * float(u), sy + box_side * 0.25 * math.sin(float(u) * 19))
+                    for u in t
+                ]
+                _draw_stroke(draw, pts, rng, max(2, int(box_side * 0.04)), _ink(rng), 3.0)
+                break
+
+    color = _ink(rng)
+    for option_id in marks:
+        if option_id not in boxes:
+            raise KeyError(f"no option {option_id!r} in template {template.election!r}")
+        mark_style: MarkStyle = style or MARK_STYLES[int(rng.integers(len(MARK_STYLES)))]
+        pen = max(2, int(round(box_side * float(rng.uniform(0.045, 0.07)))))
+        wobble = box_side * 0.04
+        for stroke in _mark_points(mark_style, boxes[option_id], rng):
+            _draw_stroke(draw, stroke, rng, pen, color, wobble)
+    return img
+
+
+# ---------------------------------------------------------------- the photo
+
+
+def _low_res_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    small = rng.random((cells, max(2, cells * shape[1] // max(1, shape[0])))).astype(np.float32)
+    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def _table(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A table top: base colour, wood-like grain and blotches, made at low resolution."""
+    h, w = shape
+    base = np.array(
+        [
+            (70, 100, 140),  # wood (BGR)
+            (40, 60, 95),  # dark wood
+            (120, 120, 118),  # grey laminate
+            (60, 45, 40),  # dark cloth
+            (150, 165, 180),  # light wood
+        ][int(rng.integers(5))],
+        dtype=np.float32,
+    )
+    lh, lw = max(8, h // 8), max(8, w // 8)
+    grain = rng.normal(0, 1, (lh, max(2, lw // 16))).astype(np.float32)
+    grain = cv2.resize(grain, (lw, lh), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        grain = grain.T.copy()
+        grain = cv2.resize(grain, (lw, lh))
+    blotch = _low_res_noise(rng, (lh, lw), 6)
+    tex = 1.0 + 0.08 * grain + 0.15 * (blotch - 0.5)
+    small = np.clip(tex[..., None] * base, 0, 255).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _lighting(
+    rng: np.random.Generator, shape: tuple[int, int], cond: PhotoConditions
+) -> np.ndarray:
+    """Per-pixel gain (low-res then upsampled): a gradient, maybe a soft shadow, tint."""
+    h, w = shape
+    lh, lw = max(8, h // 16), max(8, w // 16)
+    yy, xx = np.mgrid[0:lh, 0:lw].astype(np.float32)
+    ang = float(rng.uniform(0, 2 * np.pi))
+    ramp = (xx / lw - 0.5) * math.cos(ang) + (yy / lh - 0.5) * math.sin(ang)
+    gain = 1.0 + cond.light_gradient * ramp * 1.4 - cond.light_gradient * 0.15
+    if cond.shadow:
+        # The phone's or the hand's shadow: a half-plane with a soft edge.
+        a2 = float(rng.uniform(0, 2 * np.pi))
+        off = float(rng.uniform(-0.25, 0.3))
+        d = (xx / lw - 0.5) * math.cos(a2) + (yy / lh - 0.5) * math.sin(a2) - off
+        soft = float(rng.uniform(0.02, 0.08))
+        depth = float(rng.uniform(0.3, 0.55))
+        gain = gain * (1.0 - depth / (1.0 + np.exp(-d / soft)))
+    gain *= float(rng.uniform(0.85, 1.08))  # exposure
+    tint = np.array(
+        [rng.uniform(0.85, 1.0), rng.uniform(0.93, 1.0), rng.uniform(0.95, 1.05)],
+        dtype=np.float32,
+    )
+    gain3 = gain[..., None] * tint
+    return cv2.resize(gain3.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _exif(rng: np.random.Generator, orientation: int) -> bytes:
+    phones = [("samsung", "SM-A515F"), ("Apple", "iPhone 11"), ("Xiaomi", "Redmi Note 8 Pro")]
+    make, model = phones[int(rng.integers(len(phones)))]
+    exif = Image.Exif()
+    exif[0x010F] = make
+    exif[0x0110] = model
+    exif[0x0112] = orientation
+    hh, mm, ss = int(rng.integers(8, 20)), int(rng.integers(0, 60)), int(rng.integers(0, 60))
+    exif[0x0132] = f"2020:08:09 {hh:02d}:{mm:02d}:{ss:02d}"
+    exif[0x0131] = "G970FXXU9FUG1"
+
+    def dms(v: float) -> tuple[float, float, float]:
+        d = int(v)
+        m = int((v - d) * 60)
+        return (float(d), float(m), round(((v - d) * 60 - m) * 60, 2))
+
+    lat = 53.9 + float(rng.uniform(-0.1, 0.1))
+    lon = 27.56 + float(rng.uniform(-0.15, 0.15))
+    exif[0x8825] = {1: "N", 2: dms(lat), 3: "E", 4: dms(lon)}
+    exif[0x8769] = {0x927C: b"MakerNote\x00" + rng.bytes(24), 0x9003: exif[0x0132]}
+    return exif.tobytes()  # already starts with the "Exif\0\0" APP1 preamble
+
+
+def _with_exif(jpeg: bytes, exif_payload: bytes) -> bytes:
+    """Insert an APP1 Exif segment right after SOI, where phones put it."""
+    segment = b"\xff\xe1" + (len(exif_payload) + 2).to_bytes(2, "big") + exif_payload
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def _encode(bgr: np.ndarray, quality: int, rng: np.random.Generator) -> bytes:
+    orientation = 1
+    if rng.random() < 0.15:
+        # Phones often store sensor-landscape pixels and say "rotate" in EXIF.
+        orientation = 6 if rng.random() < 0.5 else 8
+        bgr = np.ascontiguousarray(np.rot90(bgr, 1 if orientation == 6 else -1))
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV cannot fail on a valid uint8 array
+        raise RuntimeError("JPEG encoding failed")
+    return _with_exif(buf.tobytes(), _exif(rng, orientation))
+
+
+def page_transform(
+    page_size: tuple[int, int],
+    frame_size: tuple[int, int],
+    cond: PhotoConditions,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Homography placing a page (w, h) into a frame (w, h): scale, rotate, tilt, shift."""
+    pw, ph = page_size
+    fw, fh = frame_size
+    corners = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], dtype=np.float64)
+    centred = corners - [pw / 2, ph / 2]
+    jitter = rng.uniform(-1, 1, (4, 2)) * cond.perspective * max(pw, ph)
+    a = math.radians(cond.rotation_deg)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    quad = (centred + jitter) @ rot.T
+    span = quad.max(axis=0) - quad.min(axis=0)
+    scale = cond.ballot_fraction * max(fw, fh) / max(pw, ph)
+    # Never let the page run off the frame in an ordinary photo: shrink to fit.
+    scale = min(scale, 0.98 * fw / span[0], 0.98 * fh / span[1])
+    quad *= scale
+    lo, hi = quad.min(axis=0), quad.max(axis=0)
+    room = np.array([fw, fh]) - (hi - lo)
+    shift = -lo + room * rng.uniform(0.2, 0.8, 2)
+    quad += shift
+    return cv2.getPerspectiveTransform(corners.astype(np.float32), quad.astype(np.float32))
+
+
+def phone_photo(
+    ballot: Image.Image,
+    rng: np.random.Generator,
+    conditions: PhotoConditions | None = None,
+) -> bytes:
+    """A JPEG (with phone-like EXIF incl. GPS) of the page lying on a table."""
+    cond = conditions or random_conditions(rng)
+    page = cv2.cvtColor(np.asarray(ballot.convert("RGB")), cv2.COLOR_RGB2BGR)
+    ph, pw = page.shape[:2]
+    long_side = cond.long_side
+    short_side = int(round(long_side * 3 / 4))
+    fw, fh = (short_side, long_side) if ph >= pw else (long_side, short_side)
+    # Shrink the page close to its final size first: an area filter avoids the
+    # aliasing a single big-ratio warp would produce, and the warp gets cheaper.
+    pre = min(1.0, cond.ballot_fraction * max(fw, fh) / max(pw, ph) * 1.1)
+    if pre < 1.0:
+        page = cv2.resize(page, (round(pw * pre), round(ph * pre)), interpolation=cv2.INTER_AREA)
+    h_mat = page_transform((page.shape[1], page.shape[0]), (fw, fh), cond, rng)
+    frame = _table(rng, (fh, fw))
+    cv2.warpPerspective(
+        page, h_mat, (fw, fh), dst=frame, flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_TRANSPARENT,
+    )
+    gain = _lighting(rng, (fh, fw), cond)
+    noise_tile = rng.normal(0, 2.5, (128, 128, 1)).astype(np.float32)
+    noise = np.tile(noise_tile, (fh // 128 + 1, fw // 128 + 1, 3))[:fh, :fw]
+    lit = cv2.multiply(frame.astype(np.float32), gain)
+    lit = cv2.add(lit, noise)
+    out = np.clip(lit, 0, 255).astype(np.uint8)
+    if cond.blur_sigma > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), cond.blur_sigma)
+    return _encode(out, cond.jpeg_quality, rng)
+
+
+# ---------------------------------------------------------------- other documents
+
+_WORDS_RU = (
+    "договор аренды квартиры стороны обязуются оплатить сумму рублей срок месяц "
+    "настоящий акт справка выдана гражданину месту работы требования заявление "
+    "прошу предоставить отпуск согласно статье кодекса подпись дата печать организации "
+    "протокол собрания жильцов повестка дня вопрос решение принято большинством голосов"
+).split()
+_WORDS_EN = (
+    "invoice total amount due payment terms days customer account number order "
+    "delivery address quantity price description service agreement party shall "
+    "notice period signature date company limited meeting minutes agenda item"
+).split()
+
+
+def _sentence(rng: np.random.Generator, words: tuple[str, ...] | list[str], n: int) -> str:
+    return " ".join(words[int(i)] for i in rng.integers(0, len(words), n))
+
+
+def _text_page(rng: np.random.Generator) -> Image.Image:
+    w, h = 1240, 1754
+    img = Image.new("RGB", (w, h), (250, 250, 247))
+    d = ImageDraw.Draw(img)
+    words = _WORDS_RU if rng.random() < 0.6 else _WORDS_EN
+    title = _font("DejaVuSans-Bold", 44)
+    body = _font("DejaVuSerif" if rng.random() < 0.5 else "DejaVuSans", 26)
+    d.text((w / 2, 110), _sentence(rng, words, 2).upper(), font=title, fill=(0, 0, 0), anchor="ma")
+    y = 220
+    while y < h - 200:
+        if rng.random() < 0.12:
+            y += 40
+            continue
+        indent = 150 if rng.random() < 0.15 else 100
+        line = _sentence(rng, words, int(rng.integers(6, 11)))
+        d.text((indent, y), line, font=body, fill=(10, 10, 10))
+        y += 40
+    if rng.random() < 0.5:  # a form with check boxes: the closest thing to a ballot
+        for k in range(int(rng.integers(2, 6))):
+            by = 900 + k * 120
+            d.rectangle((w - 200, by, w - 136, by + 64), fill=(250, 250, 247), outline=0, width=3)
+    return img
+
+
+def _receipt(rng: np.random.Generator) -> Image.Image:
+    w, h = 620, 1700
+    img = Image.new("RGB", (w, h), (245, 244, 240))
+    d = ImageDraw.Draw(img)
+    mono = _font("DejaVuSansMono", 24)
+    d.text((w / 2, 60), "ООО «ПРОДУКТЫ»", font=_font("DejaVuSansMono-Bold", 30), fill=0,
+           anchor="ma")
+    y = 140
+    total = 0.0
+    while y < h - 220:
+        name = _sentence(rng, ["хлеб", "молоко", "сыр", "кефир", "яблоки", "чай", "сахар"], 1)
+        price = float(rng.integers(50, 2000)) / 100
+        total += price
+        d.text((30, y), f"{name.upper():<18}{price:>8.2f}", font=mono, fill=0)
+        y += 38
+    d.text((30, y + 30), f"ИТОГО{total:>21.2f}", font=_font("DejaVuSansMono-Bold", 26), fill=0)
+    return img
+
+
+def _scene(rng: np.random.Generator) -> Image.Image:
+    w, h = 1200, 1600
+    img = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(60, 200, 3)))
+    d = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(8, 20))):
+        x0, y0 = (int(v) for v in rng.integers(0, 1000, 2))
+        x1, y1 = x0 + int(rng.integers(50, 600)), y0 + int(rng.integers(50, 600))
+        color = tuple(int(v) for v in rng.integers(0, 255, 3))
+        if rng.random() < 0.5:
+            d.rectangle((x0, y0, x1, y1), fill=color)
+        else:
+            d.ellipse((x0, y0, x1, y1), fill=color)
+    return img
+
+
+def not_a_ballot_photo(rng: np.random.Generator) -> bytes:
+    """A phone photo of something else: a text page, a form, a receipt or a scene."""
+    kind = int(rng.integers(3))
+    doc = _text_page(rng) if kind == 0 else _receipt(rng) if kind == 1 else _scene(rng)
+    return phone_photo(doc, rng)
+
+
+def to_png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,172 @@
+"""Uploading ballot photos through the real HTTP app."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from infra.settings import get_settings
+from infra.storage import get_store
+
+
+def _stored(conn: psycopg.Connection) -> tuple[int, int]:
+    conn.commit()
+    submissions = conn.execute("SELECT count(*) FROM submissions").fetchone()
+    jobs = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+    assert submissions is not None and jobs is not None
+    return submissions[0], jobs[0]
+
+
+def _photo_files() -> list[str]:
+    root = get_settings().photos_path
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_upload_is_accepted_and_queued(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sid = str(uuid.uuid4())
+    response = submit(ballot_photo(["tsikhanouskaya"]), sid=sid)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["submission_id"] == sid and body["status"] == "received"
+    assert body["status_url"].endswith(f"/v1/submissions/{sid}")
+    assert _stored(conn) == (1, 1)
+    row = conn.execute("SELECT photo_sha256, voter_key FROM submissions").fetchone()
+    assert row is not None and row[1] is None
+    stored = Image.open(io.BytesIO(get_store().get(row[0])))
+    assert stored.format == "JPEG" and not stored.getexif() and "exif" not in stored.info
+
+
+def test_status_url_answers(client: TestClient, submit: Callable, ballot_photo: Callable) -> None:
+    sid = str(uuid.uuid4())
+    submit(ballot_photo(["lukashenko"]), sid=sid, choice="lukashenko")
+    status = client.get(f"/v1/submissions/{sid}")
+    assert status.status_code == 200
+    assert status.json()["status"] == "received" and status.json()["precinct_id"] == "p1"
+    assert client.get(f"/v1/submissions/{uuid.uuid4()}").status_code == 404
+
+
+def test_voter_identity_is_kept_only_as_a_keyed_hash(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    phone = "+375291234567"
+    assert submit(ballot_photo(["tsikhanouskaya"]), voter=phone).status_code == 202
+    conn.commit()
+    key = conn.execute("SELECT voter_key FROM submissions").fetchone()
+    assert key is not None and len(key[0]) == 32
+    dump = "\n".join(str(r) for r in conn.execute("SELECT * FROM submissions").fetchall())
+    assert phone not in dump and phone[1:] not in dump
+
+
+def test_repeated_submission_id_returns_the_first_result(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sid, photo = str(uuid.uuid4()), ballot_photo(["tsikhanouskaya"])
+    first = submit(photo, sid=sid)
+    again = submit(photo, sid=sid)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["submission_id"] == sid
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert _stored(conn) == (1, 1)
+
+
+def test_same_id_with_other_content_is_refused(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sid, photo = str(uuid.uuid4()), ballot_photo(["tsikhanouskaya"])
+    submit(photo, sid=sid)
+    other = submit(photo, sid=sid, choice="lukashenko")
+    assert other.status_code == 422
+    assert other.json()["detail"]["field"] == "submission_id"
+    assert _stored(conn) == (1, 1)
+
+
+def _truncated_jpeg(photo: bytes) -> bytes:
+    return photo[: len(photo) // 2]
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "field", "text"),
+    [
+        ("not_an_image", 422, "photo", "not_an_image"),
+        ("truncated", 422, "photo", "truncated"),
+        ("gif", 422, "photo", "unsupported_format"),
+        ("unknown_precinct", 422, "precinct_id", "unknown precinct 'nowhere'"),
+        ("unknown_election", 404, "election_id", "unknown election"),
+        ("unknown_choice", 422, "declared_choice", "'putin' is not an option"),
+        ("two_choices", 422, "declared_choice", "at most 1"),
+        ("bad_id", 400, "submission_id", "must be a UUID"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_stored(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable,
+    case: str, status: int, field: str, text: str,
+) -> None:
+    photo = ballot_photo(["tsikhanouskaya"])
+    photos_before = _photo_files()  # the ballot template's reference image
+    kwargs: dict[str, str] = {}
+    if case == "not_an_image":
+        photo = b"just some text, not a photo\n" * 100
+    elif case == "truncated":
+        photo = _truncated_jpeg(photo)
+    elif case == "gif":
+        buffer = io.BytesIO()
+        Image.new("RGB", (600, 800), "white").save(buffer, format="GIF")
+        photo = buffer.getvalue()
+    elif case == "unknown_precinct":
+        kwargs["precinct"] = "nowhere"
+    elif case == "unknown_election":
+        kwargs["election"] = "nowhere-2020"
+    elif case == "unknown_choice":
+        kwargs["choice"] = "putin"
+    elif case == "two_choices":
+        kwargs["choice"] = "lukashenko,tsikhanouskaya"
+    elif case == "bad_id":
+        kwargs["sid"] = "not-a-uuid"
+    response = submit(photo, **kwargs)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == field and text in detail["message"]
+    assert _stored(conn) == (0, 0)
+    assert _photo_files() == photos_before
+
+
+def test_oversize_upload_is_refused(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photo = ballot_photo(["tsikhanouskaya"])
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", len(photo) // 2)
+    response = submit(photo)
+    assert response.status_code == 413
+    assert response.json()["detail"]["field"] == "photo"
+    assert _stored(conn) == (0, 0)
+
+
+def test_decompression_bomb_is_refused(
+    conn: psycopg.Connection, submit: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (6000, 6000), 255).save(buffer, format="PNG")  # tiny file, 36 Mpx
+    monkeypatch.setattr(get_settings(), "max_image_pixels", 10_000_000)
+    response = submit(buffer.getvalue())
+    assert response.status_code == 413
+    assert "too_many_pixels" in response.json()["detail"]["message"]
+    assert _stored(conn) == (0, 0)
+
+
+def test_missing_fields_are_named(client: TestClient, conn: psycopg.Connection) -> None:
+    response = client.post("/v1/submissions", data={"election_id": "by-2020-president"},
+                           files={"photo": ("b.jpg", b"x", "image/jpeg")})
+    assert response.status_code == 422
+    assert response.json()["detail"]["field"] in {"declared_choice", "precinct_id", "submission_id"}
+    not_multipart = client.post("/v1/submissions", json={"election_id": "x"})
+    assert not_multipart.status_code == 415
+    assert _stored(conn) == (0, 0)

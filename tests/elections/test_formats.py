@@ -1,0 +1,98 @@
+"""The interchange-format parsers: every problem names its line and column."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.elections.formats import (
+    FormatError,
+    parse_election_json,
+    parse_official_csv,
+    parse_precincts_csv,
+)
+
+OPTIONS = ["a", "b"]
+PRECINCTS = {"p1", "p2"}
+HEADER = "precinct_id,registered,ballots_issued,ballots_cast,invalid,a,b"
+
+
+def test_election_json_is_parsed() -> None:
+    election = parse_election_json(
+        '{"format": "election/1", "id": "x-1", "name": "X", "date": "2020-08-09",'
+        ' "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]}'
+    )
+    assert election.option_ids == ["a", "b"]
+    assert str(election.date) == "2020-08-09"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{", "not valid JSON"),
+        ('{"format": "election/2", "id": "x", "name": "X", "options": [{"id": "a", "label": "A"}]}',
+         "field 'format'"),
+        ('{"format": "election/1", "id": "x", "name": "X", "options": [{"id": "A!", "label": "A"}]}',
+         "field 'options.0.id'"),
+        ('{"format": "election/1", "id": "x", "name": "X",'
+         ' "options": [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}]}', "appears twice"),
+        ('{"format": "election/1", "id": "x", "name": "X", "options": []}', "field 'options'"),
+    ],
+)
+def test_bad_election_json_names_the_field(text: str, expected: str) -> None:
+    with pytest.raises(FormatError) as exc:
+        parse_election_json(text)
+    assert expected in str(exc.value)
+
+
+def test_precincts_keep_extra_columns_as_attributes() -> None:
+    rows = parse_precincts_csv(
+        "precinct_id,region,district,name,registered,latitude\n"
+        "p1,R,D,Station,1500,52.1\np2,R,D,,,\n"
+    )
+    assert rows[0].registered == 1500
+    assert rows[0].attributes == {"latitude": "52.1"}
+    assert rows[1].registered is None and rows[1].name is None
+
+
+def test_precincts_report_duplicates_and_missing_values() -> None:
+    with pytest.raises(FormatError) as exc:
+        parse_precincts_csv("precinct_id,region,district\np1,R,D\np1,R,D\np2,,D\n")
+    message = str(exc.value)
+    assert "line 3, column 'precinct_id': precinct 'p1' already appears on line 2" in message
+    assert "line 4, column 'region': a value is required" in message
+
+
+def test_official_rows_allow_empty_cells() -> None:
+    rows = parse_official_csv(f"{HEADER}\np1,100,80,80,2,50,\n", OPTIONS, PRECINCTS)
+    assert rows[0].votes == {"a": 50, "b": None}
+    assert rows[0].lines["ballots_cast"] == 80
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("precinct_id,registered,ballots_issued,ballots_cast,a,b\np1,1,1,1,1,1\n",
+         "official.csv, line 1, column 'invalid': required column is missing"),
+        (f"{HEADER}\np1,100,80,-3,2,50,1\n",
+         "official.csv, line 2, column 'ballots_cast': '-3' is not a non-negative integer"),
+        (f"{HEADER}\np1,100,80,80,2,5.5,1\n", "line 2, column 'a': '5.5' is not"),
+        (f"{HEADER}\np1,100,80,80,2,5,1\np9,100,80,80,2,5,1\n",
+         "line 3, column 'precinct_id': unknown precinct 'p9'"),
+        (f"{HEADER}\np1,100,80,80,2,5,1\np1,100,80,80,2,5,1\n",
+         "line 3, column 'precinct_id': precinct 'p1' already appears on line 2"),
+        (f"{HEADER},c\np1,100,80,80,2,5,1,1\n", "line 1, column 'c': unknown column"),
+        (f"{HEADER}\np1,100,80\n", "line 2: expected 7 cells, found 3"),
+    ],
+)
+def test_bad_official_csv_names_line_and_column(text: str, expected: str) -> None:
+    with pytest.raises(FormatError) as exc:
+        parse_official_csv(text, OPTIONS, PRECINCTS)
+    assert expected in str(exc.value)
+
+
+def test_many_problems_are_capped_but_counted() -> None:
+    body = "".join(f"p1,x,1,1,1,1,1\n" for _ in range(50))
+    with pytest.raises(FormatError) as exc:
+        parse_official_csv(f"{HEADER}\n{body}", OPTIONS, PRECINCTS)
+    assert exc.value.total > len(exc.value.problems)
+    assert "more problems" in str(exc.value)

@@ -15,7 +15,7 @@ from infra.settings import get_settings
 
 
 def queue_app() -> queue.App:
-    return queue.make_app(get_settings().dsn, jobs.blueprint)
+    return queue.make_app(get_settings().dsn, jobs.register)
 
 
 @asynccontextmanager

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from procrastinate import App, Blueprint, PsycopgConnector
+from procrastinate import App, PsycopgConnector
 
 __all__ = ["App", "make_app", "retry_stalled_jobs"]
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 STALLED_AFTER_SECONDS = 30.0
 
 
-def make_app(dsn: str, *blueprints: Blueprint) -> App:
+def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:
     app = App(
         connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4),
         worker_defaults={
@@ -23,8 +24,8 @@ def make_app(dsn: str, *blueprints: Blueprint) -> App:
             "stalled_worker_timeout": STALLED_AFTER_SECONDS,
         },
     )
-    for blueprint in blueprints:
-        app.add_tasks_from(blueprint, namespace="golos")
+    for register in registrations:
+        register(app)
     return app
 
 

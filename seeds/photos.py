@@ -26,6 +26,7 @@ MarkStyle = Literal["cross", "tick", "fill", "scribble", "dot"]
 MARK_STYLES: tuple[MarkStyle, ...] = get_args(MarkStyle)
 
 Point = tuple[float, float]
+GAIN_ONE = 128  # the value of a unit gain in the 8-bit lighting map
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,9 @@ def _lighting(
         dtype=np.float32,
     )
     gain3 = gain[..., None] * tint
-    return cv2.resize(gain3.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    # uint8 with 128 meaning 1.0: the full-resolution multiply then stays in 8 bits.
+    gain8 = np.clip(gain3 * GAIN_ONE, 0, 255).astype(np.uint8)
+    return cv2.resize(gain8, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _exif(rng: np.random.Generator, orientation: int) -> bytes:
@@ -387,15 +390,16 @@ def phone_photo(
 ) -> bytes:
     """A JPEG (with phone-like EXIF incl. GPS) of the page lying on a table."""
     cond = conditions or random_conditions(rng)
-    page = cv2.cvtColor(np.asarray(ballot.convert("RGB")), cv2.COLOR_RGB2BGR)
+    rgb = ballot if ballot.mode == "RGB" else ballot.convert("RGB")
+    page = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
     ph, pw = page.shape[:2]
     long_side = cond.long_side
     short_side = int(round(long_side * 3 / 4))
     fw, fh = (short_side, long_side) if ph >= pw else (long_side, short_side)
-    # Shrink the page close to its final size first: an area filter avoids the
-    # aliasing a single big-ratio warp would produce, and the warp gets cheaper.
-    pre = min(1.0, cond.ballot_fraction * max(fw, fh) / max(pw, ph) * 1.1)
-    if pre < 1.0:
+    # A bilinear warp aliases badly only when shrinking a lot; then an area filter
+    # first brings the page close to its final size.
+    pre = cond.ballot_fraction * max(fw, fh) / max(pw, ph) * 1.1
+    if pre < 0.6:
         page = cv2.resize(page, (round(pw * pre), round(ph * pre)), interpolation=cv2.INTER_AREA)
     h_mat = page_transform((page.shape[1], page.shape[0]), (fw, fh), cond, rng)
     frame = _table(rng, (fh, fw))
@@ -403,12 +407,7 @@ def phone_photo(
         page, h_mat, (fw, fh), dst=frame, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_TRANSPARENT,
     )
-    gain = _lighting(rng, (fh, fw), cond)
-    noise_tile = rng.normal(0, 2.5, (128, 128, 1)).astype(np.float32)
-    noise = np.tile(noise_tile, (fh // 128 + 1, fw // 128 + 1, 3))[:fh, :fw]
-    lit = cv2.multiply(frame.astype(np.float32), gain)
-    lit = cv2.add(lit, noise)
-    out = np.clip(lit, 0, 255).astype(np.uint8)
+    out = cv2.multiply(frame, _lighting(rng, (fh, fw), cond), scale=1.0 / GAIN_ONE)
     if cond.blur_sigma > 0.3:
         out = cv2.GaussianBlur(out, (0, 0), cond.blur_sigma)
     return _encode(out, cond.jpeg_quality, rng)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from psycopg import sql
 from PIL import Image
 
 from api.elections.service import load_election
@@ -140,12 +141,11 @@ def _progress(election_id: str) -> tuple[int, int]:
 
 def _reset_crowd_data(election_id: str) -> None:
     with db.connection() as conn:
-        conn.execute(
-            "DELETE FROM photo_owners WHERE election_id = %s; "
-            "DELETE FROM submissions WHERE election_id = %s; "
-            "DELETE FROM flags WHERE election_id = %s",
-            (election_id, election_id, election_id),
-        )
+        for table in ("photo_owners", "submissions", "flags"):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE election_id = %s").format(sql.Identifier(table)),
+                (election_id,),
+            )
 
 
 def run_demo(

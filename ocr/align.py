@@ -51,7 +51,7 @@ def resize_long_side(gray: np.ndarray, long_side: int) -> tuple[np.ndarray, floa
 
 def detect(gray: np.ndarray, long_side: int) -> Features:
     small, scale = resize_long_side(gray, long_side)
-    orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=10)
+    orb = cv2.ORB.create(nfeatures=N_FEATURES, fastThreshold=10)
     keypoints, descriptors = orb.detectAndCompute(small, None)
     if descriptors is None or not keypoints:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))

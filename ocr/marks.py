@@ -70,9 +70,17 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def box_reference(
-    option_id: str, box: tuple[int, int, int, int], reference: np.ndarray, scale: float
+    option_id: str,
+    box: tuple[int, int, int, int],
+    reference: np.ndarray,
+    scale: float,
+    neighbours: list[tuple[int, int, int, int]] | None = None,
 ) -> BoxReference:
-    """Precompute everything a box needs at read time (done once per template)."""
+    """Precompute everything a box needs at read time (done once per template).
+
+    `neighbours` are the other boxes: ink spilling from them must not count here,
+    so their squares and spill zones are cut out of this box's ring.
+    """
     x, y, w, h = box
     side = min(w, h)
     pad = PAD * side
@@ -88,20 +96,30 @@ def box_reference(
     tol = max(2, round(TOLERANCE * side * scale))
     printed_grown = cv2.dilate(printed, _disk(tol)).astype(bool)
 
-    def local(rx0: float, ry0: float, rx1: float, ry1: float) -> tuple[float, ...]:
-        return ((rx0 - rect[0]) * scale, (ry0 - rect[1]) * scale,
-                (rx1 - rect[0]) * scale, (ry1 - rect[1]) * scale)
+    def local(
+        rx0: float, ry0: float, rx1: float, ry1: float
+    ) -> tuple[float, float, float, float]:
+        return (
+            (rx0 - rect[0]) * scale,
+            (ry0 - rect[1]) * scale,
+            (rx1 - rect[0]) * scale,
+            (ry1 - rect[1]) * scale,
+        )
 
     inset = max(INSET * side, 1.0)
     box_area = _rect_mask(shape, local(x, y, x + w, y + h))
     inner = _rect_mask(shape, local(x + inset, y + inset, x + w - inset, y + h - inset))
-    ring_out = RING * side
-    around = _rect_mask(shape, local(x - ring_out, y - ring_out, x + w + ring_out, y + h + ring_out))
+    out = RING * side
+    around = _rect_mask(shape, local(x - out, y - out, x + w + out, y + h + out))
     interior = inner & ~printed_grown
     ring = around & ~box_area & ~printed_grown
+    for nx, ny, nw, nh in neighbours or []:
+        reach = RING * min(nw, nh) + TOLERANCE * side
+        ring &= ~_rect_mask(shape, local(nx - reach, ny - reach, nx + nw + reach, ny + nh + reach))
     paper = ~around & ~cv2.dilate(printed, _disk(2 * tol)).astype(bool)
     # The printed outline: reference ink near the box edge, used to gauge contrast.
-    edge_zone = _rect_mask(shape, local(x - inset, y - inset, x + w + inset, y + h + inset)) & ~inner
+    edge_zone = _rect_mask(shape, local(x - inset, y - inset, x + w + inset, y + h + inset))
+    edge_zone &= ~inner
     outline = edge_zone & printed.astype(bool)
     return BoxReference(
         option_id=option_id,
@@ -183,7 +201,9 @@ def score_box(ref: BoxReference, photo: np.ndarray, homography: np.ndarray) -> B
     n_interior = max(1, int(ref.interior.sum()))
     interior = float(ink[ref.interior].sum()) / n_interior
     ring = float(ink[ref.ring].sum()) / n_interior
-    contrast = float(np.median(1.0 - patch[ref.outline] / paper[ref.outline])) if ref.outline.any() else 0.0
+    contrast = 0.0
+    if ref.outline.any():
+        contrast = float(np.median(1.0 - patch[ref.outline] / paper[ref.outline]))
     return BoxScore(
         option_id=ref.option_id,
         score=interior + RING_WEIGHT * ring,

@@ -31,9 +31,9 @@ from ocr.header import (
     MIN_RATIO,
     TEXT_HEIGHT,
     check_keywords,
+    edge_sharpness,
     estimate_blur,
     keyword_crops,
-    sharpness,
 )
 from ocr.images import ImageRejected, decode_gray
 from ocr.marks import BoxScore, score_box
@@ -55,7 +55,9 @@ NOISE_FACTOR = 2.5  # ... and be this many times the noise
 # to TEXT_HEIGHT pixels, so these limits are relative to the print, not the photo.
 BLUR_MAX = 0.1 * TEXT_HEIGHT  # beyond this Tesseract stops reading the header
 BLUR_DOUBTFUL = 0.08 * TEXT_HEIGHT  # from here a failed OCR may be blur, not another document
-BLURRY_PHOTO = 0.01  # whole-photo sharpness below which a failed alignment means blur
+# Edge steepness (see edge_sharpness) of the whole photo at 800 px below which a
+# failed alignment is put down to blur: sharp photos of anything score 0.3-0.5.
+BLURRY_EDGES = 0.24
 DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
 CONTRAST_MIN = 0.15  # printed outlines fainter than this: washed out or very blurred
 
@@ -85,16 +87,18 @@ class MarkDecision:
     confidence: float
 
 
-def decide_marks(scores: list[BoxScore]) -> MarkDecision:
+def decide_marks(scores: list[BoxScore], max_marks: int) -> MarkDecision:
     """Split boxes into marked / empty / ambiguous using the ballot's own noise.
 
-    Empty boxes dominate a ballot, so the lower half of the scores tells how
-    much "ink" paper texture, blur and JPEG produce on this very photo; a mark
-    must stand out from that as well as pass the absolute floor.
+    A ballot that is valid or blank leaves at least len(boxes) - max_marks boxes
+    empty, so the median of that many lowest scores tells how much "ink" paper
+    texture, blur and JPEG produce on this very photo; a mark must stand out
+    from it as well as pass the absolute floor. (If every box may be marked,
+    only the absolute thresholds apply.)
     """
-    values = np.array([s.score for s in scores], dtype=np.float64)
-    lower = np.sort(values)[: max(1, len(values) // 2)] if len(values) > 1 else np.zeros(1)
-    noise = float(lower.mean())
+    values = np.sort(np.array([s.score for s in scores], dtype=np.float64))
+    expected_empty = len(values) - max_marks
+    noise = float(np.median(values[:expected_empty])) if expected_empty > 0 else 0.0
     high = max(MARK_MIN, noise + NOISE_MARGIN, NOISE_FACTOR * noise)
     low = max(EMPTY_MAX, noise * 1.5)
     marked, ambiguous = [], []
@@ -104,7 +108,7 @@ def decide_marks(scores: list[BoxScore]) -> MarkDecision:
             marked.append(s.option_id)
             certainty = min(certainty, 0.5 + 0.5 * min(1.0, (s.score - high) / high))
         elif s.score <= low:
-            certainty = min(certainty, 0.5 + 0.5 * min(1.0, (low - s.score) / low + 0.5))
+            certainty = min(certainty, 0.75 + 0.25 * (low - s.score) / low)
         else:
             ambiguous.append(s.option_id)
     return MarkDecision(marked, ambiguous, certainty)
@@ -134,10 +138,11 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
         return _reading("unreadable", 0.9, ["too_dark"])
 
     alignment = align(template.features, photo)
+    photo_size = (photo.shape[1], photo.shape[0])
     problem = (
         "too_few_matches"
         if alignment is None
-        else homography_problem(alignment.homography, template.size, (photo.shape[1], photo.shape[0]))
+        else homography_problem(alignment.homography, template.size, photo_size)
     )
     if alignment is not None and problem is None and (
         alignment.inliers < MIN_INLIERS or alignment.inlier_ratio < MIN_INLIER_RATIO
@@ -145,7 +150,7 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
         problem = "too_few_matches"
     if alignment is None or problem is not None:
         small, _ = resize_long_side(photo, 800)
-        if sharpness(small) < BLURRY_PHOTO:
+        if edge_sharpness(small) < BLURRY_EDGES:
             return _reading("unreadable", 0.6, ["blurred", "alignment_failed"])
         inliers = alignment.inliers if alignment is not None else 0
         return _reading(
@@ -183,10 +188,10 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
         return _reading("unreadable", 0.8, ["cut_off"])
     if float(np.median([s.contrast for s in scores])) < CONTRAST_MIN:
         return _reading("unreadable", 0.7, ["low_contrast"])
-    decision = decide_marks(scores)
+    decision = decide_marks(scores, tpl.max_marks)
     confidence = min(_alignment_confidence(alignment), header_confidence, decision.confidence)
     if decision.ambiguous:
-        return _reading("unreadable", 1.0 - confidence / 2, ["ambiguous_mark"])
+        return _reading("unreadable", 0.5, ["ambiguous_mark"])
     if not decision.marked:
         return _reading("blank", confidence, [])
     if len(decision.marked) > tpl.max_marks:
@@ -237,9 +242,10 @@ def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[s
         else:
             try:
                 data = Path(photo).read_bytes()
-            except OSError as exc:
-                reason = "file_not_found" if isinstance(exc, FileNotFoundError) else "file_unreadable"
-                reading = _reading("unreadable", 1.0, [reason])
+            except FileNotFoundError:
+                reading = _reading("unreadable", 1.0, ["file_not_found"])
+            except OSError:
+                reading = _reading("unreadable", 1.0, ["file_unreadable"])
             else:
                 reading = read_ballot(template, data)
         yield {"photo": str(photo), **reading.model_dump()}

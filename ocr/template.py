@@ -151,7 +151,11 @@ def load_template(folder: Path | str) -> LoadedTemplate:
     sides = [min(o.box[2], o.box[3]) for o in template.options]
     # Boxes are examined at about BOX_SIDE pixels: enough for a pen stroke, cheap to warp.
     box_scale = min(1.0, BOX_SIDE / float(np.median(sides)))
-    boxes = [box_reference(o.id, o.box, reference, box_scale) for o in template.options]
+    all_boxes = [o.box for o in template.options]
+    boxes = [
+        box_reference(o.id, o.box, reference, box_scale, all_boxes[:i] + all_boxes[i + 1 :])
+        for i, o in enumerate(template.options)
+    ]
     return LoadedTemplate(
         template=template,
         folder=folder,

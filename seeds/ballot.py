@@ -218,31 +218,45 @@ def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]
         else margin + (box_col - box) // 2
     )
 
+    # Rows get their natural height, then share the free page down to the footer
+    # (up to half as tall again), so the table sits like a printed one.
+    rows = []
+    for i, (option_id, label) in enumerate(design.options):
+        detail = design.details[i] if design.details else ""
+        detail_lines = _wrap(detail, small, text_w) if detail else []
+        text_h = label_bold.size * 1.25 + len(detail_lines) * small.size * 1.3
+        rows.append((option_id, label, detail_lines, text_h, max(box, text_h) + 2 * inner_pad))
+    footer_h = sum(
+        len(_wrap(t, small, design.width - 2 * margin)) * round(small.size * 1.3)
+        for t in design.footer_lines
+    )
+    natural = sum(r[4] for r in rows)
+    free = design.height - margin - footer_h - round(30 * u) - y - natural
+    stretch = max(0.0, min(free, 0.5 * natural)) / len(rows)
+
     options: list[TemplateOption] = []
     table_top = y
     draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
-    for i, (option_id, label) in enumerate(design.options):
-        detail = design.details[i] if design.details else ""
+    for option_id, label, detail_lines, text_h, natural_h in rows:
         bold, regular = _split_label(label)
-        detail_lines = _wrap(detail, small, text_w) if detail else []
-        text_h = label_bold.size * 1.25 + len(detail_lines) * small.size * 1.3
-        row_h = round(max(box + 2 * inner_pad, text_h + 2 * inner_pad))
-        ty = y + (row_h - text_h) / 2
-        draw.text((text_x0, ty), bold, font=label_bold, fill=0)
+        row_h = round(natural_h + stretch)
+        text_y = y + (row_h - text_h) / 2
+        draw.text((text_x0, text_y), bold, font=label_bold, fill=0)
         if regular:
             bx = text_x0 + label_bold.getlength(bold + " ")
-            draw.text((bx, ty), regular, font=label_regular, fill=0)
-        ty += label_bold.size * 1.25
+            draw.text((bx, text_y), regular, font=label_regular, fill=0)
+        text_y += label_bold.size * 1.25
         for line in detail_lines:
-            draw.text((text_x0, ty), line, font=small, fill=0)
-            ty += small.size * 1.3
+            draw.text((text_x0, text_y), line, font=small, fill=0)
+            text_y += small.size * 1.3
         box_y = y + (row_h - box) // 2
         draw.rectangle((box_x, box_y, box_x + box - 1, box_y + box - 1), outline=0, width=line_w)
         options.append(TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box)))
         y += row_h
         draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
+    right = design.width - margin
     draw.line([(margin, table_top), (margin, y)], fill=0, width=line_w)
-    draw.line([(design.width - margin, table_top), (design.width - margin, y)], fill=0, width=line_w)
+    draw.line([(right, table_top), (right, y)], fill=0, width=line_w)
     draw.line([(col_x, table_top), (col_x, y)], fill=0, width=line_w)
 
     y += round(30 * u)

@@ -246,7 +246,7 @@ def mark_ballot(
         if option_id not in boxes:
             raise KeyError(f"no option {option_id!r} in template {template.election!r}")
         mark_style: MarkStyle = style or MARK_STYLES[int(rng.integers(len(MARK_STYLES)))]
-        pen = max(2, int(round(box_side * float(rng.uniform(0.045, 0.07)))))
+        pen = max(2, round(box_side * float(rng.uniform(0.045, 0.07))))
         wobble = box_side * 0.04
         for stroke in _mark_points(mark_style, boxes[option_id], rng):
             _draw_stroke(draw, stroke, rng, pen, color, wobble)
@@ -275,11 +275,10 @@ def _table(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         dtype=np.float32,
     )
     lh, lw = max(8, h // 8), max(8, w // 8)
-    grain = rng.normal(0, 1, (lh, max(2, lw // 16))).astype(np.float32)
-    grain = cv2.resize(grain, (lw, lh), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.5:
-        grain = grain.T.copy()
-        grain = cv2.resize(grain, (lw, lh))
+    streaks = rng.normal(0, 1, (lh, max(2, lw // 16))).astype(np.float32)
+    if rng.random() < 0.5:  # grain running the other way
+        streaks = np.ascontiguousarray(streaks.T)
+    grain = cv2.resize(streaks, (lw, lh), interpolation=cv2.INTER_LINEAR)
     blotch = _low_res_noise(rng, (lh, lw), 6)
     tex = 1.0 + 0.08 * grain + 0.15 * (blotch - 0.5)
     small = np.clip(tex[..., None] * base, 0, 255).astype(np.uint8)
@@ -394,7 +393,7 @@ def phone_photo(
     page = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
     ph, pw = page.shape[:2]
     long_side = cond.long_side
-    short_side = int(round(long_side * 3 / 4))
+    short_side = round(long_side * 3 / 4)
     fw, fh = (short_side, long_side) if ph >= pw else (long_side, short_side)
     # A bilinear warp aliases badly only when shrinking a lot; then an area filter
     # first brings the page close to its final size.
@@ -415,17 +414,22 @@ def phone_photo(
 
 # ---------------------------------------------------------------- other documents
 
-_WORDS_RU = (
+
+def _vocabulary(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_WORDS_RU = _vocabulary(
     "договор аренды квартиры стороны обязуются оплатить сумму рублей срок месяц "
     "настоящий акт справка выдана гражданину месту работы требования заявление "
     "прошу предоставить отпуск согласно статье кодекса подпись дата печать организации "
     "протокол собрания жильцов повестка дня вопрос решение принято большинством голосов"
-).split()
-_WORDS_EN = (
+)
+_WORDS_EN = _vocabulary(
     "invoice total amount due payment terms days customer account number order "
     "delivery address quantity price description service agreement party shall "
     "notice period signature date company limited meeting minutes agenda item"
-).split()
+)
 
 
 def _sentence(rng: np.random.Generator, words: tuple[str, ...] | list[str], n: int) -> str:

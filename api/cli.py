@@ -16,7 +16,9 @@ from api.elections.formats import FormatError
 from infra import db
 from infra.settings import get_settings
 
-app = typer.Typer(help="Golos: crowdsourced verification of election results.", no_args_is_help=True)
+app = typer.Typer(
+    help="Golos: crowdsourced verification of election results.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The database (embedded PostgreSQL unless GOLOS_DATABASE_URL is set).")
 election_app = typer.Typer(help="Elections.")
 official_app = typer.Typer(help="Official results.")
@@ -120,7 +122,9 @@ def official_import(election_id: str, file: Path) -> None:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"{file}: {exc.strerror}") from None
-    replaced = f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
+    replaced = (
+        f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
+    )
     typer.echo(f"imported {result.rows} protocols as import {result.import_id}{replaced}")
 
 
@@ -199,8 +203,10 @@ def ocr_ballot(
             if as_json:
                 typer.echo(json.dumps(result, ensure_ascii=False))
             else:
-                marks = ",".join(result["marks"]) or "-"
-                reasons = ",".join(result["reasons"])
+                marks_list, reasons_list = result["marks"], result["reasons"]
+                assert isinstance(marks_list, list) and isinstance(reasons_list, list)
+                marks = ",".join(marks_list) or "-"
+                reasons = ",".join(reasons_list)
                 typer.echo(
                     f"{result['photo']}: {result['verdict']} {marks} "
                     f"({result['confidence']:.2f}) {reasons}".rstrip()
@@ -246,8 +252,9 @@ def demo(
     from api.demo import run_demo
 
     ensure_database()
-    run_demo(voters=voters, stations=stations, precincts=precincts, workers=workers, out=out,
-             seed=seed)
+    run_demo(
+        voters=voters, stations=stations, precincts=precincts, workers=workers, out=out, seed=seed
+    )
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from psycopg import sql
 from PIL import Image
+from psycopg import sql
 
 from api.elections.service import load_election
 from infra import db
@@ -106,14 +106,16 @@ class _Processes:
 def _start(port: int, workers: int, logs: Path) -> _Processes:
     cli = [sys.executable, "-m", "api.cli"]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)],
-        stdout=open(logs / "server.log", "wb"), stderr=subprocess.STDOUT, env=env,
-    )
-    worker = subprocess.Popen(
-        [*cli, "worker", "--processes", str(workers)],
-        stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT, env=env,
-    )
+    with open(logs / "server.log", "wb") as server_log, open(logs / "worker.log", "wb") as log:
+        # The children keep their own copies of the log file descriptors.
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)], stdout=server_log, stderr=subprocess.STDOUT,
+            env=env,
+        )
+        worker = subprocess.Popen(
+            [*cli, "worker", "--processes", str(workers)], stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -186,9 +188,12 @@ def run_demo(
         template_dir = str(folder / "ballot")
         marks_of = {v.submission_id: v.marks for v in crowd}
         last_report = 0.0
-        with ProcessPoolExecutor(
-            max_workers=max(1, workers), initializer=_init_photo_worker, initargs=(marks_of,)
-        ) as photos, ThreadPoolExecutor(max_workers=4) as senders:
+        with (
+            ProcessPoolExecutor(
+                max_workers=max(1, workers), initializer=_init_photo_worker, initargs=(marks_of,)
+            ) as photos,
+            ThreadPoolExecutor(max_workers=4) as senders,
+        ):
             sends = []
             for voter, photo in photos.map(
                 _photo_job, [(v, template_dir, seed) for v in crowd], chunksize=8
@@ -207,8 +212,10 @@ def run_demo(
                 if time.monotonic() - last_report > 5:
                     last_report = time.monotonic()
                     received, read = _progress(election.election_id)
-                    _say(f"  photos taken {len(sends)}/{len(crowd)}, "
-                         f"received {received}, read {read}")
+                    _say(
+                        f"  photos taken {len(sends)}/{len(crowd)}, "
+                        f"received {received}, read {read}"
+                    )
             for future in sends:
                 if (outcome := future.result()) is not None:
                     outcomes.append(outcome)
@@ -221,13 +228,18 @@ def run_demo(
         # first result and counts nothing twice.
         plain = GolosClient(base)
         for voter in crowd[::RESEND_EVERY]:
-            photo = voter_photo(voter, template_dir, seed) if voter.reuses is None else None
-            if photo is None:
+            resend = voter_photo(voter, template_dir, seed) if voter.reuses is None else None
+            if resend is None:
                 continue
             response = plain.submit(
-                Submission(voter.submission_id, election.election_id, voter.precinct_id,
-                           voter.declared_choice, voter.phone),
-                photo,
+                Submission(
+                    voter.submission_id,
+                    election.election_id,
+                    voter.precinct_id,
+                    voter.declared_choice,
+                    voter.phone,
+                ),
+                resend,
             )
             replays += response.status_code == 200
 
@@ -257,9 +269,9 @@ def run_demo(
     result = {
         "election": election.election_id,
         "phones": len(crowd),
-        "photos_received": summary["crowd"]["photos_received"],  # type: ignore[index]
-        "by_status": summary["crowd"]["by_status"],  # type: ignore[index]
-        "not_counted_by_reason": summary["crowd"]["not_counted_by_reason"],  # type: ignore[index]
+        "photos_received": summary["crowd"]["photos_received"],
+        "by_status": summary["crowd"]["by_status"],
+        "not_counted_by_reason": summary["crowd"]["not_counted_by_reason"],
         "network_retries": sum(o.attempts - 1 for o in outcomes),
         "refused_at_upload": sum(o.http_status >= 400 for o in outcomes),
         "repeated_submissions_answered_from_first_result": replays,
@@ -279,19 +291,25 @@ def _print_summary(r: dict, out: Path) -> None:
     statuses = r["by_status"]
     _say("")
     _say(f"Golos demo: {r['election']}, {r['seconds']} s")
-    _say(f"  photos received      {r['photos_received']} from {r['phones']} phones "
-         f"({r['network_retries']} re-sends over the flaky network)")
+    _say(
+        f"  photos received      {r['photos_received']} from {r['phones']} phones "
+        f"({r['network_retries']} re-sends over the flaky network)"
+    )
     _say(f"  verified             {statuses.get('verified', 0)}")
     for status in ("review", "rejected", "superseded"):
         if statuses.get(status):
             _say(f"  {status:<20} {statuses[status]}")
     for reason, n in r["not_counted_by_reason"].items():
         _say(f"    {reason:<18} {n}")
-    _say(f"  repeated uploads     {r['repeated_submissions_answered_from_first_result']} "
-         "answered from the first result, none counted twice")
+    _say(
+        f"  repeated uploads     {r['repeated_submissions_answered_from_first_result']} "
+        "answered from the first result, none counted twice"
+    )
     _say(f"  precincts flagged    {r['precincts_flagged']} (crowd_exceeds_official)")
-    _say(f"  seeded falsified precincts the crowd can prove: "
-         f"{r['falsified_precincts_provable_by_crowd']}, caught {r['caught']}, "
-         f"missed {len(r['missed'])}")
+    _say(
+        f"  seeded falsified precincts the crowd can prove: "
+        f"{r['falsified_precincts_provable_by_crowd']}, caught {r['caught']}, "
+        f"missed {len(r['missed'])}"
+    )
     _say(f"  clean precincts flagged: {len(r['clean_precincts_flagged'])}")
     _say(f"  report: {out}/discrepancies.csv, {out}/summary.json")

@@ -18,7 +18,10 @@ def get_pool() -> ConnectionPool:
     if _pool is None:
         settings = get_settings()
         _pool = ConnectionPool(
-            settings.dsn, min_size=1, max_size=settings.db_pool_size, open=True,
+            settings.dsn,
+            min_size=1,
+            max_size=settings.db_pool_size,
+            open=True,
             name="golos",
         )
     return _pool

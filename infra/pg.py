@@ -99,8 +99,14 @@ class EmbeddedPostgres:
             os.chown(self.folder, user.pw_uid, user.pw_gid)
         self.folder.chmod(0o700)
         self._run(
-            "initdb", "-D", str(self.data), "-U", "golos", "--auth=trust",
-            "--encoding=UTF8", "--locale=C.UTF-8",
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "golos",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
         )
         settings = [
             "listen_addresses = ''",
@@ -124,17 +130,36 @@ class EmbeddedPostgres:
             self.init()
         if not self.running():
             result = self._run(
-                "pg_ctl", "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "60",
-                "start", check=False,
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
             )
             if result.returncode != 0:
-                log = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+                log = (
+                    self.log_file.read_text(errors="replace")[-2000:]
+                    if self.log_file.exists()
+                    else ""
+                )
                 raise RuntimeError(f"PostgreSQL did not start: {result.stderr.strip()}\n{log}")
         self._ensure_database()
 
     def _ensure_database(self) -> None:
         exists = self._run(
-            "psql", "-h", str(self.socket_dir), "-U", "golos", "-d", "postgres", "-tAc",
+            "psql",
+            "-h",
+            str(self.socket_dir),
+            "-U",
+            "golos",
+            "-d",
+            "postgres",
+            "-tAc",
             "SELECT 1 FROM pg_database WHERE datname = 'golos'",
         ).stdout.strip()
         if exists != "1":

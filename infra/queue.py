@@ -29,7 +29,9 @@ def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:
     return app
 
 
-async def retry_stalled_jobs(app: App, seconds_since_heartbeat: float = STALLED_AFTER_SECONDS) -> int:
+async def retry_stalled_jobs(
+    app: App, seconds_since_heartbeat: float = STALLED_AFTER_SECONDS
+) -> int:
     """Put back in the queue the jobs of workers that died mid-job."""
     stalled = list(
         await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)

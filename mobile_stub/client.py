@@ -38,8 +38,9 @@ class Outcome:
 
 
 class GolosClient:
-    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
 
     def submit(self, submission: Submission, photo: bytes) -> httpx.Response:

@@ -15,8 +15,20 @@ from tally.service import recompute_flags
 from tally.stats import integer_percent_test
 
 DISCREPANCY_COLUMNS = (
-    "precinct_id", "region", "district", "flag", "kind", "option", "source", "crowd",
-    "official", "statistic", "p_value", "q_value", "detail", "review_status",
+    "precinct_id",
+    "region",
+    "district",
+    "flag",
+    "kind",
+    "option",
+    "source",
+    "crowd",
+    "official",
+    "statistic",
+    "p_value",
+    "q_value",
+    "detail",
+    "review_status",
 )
 
 
@@ -91,13 +103,13 @@ def _integer_percent(conn: psycopg.Connection, election_id: str, leader: str) ->
 
 
 def _crowd_summary(conn: psycopg.Connection, election_id: str) -> dict[str, Any]:
-    statuses = dict(
+    statuses: dict[str, int] = dict(
         conn.execute(
             "SELECT status, count(*) FROM submissions WHERE election_id = %s GROUP BY status",
             (election_id,),
         ).fetchall()
     )
-    reasons = Counter(
+    reasons: Counter[str] = Counter(
         dict(
             conn.execute(
                 """
@@ -120,7 +132,7 @@ def build_summary(conn: psycopg.Connection, election_id: str) -> dict[str, Any]:
     precincts = conn.execute(
         "SELECT count(*) FROM precincts WHERE election_id = %s", (election_id,)
     ).fetchone()
-    flag_counts = dict(
+    flag_counts: dict[str, int] = dict(
         conn.execute(
             "SELECT flag, count(*) FROM flags WHERE election_id = %s GROUP BY flag ORDER BY flag",
             (election_id,),

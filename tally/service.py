@@ -36,19 +36,31 @@ def recompute_flags(conn: psycopg.Connection, election_id: str) -> list[Finding]
     A flag that no longer holds is removed unless an observer has reviewed it:
     the decision stays on record.
     """
-    findings = crowd_exceeds_official(crowd_tally(conn, election_id), official_votes(conn, election_id))
+    findings = crowd_exceeds_official(
+        crowd_tally(conn, election_id), official_votes(conn, election_id)
+    )
     with conn.transaction():
-        conn.execute(
-            "CREATE TEMP TABLE fresh_flags (LIKE flags INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-        with conn.cursor() as cur, cur.copy(
-            "COPY fresh_flags (election_id, precinct_id, flag, kind, option_id, source, crowd,"
-            " official, detail) FROM STDIN"
-        ) as copy:
+        conn.execute("CREATE TEMP TABLE fresh_flags (LIKE flags INCLUDING DEFAULTS) ON COMMIT DROP")
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY fresh_flags (election_id, precinct_id, flag, kind, option_id, source, crowd,"
+                " official, detail) FROM STDIN"
+            ) as copy,
+        ):
             for f in findings:
                 copy.write_row(
-                    (election_id, f.precinct_id, f.flag, f.kind, f.option, f.source, f.crowd,
-                     f.official, f.detail)
+                    (
+                        election_id,
+                        f.precinct_id,
+                        f.flag,
+                        f.kind,
+                        f.option,
+                        f.source,
+                        f.crowd,
+                        f.official,
+                        f.detail,
+                    )
                 )
         conn.execute(
             """

@@ -76,9 +76,7 @@ def integer_percent_test(
     null = np.empty(draws, dtype=np.int64)
     p_turnout, p_share = g / v, lead / r
     for i in range(draws):
-        null[i] = integer_stations(
-            v, rng.binomial(v, p_turnout), r, rng.binomial(r, p_share)
-        ).sum()
+        null[i] = integer_stations(v, rng.binomial(v, p_turnout), r, rng.binomial(r, p_share)).sum()
     mean, sd = float(null.mean()), float(null.std(ddof=1)) if draws > 1 else 0.0
     return IntegerPercentResult(
         observed=observed,

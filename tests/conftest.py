@@ -18,8 +18,16 @@ from infra.pg import EmbeddedPostgres
 from infra.settings import get_settings
 
 TABLES = (
-    "flags", "photo_owners", "submissions", "official_votes", "official_results",
-    "official_imports", "precincts", "options", "elections", "procrastinate_jobs",
+    "flags",
+    "photo_owners",
+    "submissions",
+    "official_votes",
+    "official_results",
+    "official_imports",
+    "precincts",
+    "options",
+    "elections",
+    "procrastinate_jobs",
 )
 
 
@@ -84,7 +92,9 @@ def write_election(folder: Path, ballot_dir: Path | None, precincts: int = 3) ->
         encoding="utf-8",
     )
     rows = ["precinct_id,region,district,name,registered"]
-    rows += [f"p{i},Region,District {i % 2},Station {i},{1000 + i}" for i in range(1, precincts + 1)]
+    rows += [
+        f"p{i},Region,District {i % 2},Station {i},{1000 + i}" for i in range(1, precincts + 1)
+    ]
     (folder / "precincts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     if ballot_dir is not None:
         shutil.copytree(ballot_dir, folder / "ballot")
@@ -98,7 +108,14 @@ def official_csv(rows: dict[str, dict[str, int]]) -> str:
         cast = sum(votes.values()) + 5
         lines.append(
             ",".join(
-                [precinct, "1000", str(cast), str(cast), "5", *(str(votes.get(o, 0)) for o in OPTIONS)]
+                [
+                    precinct,
+                    "1000",
+                    str(cast),
+                    str(cast),
+                    "5",
+                    *(str(votes.get(o, 0)) for o in OPTIONS),
+                ]
             )
         )
     return "\n".join(lines) + "\n"

@@ -7,12 +7,12 @@ line and column it was found at; a file with any problem is refused whole.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -151,7 +151,9 @@ def _read_csv(text: str, file: str) -> tuple[list[str], Iterable[tuple[int, list
     try:
         header = next(reader)
     except StopIteration:
-        raise FormatError([Problem(file, "the file is empty: a header row is required", 1)]) from None
+        raise FormatError(
+            [Problem(file, "the file is empty: a header row is required", 1)]
+        ) from None
     except csv.Error as exc:
         raise FormatError([Problem(file, f"not a valid CSV file: {exc}", 1)]) from exc
     header = [h.strip() for h in header]
@@ -172,9 +174,7 @@ def _read_csv(text: str, file: str) -> tuple[list[str], Iterable[tuple[int, list
     return header, rows()
 
 
-def _check_header(
-    header: list[str], required: Iterable[str], problems: _Problems
-) -> None:
+def _check_header(header: list[str], required: Iterable[str], problems: _Problems) -> None:
     for name in header:
         if header.count(name) > 1:
             problems.add(f"column '{name}' appears more than once in the header", 1, name)

@@ -148,7 +148,8 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
         if not existing_options:
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO options (election_id, id, label, position) VALUES (%s, %s, %s, %s)",
+                    "INSERT INTO options (election_id, id, label, position)"
+                    " VALUES (%s, %s, %s, %s)",
                     [(definition.id, o.id, o.label, i) for i, o in enumerate(definition.options)],
                 )
         else:
@@ -210,10 +211,13 @@ def _upsert_precincts(conn: psycopg.Connection, election_id: str, rows: list[Pre
     conn.execute(
         "CREATE TEMP TABLE incoming_precincts (LIKE precincts INCLUDING DEFAULTS) ON COMMIT DROP"
     )
-    with conn.cursor() as cur, cur.copy(
-        "COPY incoming_precincts (election_id, id, region, district, name, registered, attributes)"
-        " FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY incoming_precincts (election_id, id, region, district, name, registered,"
+            " attributes) FROM STDIN"
+        ) as copy,
+    ):
         for p in rows:
             copy.write_row(
                 (
@@ -273,8 +277,14 @@ def _store_official(
     assert import_row is not None
     import_id = int(import_row[0])
     columns = (
-        "registered", "ballots_issued", "ballots_cast", "invalid", "ballots_issued_early",
-        "ballots_issued_home", "ballots_received", "ballots_cancelled",
+        "registered",
+        "ballots_issued",
+        "ballots_cast",
+        "invalid",
+        "ballots_issued_early",
+        "ballots_issued_home",
+        "ballots_received",
+        "ballots_cancelled",
     )
     with conn.cursor() as cur:
         with cur.copy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from procrastinate import App, JobContext, RetryStrategy
@@ -30,9 +31,9 @@ async def retry_stalled_jobs_job(context: JobContext, timestamp: int) -> None:
 
 def register(app: App) -> None:
     """Register this module's tasks on a queue app (one app per process and use)."""
-    app.task(
-        name=PROCESS_TASK, queue=PHOTOS_QUEUE, retry=RetryStrategy(max_attempts=5, wait=5)
-    )(process_submission_job)
+    app.task(name=PROCESS_TASK, queue=PHOTOS_QUEUE, retry=RetryStrategy(max_attempts=5, wait=5))(
+        process_submission_job
+    )
     app.periodic(cron="* * * * *")(
         app.task(
             name="golos.retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True
@@ -45,9 +46,7 @@ def job_lock(submission_id: uuid.UUID) -> str:
 
 
 async def enqueue(app: App, submission_id: uuid.UUID) -> None:
-    try:
-        await app.configure_task(
-            PROCESS_TASK, queueing_lock=job_lock(submission_id)
-        ).defer_async(submission_id=str(submission_id))
-    except AlreadyEnqueued:
-        pass  # a job for it is already waiting
+    with contextlib.suppress(AlreadyEnqueued):  # a job for it is already waiting
+        await app.configure_task(PROCESS_TASK, queueing_lock=job_lock(submission_id)).defer_async(
+            submission_id=str(submission_id)
+        )

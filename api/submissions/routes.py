@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -38,7 +38,7 @@ class _TooLarge(Exception):
     pass
 
 
-async def _capped(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
@@ -58,13 +58,18 @@ async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     if declared and declared.isdigit() and int(declared) > limit:
         raise _error(413, "photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes")
     parser = _InMemoryParser(
-        request.headers, _capped(request, limit), max_files=1, max_fields=10,
+        request.headers,
+        _capped(request, limit),
+        max_files=1,
+        max_fields=10,
         max_part_size=64 * 1024,
     )
     try:
         form = await parser.parse()
     except _TooLarge:
-        raise _error(413, "photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes") from None
+        raise _error(
+            413, "photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes"
+        ) from None
     except MultiPartException as exc:
         raise _error(400, "body", exc.message) from None
     fields: dict[str, str | bytes] = {}
@@ -113,8 +118,12 @@ async def submit(request: Request, response: Response) -> SubmissionAccepted:
     def accept() -> tuple[service.SubmissionStatus, bool]:
         with db.connection() as conn:
             return service.accept(
-                conn, get_store(), new, voter_secret=settings.voter_key(),
-                max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+                conn,
+                get_store(),
+                new,
+                voter_secret=settings.voter_key(),
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_image_pixels,
             )
 
     try:

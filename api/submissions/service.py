@@ -142,8 +142,8 @@ def accept(
     try:
         clean = sanitize_photo(new.photo, max_bytes=max_bytes, max_pixels=max_pixels)
     except ImageRejected as exc:
-        status = 413 if exc.reason in ("too_large", "too_many_pixels") else 422
-        raise SubmissionError("photo", exc.reason + ": " + str(exc), status) from exc
+        code = 413 if exc.reason in ("too_large", "too_many_pixels") else 422
+        raise SubmissionError("photo", exc.reason + ": " + str(exc), code) from exc
 
     key = store.put(clean.jpeg)
     voter = voter_key(voter_secret, new.election_id, new.voter_id) if new.voter_id else None

@@ -53,8 +53,15 @@ def ballot_photo(ballot_dir: Path) -> Callable[..., bytes]:
 
 @pytest.fixture
 def submit(client: TestClient) -> Callable[..., object]:
-    def post(photo: bytes, *, precinct: str = "p1", choice: str = "tsikhanouskaya",
-             sid: str | None = None, voter: str | None = None, election: str = "by-2020-president"):
+    def post(
+        photo: bytes,
+        *,
+        precinct: str = "p1",
+        choice: str = "tsikhanouskaya",
+        sid: str | None = None,
+        voter: str | None = None,
+        election: str = "by-2020-president",
+    ):
         data = {
             "election_id": election,
             "precinct_id": precinct,

@@ -52,8 +52,9 @@ def _reading(verdict: str, marks: list[str]) -> BallotReading:
         ("not_a_ballot", [], ["a"], "rejected", "not_a_ballot"),
     ],
 )
-def test_decide(verdict: str, marks: list[str], declared: list[str], status: str,
-                reason: str | None) -> None:
+def test_decide(
+    verdict: str, marks: list[str], declared: list[str], status: str, reason: str | None
+) -> None:
     decision = decide(_reading(verdict, marks), declared)
     assert decision.status == status
     assert (decision.reasons[0] if decision.reasons else None) == reason
@@ -85,10 +86,19 @@ def test_upload_to_flag_end_to_end(
     with open(tmp_path / "discrepancies.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0].keys()) == DISCREPANCY_COLUMNS
-    assert [(r["precinct_id"], r["flag"], r["kind"], r["option"], r["source"], r["crowd"],
-             r["official"], r["review_status"]) for r in rows] == [
-        ("p1", "crowd_exceeds_official", "proof", "tsikhanouskaya", "photos", "3", "1", "open")
-    ]
+    assert [
+        (
+            r["precinct_id"],
+            r["flag"],
+            r["kind"],
+            r["option"],
+            r["source"],
+            r["crowd"],
+            r["official"],
+            r["review_status"],
+        )
+        for r in rows
+    ] == [("p1", "crowd_exceeds_official", "proof", "tsikhanouskaya", "photos", "3", "1", "open")]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == summary
     assert on_disk["format"] == "report/1" and on_disk["election"] == "by-2020-president"
@@ -102,7 +112,9 @@ def test_upload_to_flag_end_to_end(
 def test_processing_twice_has_the_effect_of_once(
     conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, tmp_path: Path
 ) -> None:
-    sid = uuid.UUID(submit(ballot_photo(["tsikhanouskaya"], seed=3), precinct="p1").json()["submission_id"])
+    sid = uuid.UUID(
+        submit(ballot_photo(["tsikhanouskaya"], seed=3), precinct="p1").json()["submission_id"]
+    )
     _drain()
     before = _statuses(conn)
     cache = get_settings().data_dir.resolve() / "templates"
@@ -113,7 +125,9 @@ def test_processing_twice_has_the_effect_of_once(
 def test_a_voter_counts_once_and_the_latest_ballot_counts(
     conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
 ) -> None:
-    first = submit(ballot_photo(["lukashenko"], seed=4), choice="lukashenko", voter="+375 29 111").json()
+    first = submit(
+        ballot_photo(["lukashenko"], seed=4), choice="lukashenko", voter="+375 29 111"
+    ).json()
     second = submit(ballot_photo(["tsikhanouskaya"], seed=5), voter="+37529111").json()
     _drain()
     statuses = _statuses(conn)
@@ -129,8 +143,10 @@ def test_a_job_whose_worker_dies_is_retried(
     with psycopg.connect(database) as blocker:
         blocker.execute("SELECT 1 FROM submissions WHERE id = %s FOR UPDATE", (sid,))
         worker = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker"], env=os.environ.copy(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "api.cli", "worker"],
+            env=os.environ.copy(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 60

@@ -106,8 +106,13 @@ def _truncated_jpeg(photo: bytes) -> bytes:
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_stored(
-    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable,
-    case: str, status: int, field: str, text: str,
+    conn: psycopg.Connection,
+    submit: Callable,
+    ballot_photo: Callable,
+    case: str,
+    status: int,
+    field: str,
+    text: str,
 ) -> None:
     photo = ballot_photo(["tsikhanouskaya"])
     photos_before = _photo_files()  # the ballot template's reference image
@@ -139,7 +144,9 @@ def test_bad_input_is_refused_and_nothing_is_stored(
 
 
 def test_oversize_upload_is_refused(
-    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable,
+    conn: psycopg.Connection,
+    submit: Callable,
+    ballot_photo: Callable,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     photo = ballot_photo(["tsikhanouskaya"])
@@ -163,8 +170,11 @@ def test_decompression_bomb_is_refused(
 
 
 def test_missing_fields_are_named(client: TestClient, conn: psycopg.Connection) -> None:
-    response = client.post("/v1/submissions", data={"election_id": "by-2020-president"},
-                           files={"photo": ("b.jpg", b"x", "image/jpeg")})
+    response = client.post(
+        "/v1/submissions",
+        data={"election_id": "by-2020-president"},
+        files={"photo": ("b.jpg", b"x", "image/jpeg")},
+    )
     assert response.status_code == 422
     assert response.json()["detail"]["field"] in {"declared_choice", "precinct_id", "submission_id"}
     not_multipart = client.post("/v1/submissions", json={"election_id": "x"})

@@ -29,12 +29,21 @@ def test_election_json_is_parsed() -> None:
     ("text", "expected"),
     [
         ("{", "not valid JSON"),
-        ('{"format": "election/2", "id": "x", "name": "X", "options": [{"id": "a", "label": "A"}]}',
-         "field 'format'"),
-        ('{"format": "election/1", "id": "x", "name": "X", "options": [{"id": "A!", "label": "A"}]}',
-         "field 'options.0.id'"),
-        ('{"format": "election/1", "id": "x", "name": "X",'
-         ' "options": [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}]}', "appears twice"),
+        (
+            '{"format": "election/2", "id": "x", "name": "X",'
+            ' "options": [{"id": "a", "label": "A"}]}',
+            "field 'format'",
+        ),
+        (
+            '{"format": "election/1", "id": "x", "name": "X",'
+            ' "options": [{"id": "A!", "label": "A"}]}',
+            "field 'options.0.id'",
+        ),
+        (
+            '{"format": "election/1", "id": "x", "name": "X",'
+            ' "options": [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}]}',
+            "appears twice",
+        ),
         ('{"format": "election/1", "id": "x", "name": "X", "options": []}', "field 'options'"),
     ],
 )
@@ -71,15 +80,23 @@ def test_official_rows_allow_empty_cells() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("precinct_id,registered,ballots_issued,ballots_cast,a,b\np1,1,1,1,1,1\n",
-         "official.csv, line 1, column 'invalid': required column is missing"),
-        (f"{HEADER}\np1,100,80,-3,2,50,1\n",
-         "official.csv, line 2, column 'ballots_cast': '-3' is not a non-negative integer"),
+        (
+            "precinct_id,registered,ballots_issued,ballots_cast,a,b\np1,1,1,1,1,1\n",
+            "official.csv, line 1, column 'invalid': required column is missing",
+        ),
+        (
+            f"{HEADER}\np1,100,80,-3,2,50,1\n",
+            "official.csv, line 2, column 'ballots_cast': '-3' is not a non-negative integer",
+        ),
         (f"{HEADER}\np1,100,80,80,2,5.5,1\n", "line 2, column 'a': '5.5' is not"),
-        (f"{HEADER}\np1,100,80,80,2,5,1\np9,100,80,80,2,5,1\n",
-         "line 3, column 'precinct_id': unknown precinct 'p9'"),
-        (f"{HEADER}\np1,100,80,80,2,5,1\np1,100,80,80,2,5,1\n",
-         "line 3, column 'precinct_id': precinct 'p1' already appears on line 2"),
+        (
+            f"{HEADER}\np1,100,80,80,2,5,1\np9,100,80,80,2,5,1\n",
+            "line 3, column 'precinct_id': unknown precinct 'p9'",
+        ),
+        (
+            f"{HEADER}\np1,100,80,80,2,5,1\np1,100,80,80,2,5,1\n",
+            "line 3, column 'precinct_id': precinct 'p1' already appears on line 2",
+        ),
         (f"{HEADER},c\np1,100,80,80,2,5,1,1\n", "line 1, column 'c': unknown column"),
         (f"{HEADER}\np1,100,80\n", "line 2: expected 7 cells, found 3"),
     ],
@@ -91,7 +108,7 @@ def test_bad_official_csv_names_line_and_column(text: str, expected: str) -> Non
 
 
 def test_many_problems_are_capped_but_counted() -> None:
-    body = "".join(f"p1,x,1,1,1,1,1\n" for _ in range(50))
+    body = "".join("p1,x,1,1,1,1,1\n" for _ in range(50))
     with pytest.raises(FormatError) as exc:
         parse_official_csv(f"{HEADER}\n{body}", OPTIONS, PRECINCTS)
     assert exc.value.total > len(exc.value.problems)

@@ -43,13 +43,16 @@ def test_reimport_replaces_and_keeps_a_record(
     conn: psycopg.Connection, election_dir: Path, tmp_path: Path, make_official: Callable
 ) -> None:
     load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
-    first = import_official(conn, "by-2020-president", make_official({"p1": {"lukashenko": 10}}).encode(), "a.csv")
+    first = import_official(
+        conn, "by-2020-president", make_official({"p1": {"lukashenko": 10}}).encode(), "a.csv"
+    )
     second = import_official(
         conn, "by-2020-president", make_official({"p1": {"lukashenko": 12}}).encode(), "b.csv"
     )
     assert second.replaced_import_id == first.import_id
     current = conn.execute(
-        "SELECT votes FROM current_official_votes WHERE precinct_id = 'p1' AND option_id = 'lukashenko'"
+        "SELECT votes FROM current_official_votes"
+        " WHERE precinct_id = 'p1' AND option_id = 'lukashenko'"
     ).fetchall()
     assert current == [(12,)]
     history = conn.execute(
@@ -62,7 +65,9 @@ def test_malformed_official_csv_stores_nothing(
     conn: psycopg.Connection, election_dir: Path, tmp_path: Path, make_official: Callable
 ) -> None:
     load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
-    import_official(conn, "by-2020-president", make_official({"p1": {"lukashenko": 10}}).encode(), "ok.csv")
+    import_official(
+        conn, "by-2020-president", make_official({"p1": {"lukashenko": 10}}).encode(), "ok.csv"
+    )
     before = _counts(conn)
     bad = make_official({"p1": {"lukashenko": 10}, "p2": {}}).replace("p2,1000", "p2,lots")
     with pytest.raises(FormatError) as exc:

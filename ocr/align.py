@@ -142,13 +142,17 @@ def is_confident(alignment: Alignment) -> bool:
 def warp_region(
     photo: np.ndarray,
     homography: np.ndarray,
-    rect: tuple[int, int, int, int],
+    rect: tuple[float, float, float, float],
     scale: float = 1.0,
     border: int = 255,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Warp the photo into reference rectangle (x0, y0, x1, y1), sampled at `scale`."""
+    """Warp the photo into reference rectangle (x0, y0, x1, y1), sampled at `scale`.
+
+    `size` (width, height) forces the output size, e.g. to match a precomputed patch.
+    """
     x0, y0, x1, y1 = rect
-    out_w, out_h = round((x1 - x0) * scale), round((y1 - y0) * scale)
+    out_w, out_h = size or (round((x1 - x0) * scale), round((y1 - y0) * scale))
     # output pixel (u, v) <- reference point (x0 + u / scale, y0 + v / scale)
     to_ref = np.array([[1 / scale, 0, x0], [0, 1 / scale, y0], [0, 0, 1]], dtype=np.float64)
     return cv2.warpPerspective(
@@ -159,6 +163,16 @@ def warp_region(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=border,
     )
+
+
+def inside(
+    homography: np.ndarray, rect: tuple[float, float, float, float], shape: tuple[int, int]
+) -> bool:
+    """Whether reference rectangle `rect` lands wholly inside a photo of `shape` (h, w)."""
+    x0, y0, x1, y1 = rect
+    pts = project(homography, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+    h, w = shape
+    return bool(np.all(pts >= -1) and np.all(pts[:, 0] <= w + 1) and np.all(pts[:, 1] <= h + 1))
 
 
 def project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ def keyword_scores(text: str, keywords: list[str]) -> dict[str, float]:
 def text_scale(gray: np.ndarray) -> float:
     """Scale bringing the region's typical letter height to TEXT_HEIGHT.
 
-    Letter height is the median height of connected ink components of letter-like
+    Letter height is taken from the connected ink components of letter-like
     shape; it needs no knowledge of the font or the page size.
     """
     ink = (gray < 128).astype(np.uint8)

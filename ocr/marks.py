@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.align import warp_region
+from ocr.align import inside, warp_region
 
 # Everything is proportional to the box side: no pixel constant depends on a layout.
 PAD = 0.6  # context kept around the box for local re-alignment
@@ -54,7 +54,7 @@ class BoxScore:
     contrast: float  # darkness of the printed outline in the photo (sharpness/exposure)
     shift: tuple[int, int]  # local correction found, frame pixels
     match: float  # local template-match score
-    visible: bool  # False when part of the box lies outside the photo
+    visible: bool  # False when part of the box's surroundings lies outside the photo
 
 
 def _rect_mask(shape: tuple[int, int], rect: tuple[float, float, float, float]) -> np.ndarray:
@@ -171,31 +171,17 @@ def score_box(ref: BoxReference, photo: np.ndarray, homography: np.ndarray) -> B
     """Score one box of a photo whose homography maps reference -> photo pixels."""
     s = ref.search / ref.scale
     x0, y0, x1, y1 = ref.rect
-    window_rect = (round(x0 - s), round(y0 - s), round(x1 + s), round(y1 + s))
-    sentinel = cv2.warpPerspective(  # 0 where the window falls outside the photo
-        np.full(photo.shape[:2], 255, np.uint8),
-        homography @ np.array(
-            [[1 / ref.scale, 0, window_rect[0]], [0, 1 / ref.scale, window_rect[1]], [0, 0, 1]]
-        ),
-        (round((window_rect[2] - window_rect[0]) * ref.scale),
-         round((window_rect[3] - window_rect[1]) * ref.scale)),
-        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-        borderValue=0,
-    )
-    window = warp_region(photo, homography, window_rect, ref.scale)
+    window_rect = (x0 - s, y0 - s, x1 + s, y1 + s)
     ph, pw = ref.patch.shape
-    window = window[: max(ph, window.shape[0]), : max(pw, window.shape[1])]
-    if window.shape[0] < ph or window.shape[1] < pw:
-        window = cv2.copyMakeBorder(
-            window, 0, max(0, ph - window.shape[0]), 0, max(0, pw - window.shape[1]),
-            cv2.BORDER_CONSTANT, value=255,
-        )
+    window = warp_region(
+        photo, homography, window_rect, ref.scale, size=(pw + 2 * ref.search, ph + 2 * ref.search)
+    )
     dx, dy, match = locate(window, ref.patch)
     centre = ref.search
     if match < MIN_MATCH:
         dx, dy = centre, centre
     patch = window[dy : dy + ph, dx : dx + pw]
-    visible = bool(sentinel[dy : dy + ph, dx : dx + pw].min() > 0) if sentinel.size else False
+    visible = inside(homography, window_rect, photo.shape[:2])
     paper = paper_level(patch, ref.paper)
     ink = ink_strength(patch, paper)
     n_interior = max(1, int(ref.interior.sum()))

@@ -24,7 +24,7 @@ from ocr.align import (
     Alignment,
     align,
     homography_problem,
-    project,
+    inside,
     resize_long_side,
 )
 from ocr.header import (
@@ -121,15 +121,9 @@ def _alignment_confidence(alignment: Alignment) -> float:
 
 
 def _outside(template: LoadedTemplate, homography: np.ndarray, shape: tuple[int, int]) -> bool:
-    """Whether any box (with its spill ring) or keyword crop falls off the photo."""
+    """Whether any box (with its surroundings) or keyword crop falls off the photo."""
     rects = [b.rect for b in template.boxes] + [s.rect for s in template.header.spots]
-    corners = np.array(
-        [(x, y) for x0, y0, x1, y1 in rects for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))],
-        dtype=np.float64,
-    )
-    pts = project(homography, corners)
-    h, w = shape
-    return bool(np.any(pts < -1) or np.any(pts[:, 0] > w + 1) or np.any(pts[:, 1] > h + 1))
+    return not all(inside(homography, rect, shape) for rect in rects)
 
 
 def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:

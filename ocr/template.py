@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 import pytesseract
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ocr.align import Features, reference_features
 from ocr.header import HeaderPlan, plan_header
@@ -33,6 +33,51 @@ class TemplateOption(BaseModel):
     box: tuple[int, int, int, int]
 
 
+class FieldProblem(ValueError):
+    """A rule broken by one field; `field` is its path, e.g. "options[2].id"."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def is_plain_file_name(name: str) -> bool:
+    """True for "reference.png"; False for anything that could leave the folder."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\\x00")
+        and PurePosixPath(name).name == name
+        and PureWindowsPath(name).name == name
+    )
+
+
+def template_problems(template: BallotTemplate) -> list[FieldProblem]:
+    """Rules of ballot-template/1 beyond field types (pure: no file access)."""
+    problems: list[FieldProblem] = []
+    seen: set[str] = set()
+    for i, option in enumerate(template.options):
+        if option.id in seen:
+            problems.append(FieldProblem(f"options[{i}].id", f"duplicate id {option.id!r}"))
+        seen.add(option.id)
+        x, y, w, h = option.box
+        if w <= 0 or h <= 0 or x < 0 or y < 0:
+            problems.append(FieldProblem(f"options[{i}].box", f"{list(option.box)} is not a box"))
+    for i, keyword in enumerate(template.header_keywords):
+        if not keyword.strip():
+            problems.append(FieldProblem(f"header_keywords[{i}]", "empty keyword"))
+    if not is_plain_file_name(template.reference_image):
+        # The template must never make the reader open a file outside its folder.
+        problems.append(
+            FieldProblem(
+                "reference_image",
+                f"{template.reference_image!r} must be a plain file name in the folder",
+            )
+        )
+    return problems
+
+
 class BallotTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +88,13 @@ class BallotTemplate(BaseModel):
     header_keywords: list[str] = Field(min_length=1)
     max_marks: int = Field(ge=1)
     options: list[TemplateOption] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _follows_the_rules(self) -> BallotTemplate:
+        problems = template_problems(self)
+        if problems:
+            raise problems[0]
+        return self
 
 
 @dataclass
@@ -84,34 +136,13 @@ def parse_template(raw: bytes, path: Path) -> BallotTemplate:
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: the document must be a JSON object")
     try:
-        template = BallotTemplate.model_validate(data)
+        return BallotTemplate.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldProblem):
+            raise _fail(path, cause.field, cause.problem) from exc
         raise _fail(path, _field_name(tuple(first["loc"])), first["msg"]) from exc
-    seen: set[str] = set()
-    for i, option in enumerate(template.options):
-        if option.id in seen:
-            raise _fail(path, f"options[{i}].id", f"duplicate option id {option.id!r}")
-        seen.add(option.id)
-        x, y, w, h = option.box
-        if w <= 0 or h <= 0 or x < 0 or y < 0:
-            raise _fail(path, f"options[{i}].box", f"{list(option.box)} is not a box")
-    for i, keyword in enumerate(template.header_keywords):
-        if not keyword.strip():
-            raise _fail(path, f"header_keywords[{i}]", "empty keyword")
-    name = template.reference_image
-    # A plain file name only: the template must never make us read outside its folder.
-    if (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\x00" in name
-        or PurePosixPath(name).name != name
-        or PureWindowsPath(name).name != name
-    ):
-        raise _fail(path, "reference_image", f"{name!r} must be a plain file name in the folder")
-    return template
 
 
 def load_template(folder: Path | str) -> LoadedTemplate:

@@ -1,0 +1,104 @@
+"""The golos command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+
+def golos(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=300,
+    )
+
+
+def test_election_load_official_import_and_report(
+    conn: psycopg.Connection, election_dir: Path, tmp_path: Path, make_official: Callable
+) -> None:
+    loaded = golos("election", "load", str(election_dir))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "created election by-2020-president: 3 precincts" in loaded.stdout
+
+    good = tmp_path / "official.csv"
+    good.write_text(make_official({"p1": {"lukashenko": 10}}))
+    imported = golos("official", "import", "by-2020-president", str(good))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 protocols" in imported.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(make_official({"p1": {"lukashenko": 10}}).replace(",10,", ",ten,"))
+    refused = golos("official", "import", "by-2020-president", str(bad))
+    assert refused.returncode == 1
+    assert "bad.csv, line 2, column 'lukashenko': 'ten' is not a non-negative integer" in (
+        refused.stderr
+    )
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM official_imports").fetchone() == (1,)
+
+    out = tmp_path / "report"
+    reported = golos("report", "by-2020-president", "--out", str(out))
+    assert reported.returncode == 0, reported.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["precincts_with_official"] == 1
+    assert (out / "discrepancies.csv").read_text().startswith("precinct_id,region,district,flag")
+
+    missing = golos("report", "nowhere", "--out", str(out))
+    assert missing.returncode == 1 and "no election 'nowhere'" in missing.stderr
+
+
+def test_ocr_ballot_reads_good_photos_and_survives_a_bad_one(
+    ballot_dir: Path, ballot_photo: Callable, tmp_path: Path
+) -> None:
+    first, second, bad = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "broken.jpg"
+    first.write_bytes(ballot_photo(["tsikhanouskaya"], seed=1))
+    second.write_bytes(ballot_photo(["against_all"], seed=2))
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = golos("ocr", "ballot", str(ballot_dir), str(first), str(bad), str(second), "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["photo"] for line in lines] == [str(first), str(bad), str(second)]
+    assert [(line["verdict"], line["marks"]) for line in lines] == [
+        ("valid", ["tsikhanouskaya"]),
+        ("unreadable", []),
+        ("valid", ["against_all"]),
+    ]
+    assert lines[1]["reasons"]
+    assert all(0.0 <= line["confidence"] <= 1.0 for line in lines)
+
+
+def test_db_status_names_the_external_database(database: str) -> None:
+    result = golos("db", "status")
+    assert result.returncode == 0
+    assert "external database" in result.stdout
+
+
+def test_embedded_database_starts_and_stops(database: str) -> None:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="golos-embedded-"))
+    folder.chmod(0o711)
+    env = {k: v for k, v in os.environ.items() if k != "GOLOS_DATABASE_URL"}
+    env["GOLOS_DATA_DIR"] = str(folder / "data")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    try:
+        assert "no cluster" in run("db", "status").stdout
+        started = run("db", "start")
+        assert started.returncode == 0, started.stderr
+        assert run("db", "status").stdout.startswith("running")
+        assert "schema up to date" in run("db", "migrate").stdout
+        assert run("db", "stop").returncode == 0
+        assert run("db", "status").stdout.startswith("stopped")
+    finally:
+        run("db", "stop")
+        subprocess.run(["rm", "-rf", str(folder)], check=False)

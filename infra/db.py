@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,20 +12,22 @@ from psycopg_pool import ConnectionPool
 from infra.settings import get_settings
 
 _pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
 
 
 def get_pool() -> ConnectionPool:
     global _pool
-    if _pool is None:
-        settings = get_settings()
-        _pool = ConnectionPool(
-            settings.dsn,
-            min_size=1,
-            max_size=settings.db_pool_size,
-            open=True,
-            name="golos",
-        )
-    return _pool
+    with _pool_lock:  # first use may come from several request threads at once
+        if _pool is None:
+            settings = get_settings()
+            _pool = ConnectionPool(
+                settings.dsn,
+                min_size=1,
+                max_size=settings.db_pool_size,
+                open=True,
+                name="golos",
+            )
+        return _pool
 
 
 @contextmanager
@@ -36,6 +39,7 @@ def connection() -> Iterator[psycopg.Connection]:
 
 def close_pool() -> None:
     global _pool
-    if _pool is not None:
-        _pool.close()
-        _pool = None
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,19 +47,42 @@ class Settings(BaseSettings):
         return f"postgresql://golos@/golos?host={quote(str(self.pg_dir), safe='/')}"
 
     def voter_key(self) -> bytes:
+        """The HMAC key for voter identifiers.
+
+        In production set GOLOS_VOTER_SECRET from a secret store, away from the
+        database: whoever holds both can test guessed phone numbers. Unset, a key
+        is generated once into the data folder, which suits a demo or a laptop.
+        """
         if self.voter_secret is not None:
-            return self.voter_secret.get_secret_value().encode()
-        path = self.data_dir.resolve() / "voter-secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting at once must not end up with two keys.
-            try:
-                with open(path, "x", encoding="ascii") as f:
-                    f.write(secrets.token_hex(32))
-                path.chmod(0o600)
-            except FileExistsError:
-                pass
-        return path.read_text(encoding="ascii").strip().encode()
+            key = self.voter_secret.get_secret_value().encode()
+        else:
+            key = _generated_key(self.data_dir.resolve() / "voter-secret")
+        if len(key) < 32:
+            raise ValueError("GOLOS_VOTER_SECRET must be at least 32 characters")
+        return key
+
+
+@cache
+def _generated_key(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a private name, then linked into place: a process
+        # that finds the file never reads it half-written, and two processes
+        # starting at once agree on one key.
+        staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+    return path.read_bytes().strip()
 
 
 @lru_cache

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class PhotoStore(Protocol):
@@ -28,7 +28,7 @@ class LocalPhotoStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError(f"not a sha256 key: {key!r}")
         return self.root / key[:2] / key[2:4] / key
 
@@ -50,6 +50,13 @@ class LocalPhotoStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        # The rename is durable only once its directory is: a crash must not lose
+        # a photo whose submission is already committed.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         return key
 
     def get(self, key: str) -> bytes:

@@ -47,11 +47,11 @@ def database() -> Iterator[str]:
     folder.chmod(0o711)
     pg = EmbeddedPostgres(folder / "pg", fast_unsafe=True)
     pg.start()
-    dsn = f"postgresql://golos@/golos?host={pg.socket_dir}"
+    dsn = pg.dsn()
     migrate(dsn)
     os.environ["GOLOS_DATABASE_URL"] = dsn
     os.environ["GOLOS_DATA_DIR"] = str(folder / "data")
-    os.environ["GOLOS_VOTER_SECRET"] = "test-secret"
+    os.environ["GOLOS_VOTER_SECRET"] = "test-secret-" + "x" * 32
     get_settings.cache_clear()
     db.close_pool()
     try:

@@ -29,6 +29,7 @@ from psycopg import sql
 
 from api.elections.service import load_election
 from infra import db
+from infra.settings import get_settings
 from infra.storage import get_store
 from mobile_stub.client import FlakyTransport, GolosClient, Outbox, Outcome, Submission
 from seeds.crowd import SimulatedVoter, provable_precincts, simulate_crowd
@@ -39,6 +40,7 @@ from tally.report import write_report
 DROP_EVERY = 9
 # Every this-many-th voter's app re-sends a delivered submission (lost answer).
 RESEND_EVERY = 25
+READ_DEADLINE_SECONDS = 1800
 
 
 def _say(message: str) -> None:
@@ -109,11 +111,15 @@ def _start(port: int, workers: int, logs: Path) -> _Processes:
     with open(logs / "server.log", "wb") as server_log, open(logs / "worker.log", "wb") as log:
         # The children keep their own copies of the log file descriptors.
         server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)], stdout=server_log, stderr=subprocess.STDOUT,
+            [*cli, "serve", "--port", str(port)],
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
             env=env,
         )
         worker = subprocess.Popen(
-            [*cli, "worker", "--processes", str(workers)], stdout=log, stderr=subprocess.STDOUT,
+            [*cli, "worker", "--processes", str(workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env=env,
         )
     deadline = time.monotonic() + 60
@@ -151,9 +157,21 @@ def _reset_crowd_data(election_id: str) -> None:
 
 
 def run_demo(
-    *, voters: int, stations: int, precincts: int, workers: int, out: Path, seed: int
+    *,
+    voters: int,
+    stations: int,
+    precincts: int,
+    workers: int,
+    out: Path,
+    seed: int,
+    reset: bool = False,
 ) -> dict[str, object]:
     started = time.monotonic()
+    if not get_settings().embedded and not reset:
+        raise RuntimeError(
+            "the demo clears the seeded election's crowd data; against GOLOS_DATABASE_URL "
+            "it runs only with --reset"
+        )
     out.mkdir(parents=True, exist_ok=True)
     folder = SEED_DIR
     if precincts:
@@ -243,10 +261,15 @@ def run_demo(
             )
             replays += response.status_code == 200
 
+        deadline = time.monotonic() + READ_DEADLINE_SECONDS
         while True:
             received, read = _progress(election.election_id)
             if read >= received:
                 break
+            if time.monotonic() > deadline or processes.workers.poll() is not None:
+                raise RuntimeError(
+                    f"photos are not being read ({read}/{received}); see {out / 'worker.log'}"
+                )
             if time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
                 _say(f"  reading photos: {read}/{received}")

@@ -15,7 +15,6 @@ import statistics
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -36,7 +35,10 @@ def _case(i: int, option_ids: list[str]) -> tuple[str, list[str]]:
     if i % 20 == 19:
         return "blank", []
     if i % 20 == 18:
-        return "overmarked", [option_ids[i % len(option_ids)], option_ids[(i + 1) % len(option_ids)]]
+        return "overmarked", [
+            option_ids[i % len(option_ids)],
+            option_ids[(i + 1) % len(option_ids)],
+        ]
     return "valid", [option_ids[i % len(option_ids)]]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
 from procrastinate import App, PsycopgConnector
+from procrastinate.jobs import Status
 
 __all__ = ["App", "make_app", "retry_stalled_jobs"]
 
@@ -22,6 +24,8 @@ def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:
         worker_defaults={
             "update_heartbeat_interval": 5.0,
             "stalled_worker_timeout": STALLED_AFTER_SECONDS,
+            # Finished jobs name submissions with precise times: keep none.
+            "delete_jobs": "successful",
         },
     )
     for register in registrations:
@@ -36,7 +40,16 @@ async def retry_stalled_jobs(
     stalled = list(
         await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
     )
+    retried = 0
     for job in stalled:
-        log.warning("retrying job %s of a worker that stopped responding", job.id)
-        await app.job_manager.retry_job(job)
-    return len(stalled)
+        try:
+            await app.job_manager.retry_job(job)
+            retried += 1
+            log.warning("retrying job %s of a worker that stopped responding", job.id)
+        except Exception:
+            # Another worker retried it first, or a newer job for the same work is
+            # already queued (same queueing lock): this one is no longer needed.
+            log.info("stalled job %s not retried; closing it", job.id, exc_info=True)
+            with contextlib.suppress(Exception):
+                await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+    return retried

@@ -8,6 +8,7 @@ answers; re-sending is safe because the server de-duplicates on that id.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ class Submission:
     election_id: str
     precinct_id: str
     declared_choice: str
-    voter_id: str | None = None
+    voter_id: str  # the identity the registration bot verified (a phone number)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class GolosClient:
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
 
     def submit(self, submission: Submission, photo: bytes) -> httpx.Response:
-        data = {k: v for k, v in asdict(submission).items() if v is not None}
+        data = asdict(submission)
         return self.http.post(
             "/v1/submissions", data=data, files={"photo": ("ballot.jpg", photo, "image/jpeg")}
         )
@@ -69,10 +70,19 @@ class Outbox:
         item = self.folder / submission.submission_id
         item.mkdir(exist_ok=True)
         (item / "photo.jpg").write_bytes(photo)
-        (item / "submission.json").write_text(json.dumps(asdict(submission)))
+        record = {**asdict(submission), "queued_ns": time.time_ns()}
+        # The record last: an item without it was never completely queued.
+        (item / "submission.json").write_text(json.dumps(record))
 
     def pending(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if (p / "submission.json").exists())
+        """Undelivered submissions, oldest first: when a voter changed their mind
+        offline, the later ballot must reach the server last, and count."""
+        records = []
+        for item in self.folder.iterdir():
+            record = item / "submission.json"
+            if record.exists():
+                records.append((json.loads(record.read_text())["queued_ns"], item.name))
+        return [name for _, name in sorted(records)]
 
     def send(
         self,
@@ -84,7 +94,9 @@ class Outbox:
     ) -> Outcome | None:
         """Send one item, retrying with exponential backoff; None if still undelivered."""
         item = self.folder / submission_id
-        submission = Submission(**json.loads((item / "submission.json").read_text()))
+        record = json.loads((item / "submission.json").read_text())
+        record.pop("queued_ns", None)
+        submission = Submission(**record)
         photo = (item / "photo.jpg").read_bytes()
         for attempt in range(1, max_attempts + 1):
             try:
@@ -112,15 +124,29 @@ class Outbox:
 
 
 class FlakyTransport(httpx.BaseTransport):
-    """A network that drops some requests, like a throttled 2G link. Deterministic."""
+    """A network that loses some exchanges, like a throttled 2G link. Deterministic.
 
-    def __init__(self, inner: httpx.BaseTransport, drop_every: int) -> None:
+    Every ``drop_every``-th request never reaches the server; with
+    ``lose_answers`` it does reach it, and the answer is what is lost.
+    """
+
+    def __init__(
+        self, inner: httpx.BaseTransport, drop_every: int, lose_answers: bool = False
+    ) -> None:
         self.inner = inner
         self.drop_every = drop_every
+        self.lose_answers = lose_answers
         self.count = 0
+        self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.count += 1
-        if self.drop_every and self.count % self.drop_every == 0:
+        with self._lock:
+            self.count += 1
+            drop = bool(self.drop_every) and self.count % self.drop_every == 0
+        if drop and not self.lose_answers:
             raise httpx.ConnectError("network unreachable (simulated)", request=request)
-        return self.inner.handle_request(request)
+        response = self.inner.handle_request(request)
+        if drop:
+            response.read()
+            raise httpx.ReadError("connection lost before the answer (simulated)", request=request)
+        return response

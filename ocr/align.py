@@ -6,6 +6,7 @@ template's coordinates can be projected straight into the photo.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -15,9 +16,14 @@ import numpy as np
 # which keeps ORB's keypoints on stable structure and the cost low.
 REF_MATCH_SIDE = 900
 PHOTO_MATCH_SIDE = 1000
-N_FEATURES = 2500
+N_FEATURES = 2000  # for finding the page: enough to survive a busy background
+N_REFINE = 1200  # for refining, evenly spread: plenty for 8 parameters
 RATIO_TEST = 0.8
 RANSAC_PX = 4.0  # reprojection tolerance, pixels of the photo's match image
+
+GRID = 8  # features are spread over GRID x GRID cells of the image
+REFINE_GATE = 0.04  # refinement matches must lie within this share of the page size
+REFINE_PX = 2.0  # refinement reprojection tolerance, pixels of the match image
 
 MIN_INLIERS = 30
 MIN_INLIER_RATIO = 0.2
@@ -49,10 +55,44 @@ def resize_long_side(gray: np.ndarray, long_side: int) -> tuple[np.ndarray, floa
     return out, scale
 
 
-def detect(gray: np.ndarray, long_side: int) -> Features:
+def _spread(
+    keypoints: Sequence[cv2.KeyPoint], shape: tuple[int, int], quota: int
+) -> list[cv2.KeyPoint]:
+    """Keep the strongest keypoints of each grid cell, at most `quota` in all.
+
+    ORB's own selection piles its budget onto the densest print (small text),
+    leaving whole rows of a ballot without a feature; a homography fitted to one
+    corner of the page extrapolates badly to the rest.
+    """
+    h, w = shape
+    per_cell = max(1, quota // (GRID * GRID))
+    cells: dict[tuple[int, int], list[cv2.KeyPoint]] = {}
+    for k in keypoints:
+        key = (min(GRID - 1, int(k.pt[1] * GRID / h)), min(GRID - 1, int(k.pt[0] * GRID / w)))
+        cells.setdefault(key, []).append(k)
+    kept: list[cv2.KeyPoint] = []
+    for members in cells.values():
+        members.sort(key=lambda k: -k.response)
+        kept += members[:per_cell]
+    return kept
+
+
+def detect(
+    gray: np.ndarray, long_side: int, spread: bool = False, count: int = N_FEATURES
+) -> Features:
+    """ORB features, in pixels of `gray`; `spread` evens them out over the image.
+
+    Spreading suits an image that is all page (the reference, an upright warp);
+    on a raw photo it would spend the budget on the table around the ballot.
+    """
     small, scale = resize_long_side(gray, long_side)
-    orb = cv2.ORB.create(nfeatures=N_FEATURES, fastThreshold=10)
-    keypoints, descriptors = orb.detectAndCompute(small, None)
+    if spread:
+        orb = cv2.ORB.create(nfeatures=3 * count, fastThreshold=10)
+        chosen = _spread(orb.detect(small, None), small.shape[:2], count)
+        keypoints, descriptors = orb.compute(small, chosen)
+    else:
+        orb = cv2.ORB.create(nfeatures=count, fastThreshold=10)
+        keypoints, descriptors = orb.detectAndCompute(small, None)
     if descriptors is None or not keypoints:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     points = np.array([k.pt for k in keypoints], dtype=np.float32) / scale
@@ -60,7 +100,13 @@ def detect(gray: np.ndarray, long_side: int) -> Features:
 
 
 def reference_features(reference: np.ndarray) -> Features:
+    """For finding the page: ORB's strongest features, the most distinctive."""
     return detect(reference, REF_MATCH_SIDE)
+
+
+def refinement_features(reference: np.ndarray) -> Features:
+    """For refining: features spread over the whole page, for a well-conditioned fit."""
+    return detect(reference, REF_MATCH_SIDE, spread=True, count=N_REFINE)
 
 
 def homography_problem(
@@ -102,8 +148,14 @@ def homography_problem(
     return None
 
 
-def match(reference: Features, photo: Features) -> tuple[np.ndarray, np.ndarray]:
-    """Ratio-tested nearest-neighbour matches: (reference points, photo points)."""
+def match(
+    reference: Features, photo: Features, gate: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio-tested nearest-neighbour matches: (reference points, photo points).
+
+    With `gate`, only pairs whose points lie within `gate` pixels of each other
+    are kept (both sets must then be in the same frame).
+    """
     if len(reference.points) < 2 or len(photo.points) < 2:
         empty = np.zeros((0, 2), np.float32)
         return empty, empty
@@ -112,6 +164,9 @@ def match(reference: Features, photo: Features) -> tuple[np.ndarray, np.ndarray]
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
     src = np.array([reference.points[m.queryIdx] for m in good], np.float32).reshape(-1, 2)
     dst = np.array([photo.points[m.trainIdx] for m in good], np.float32).reshape(-1, 2)
+    if gate is not None and len(src):
+        near = np.hypot(*(src - dst).T) < gate
+        src, dst = src[near], dst[near]
     return src, dst
 
 
@@ -127,6 +182,34 @@ def estimate(reference: Features, photo: Features, scale: float) -> Alignment | 
     if homography is None or mask is None:
         return None
     return Alignment(np.asarray(homography, np.float64), len(src), int(mask.sum()))
+
+
+def refine(
+    reference: Features,
+    ref_size: tuple[int, int],
+    photo: np.ndarray,
+    alignment: Alignment,
+) -> Alignment:
+    """Second pass in the reference's own frame: warp the photo upright with the
+    first homography, match again (now without rotation or perspective between
+    the two, and only between nearby points) and compose the small correction.
+    """
+    w, h = ref_size
+    scale = min(1.0, REF_MATCH_SIDE / max(w, h))
+    upright = warp_region(photo, alignment.homography, (0, 0, w, h), scale)
+    found = detect(upright, max(upright.shape), spread=True, count=N_REFINE)
+    found = Features(found.points / scale, found.descriptors)  # -> reference pixels
+    src, dst = match(reference, found, gate=REFINE_GATE * max(w, h))
+    if len(src) < MIN_INLIERS:
+        return alignment
+    cv2.setRNGSeed(12345)
+    correction, mask = cv2.findHomography(
+        src, dst, cv2.USAC_MAGSAC, REFINE_PX / scale, maxIters=3000, confidence=0.999
+    )
+    if correction is None or mask is None or int(mask.sum()) < MIN_INLIERS:
+        return alignment
+    combined = alignment.homography @ np.asarray(correction, np.float64)
+    return Alignment(combined / combined[2, 2], len(src), int(mask.sum()))
 
 
 def align(reference: Features, photo: np.ndarray) -> Alignment | None:
@@ -173,6 +256,18 @@ def inside(
     pts = project(homography, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     h, w = shape
     return bool(np.all(pts >= -1) and np.all(pts[:, 0] <= w + 1) and np.all(pts[:, 1] <= h + 1))
+
+
+def displacement(first: np.ndarray, second: np.ndarray, ref_size: tuple[int, int]) -> float:
+    """Largest distance (reference pixels) by which two homographies disagree on
+    where the page's corners and centre are."""
+    w, h = ref_size
+    pts = np.array([[0, 0], [w, 0], [w, h], [0, h], [w / 2, h / 2]], dtype=np.float64)
+    try:
+        back = project(np.linalg.inv(second) @ first, pts)
+    except np.linalg.LinAlgError:
+        return float("inf")
+    return float(np.max(np.hypot(*(back - pts).T)))
 
 
 def project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ocr.align import inside, warp_region
 
 # Everything is proportional to the box side: no pixel constant depends on a layout.
 PAD = 0.6  # context kept around the box for local re-alignment
-SEARCH = 0.15  # residual misalignment searched for around each box
+SEARCH = 0.2  # residual misalignment searched for around each box
 RING = 0.3  # how far outside the box spilled ink is looked for
 TOLERANCE = 0.05  # printed ink is grown by this much before being masked out
 INSET = 0.06  # interior starts this far inside the box edge
@@ -26,7 +26,7 @@ RING_WEIGHT = 0.5  # spilled ink counts half: it might belong to something else
 INK_FLOOR = 0.15  # darkness (1 - pixel/paper) below this is paper texture or JPEG noise
 INK_FULL = 0.6  # darkness at and above this is full-strength ink
 PRINT_THRESHOLD = 128  # reference pixels darker than this are printed ink
-MIN_MATCH = 0.3  # below this local-match score the global alignment is trusted instead
+MIN_MATCH = 0.2  # below this local-match score the box was not found where expected
 
 
 Rect = tuple[int, int, int, int]
@@ -54,6 +54,7 @@ class BoxScore:
     contrast: float  # darkness of the printed outline in the photo (sharpness/exposure)
     shift: tuple[int, int]  # local correction found, frame pixels
     match: float  # local template-match score
+    at_limit: bool  # the best match lay on the edge of the searched area
     visible: bool  # False when part of the box's surroundings lies outside the photo
 
 
@@ -198,5 +199,6 @@ def score_box(ref: BoxReference, photo: np.ndarray, homography: np.ndarray) -> B
         contrast=contrast,
         shift=(dx - centre, dy - centre),
         match=match,
+        at_limit=max(abs(dx - centre), abs(dy - centre)) >= ref.search,
         visible=visible,
     )

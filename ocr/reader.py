@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -23,8 +23,11 @@ from ocr.align import (
     MIN_INLIERS,
     Alignment,
     align,
+    displacement,
     homography_problem,
     inside,
+    is_confident,
+    refine,
     resize_long_side,
 )
 from ocr.header import (
@@ -36,7 +39,7 @@ from ocr.header import (
     keyword_crops,
 )
 from ocr.images import ImageRejected, decode_gray
-from ocr.marks import BoxScore, score_box
+from ocr.marks import MIN_MATCH, BoxScore, score_box
 from ocr.template import LoadedTemplate, TemplateError, load_template
 
 Verdict = Literal["valid", "blank", "overmarked", "not_a_ballot", "unreadable"]
@@ -44,12 +47,18 @@ Verdict = Literal["valid", "blank", "overmarked", "not_a_ballot", "unreadable"]
 WORK_SIDE = 1600  # long side the photo is worked at; more only costs time
 MAX_PIXELS = 40_000_000
 
+REFINE_ROUNDS = 3
+REFINE_CONVERGED_PX = 3.0  # reference pixels: a smaller correction ends the refinement
+
 # Box decision. Scores are ink coverage of the box interior (0..1): an empty box
 # reads ~0, the faintest pen dot several per cent.
 MARK_MIN = 0.025  # a box is marked at or above this (and clearly above the noise)
 EMPTY_MAX = 0.008  # and empty at or below this; in between nobody should guess
 NOISE_MARGIN = 0.02  # marked boxes must also stand this far above the ballot's own noise
 NOISE_FACTOR = 2.5  # ... and be this many times the noise
+
+# A keyword read at least this well (but under MIN_RATIO) is damaged, not absent.
+UNCLEAR_RATIO = 0.65
 
 # Blur is estimated as a Gaussian sigma in the header crops, where text is scaled
 # to TEXT_HEIGHT pixels, so these limits are relative to the print, not the photo.
@@ -126,22 +135,29 @@ def _outside(template: LoadedTemplate, homography: np.ndarray, shape: tuple[int,
     return not all(inside(homography, rect, shape) for rect in rects)
 
 
+def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | None, str | None]:
+    """Find the page and refine the fit: (alignment, None) or (best attempt, problem)."""
+    alignment = align(template.features, photo)
+    if alignment is None or not is_confident(alignment):
+        return alignment, "too_few_matches"
+    # A first fit can be right where most features are and off elsewhere: refine
+    # in the page's own frame until the correction becomes negligible.
+    for _ in range(REFINE_ROUNDS):
+        refined = refine(template.refinement, template.size, photo, alignment)
+        moved = displacement(alignment.homography, refined.homography, template.size)
+        alignment = refined
+        if moved < REFINE_CONVERGED_PX:
+            break
+    size = (photo.shape[1], photo.shape[0])
+    return alignment, homography_problem(alignment.homography, template.size, size)
+
+
 def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
     tpl = template.template
     if float(np.percentile(photo, 95)) < DARK_LEVEL:
         return _reading("unreadable", 0.9, ["too_dark"])
 
-    alignment = align(template.features, photo)
-    photo_size = (photo.shape[1], photo.shape[0])
-    problem = (
-        "too_few_matches"
-        if alignment is None
-        else homography_problem(alignment.homography, template.size, photo_size)
-    )
-    if alignment is not None and problem is None and (
-        alignment.inliers < MIN_INLIERS or alignment.inlier_ratio < MIN_INLIER_RATIO
-    ):
-        problem = "too_few_matches"
+    alignment, problem = _locate(template, photo)
     if alignment is None or problem is not None:
         small, _ = resize_long_side(photo, 800)
         if edge_sharpness(small) < BLURRY_EDGES:
@@ -164,12 +180,16 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
     found = check_keywords(
         template.header, photo, homography, tpl.header_keywords, tpl.ocr_languages
     )
-    if min(found.values()) < MIN_RATIO:
-        missing = [k for k, r in found.items() if r < MIN_RATIO]
+    weakest = min(found.values())
+    if weakest < MIN_RATIO:
+        # The page matched the reference; if the text is soft, or the word was
+        # half read (a signature across it), OCR may just have failed, and a
+        # person should look rather than the vote be dropped.
         if blur >= BLUR_DOUBTFUL:
-            # The page matched the reference but the text is soft: OCR may just
-            # have failed, so a person should look rather than the vote be dropped.
             return _reading("unreadable", 0.6, ["blurred", "header_keywords_missing"])
+        if weakest >= UNCLEAR_RATIO:
+            return _reading("unreadable", 0.6, ["header_keywords_unclear"])
+        missing = [k for k, r in found.items() if r < MIN_RATIO]
         return _reading(
             "not_a_ballot",
             0.9 if len(missing) == len(found) else 0.7,
@@ -180,6 +200,10 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
     scores = [score_box(b, photo, homography) for b in template.boxes]
     if not all(s.visible for s in scores):
         return _reading("unreadable", 0.8, ["cut_off"])
+    if any(s.match < MIN_MATCH or s.at_limit for s in scores):
+        # A box not found where the page fit puts it: reading it could count
+        # the printed outline as a mark, so nobody should guess.
+        return _reading("unreadable", 0.6, ["alignment_uncertain"])
     if float(np.median([s.contrast for s in scores])) < CONTRAST_MIN:
         return _reading("unreadable", 0.7, ["low_contrast"])
     decision = decide_marks(scores, tpl.max_marks)
@@ -214,7 +238,7 @@ def read_ballot(template: LoadedTemplate, image_bytes: bytes) -> BallotReading:
         return _reading("unreadable", 0.0, ["processing_failed"])
 
 
-def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[str, object]]:
+def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[str, Any]]:
     """One spec-shaped dict per photo, in the order given; never raises for a photo.
 
     A template that cannot be loaded makes every photo `unreadable`

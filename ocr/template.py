@@ -11,7 +11,7 @@ import numpy as np
 import pytesseract
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ocr.align import Features, reference_features
+from ocr.align import Features, reference_features, refinement_features
 from ocr.header import HeaderPlan, plan_header
 from ocr.images import ImageRejected, decode_gray
 from ocr.marks import BoxReference, box_reference
@@ -105,6 +105,7 @@ class LoadedTemplate:
     folder: Path
     reference: np.ndarray  # grayscale uint8, upright, as in the folder
     features: Features  # ORB features of the reference, in reference pixels
+    refinement: Features  # the same, spread evenly over the page
     boxes: list[BoxReference]  # one per option, in template order
     header: HeaderPlan
     box_scale: float  # sampling scale of the box patches
@@ -192,6 +193,7 @@ def load_template(folder: Path | str) -> LoadedTemplate:
         folder=folder,
         reference=reference,
         features=reference_features(reference),
+        refinement=refinement_features(reference),
         boxes=boxes,
         header=header,
         box_scale=box_scale,

@@ -8,7 +8,6 @@ light, blur, JPEG, pen marks that spill over the box, stamps and signatures.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,7 +17,7 @@ from typing import Literal, get_args
 import cv2
 import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from ocr.template import BallotTemplate
 
@@ -159,8 +158,8 @@ def _ink(rng: np.random.Generator) -> tuple[int, int, int]:
     return (g, g, g + int(rng.integers(0, 10)))
 
 
-def _stamp(page: np.ndarray, center: Point, radius: float, rng: np.random.Generator) -> None:
-    """A round precinct stamp in violet ink, multiplied onto the page in place."""
+def _stamp(page: Image.Image, center: Point, radius: float, rng: np.random.Generator) -> None:
+    """A round precinct stamp in violet ink, multiplied onto the (RGB) page in place."""
     size = int(radius * 2 + 8)
     layer = Image.new("L", (size, size), 0)
     d = ImageDraw.Draw(layer)
@@ -177,18 +176,14 @@ def _stamp(page: np.ndarray, center: Point, radius: float, rng: np.random.Genera
         px, py = c + radius * 0.86 * math.cos(ang), c + radius * 0.86 * math.sin(ang)
         d.text((px, py), ch, font=small, fill=255, anchor="mm")
     layer = layer.rotate(float(rng.uniform(0, 360)), resample=Image.Resampling.BILINEAR)
-    alpha = np.asarray(layer, dtype=np.float32) / 255.0 * float(rng.uniform(0.5, 0.85))
+    # Ink multiplies the paper (print under the stamp stays visible): build the
+    # per-pixel factor 1 - a + a * ink on the stamp's square only.
+    alpha = np.asarray(layer, dtype=np.float32)[..., None] / 255.0 * float(rng.uniform(0.5, 0.85))
     ink = np.array([110, 70, 170], dtype=np.float32) / 255.0
+    factor = Image.fromarray(((1 - alpha + alpha * ink) * 255).astype(np.uint8), "RGB")
     x0, y0 = int(center[0] - size / 2), int(center[1] - size / 2)
-    h, w = page.shape[:2]
-    sx0, sy0 = max(0, -x0), max(0, -y0)
-    x0c, y0c = max(0, x0), max(0, y0)
-    x1c, y1c = min(w, x0 + size), min(h, y0 + size)
-    if x1c <= x0c or y1c <= y0c:
-        return
-    a = alpha[sy0 : sy0 + y1c - y0c, sx0 : sx0 + x1c - x0c, None]
-    region = page[y0c:y1c, x0c:x1c].astype(np.float32)
-    page[y0c:y1c, x0c:x1c] = (region * (1 - a + a * ink)).astype(np.uint8)
+    region = page.crop((x0, y0, x0 + size, y0 + size))
+    page.paste(ImageChops.multiply(region, factor), (x0, y0))
 
 
 def _far_from_boxes(
@@ -209,7 +204,7 @@ def mark_ballot(
     style: MarkStyle | None = None,
 ) -> Image.Image:
     """Pen marks in the boxes of `marks`; sometimes a stamp and a signature elsewhere."""
-    page = np.array(reference.convert("RGB"))
+    img = reference.convert("RGB") if reference.mode != "RGB" else reference.copy()
     width, height = reference.size
     boxes = {o.id: o.box for o in template.options}
     first_box_top = min(o.box[1] for o in template.options)
@@ -222,9 +217,8 @@ def mark_ballot(
             float(rng.uniform(0.06, 0.1)) * height,
         )
         if center[1] + radius < first_box_top:
-            _stamp(page, center, radius, rng)
+            _stamp(img, center, radius, rng)
 
-    img = Image.fromarray(page)
     draw = ImageDraw.Draw(img)
     if rng.random() < 0.5:  # a commission member's signature, clear of every box
         for _ in range(10):
@@ -500,8 +494,3 @@ def not_a_ballot_photo(rng: np.random.Generator) -> bytes:
     doc = _text_page(rng) if kind == 0 else _receipt(rng) if kind == 1 else _scene(rng)
     return phone_photo(doc, rng)
 
-
-def to_png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()

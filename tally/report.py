@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from tally.service import recompute_flags
+from tally.service import COMPUTED_FLAGS, recompute_flags
 from tally.stats import integer_percent_test
 
 DISCREPANCY_COLUMNS = (
@@ -132,14 +132,19 @@ def build_summary(conn: psycopg.Connection, election_id: str) -> dict[str, Any]:
     precincts = conn.execute(
         "SELECT count(*) FROM precincts WHERE election_id = %s", (election_id,)
     ).fetchone()
-    flag_counts: dict[str, int] = dict(
+    # Flags observers dismissed are in discrepancies.csv with their status, but
+    # count for nothing here.
+    flag_counts: dict[str, int] = dict.fromkeys(COMPUTED_FLAGS, 0)
+    flag_counts.update(
         conn.execute(
-            "SELECT flag, count(*) FROM flags WHERE election_id = %s GROUP BY flag ORDER BY flag",
+            "SELECT flag, count(*) FROM flags WHERE election_id = %s"
+            " AND review_status <> 'dismissed' GROUP BY flag ORDER BY flag",
             (election_id,),
         ).fetchall()
     )
     with_proof = conn.execute(
-        "SELECT count(DISTINCT precinct_id) FROM flags WHERE election_id = %s AND kind = 'proof'",
+        "SELECT count(DISTINCT precinct_id) FROM flags WHERE election_id = %s AND kind = 'proof'"
+        " AND review_status <> 'dismissed'",
         (election_id,),
     ).fetchone()
     totals = _official_totals(conn, election_id)

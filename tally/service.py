@@ -6,7 +6,10 @@ import psycopg
 
 from tally.proof import Finding, crowd_exceeds_official
 
+# The flags this module computes, and from which source: recomputing replaces
+# exactly these and nothing else (imported sources' flags, observers' own).
 COMPUTED_FLAGS = ("crowd_exceeds_official",)
+PHOTOS = "photos"
 
 
 def crowd_tally(conn: psycopg.Connection, election_id: str) -> dict[tuple[str, str], int]:
@@ -31,15 +34,17 @@ def official_votes(conn: psycopg.Connection, election_id: str) -> dict[tuple[str
 
 
 def recompute_flags(conn: psycopg.Connection, election_id: str) -> list[Finding]:
-    """Recompute the platform's flags, keeping observers' review decisions.
+    """Recompute the platform's flags from the current evidence.
 
-    A flag that no longer holds is removed unless an observer has reviewed it:
-    the decision stays on record.
+    An observer's decision stays with a flag while its numbers stay the same; a
+    flag whose numbers change is open again (the decision was about other
+    evidence), and a flag that no longer holds is removed whatever its status.
     """
     findings = crowd_exceeds_official(
         crowd_tally(conn, election_id), official_votes(conn, election_id)
     )
     with conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS pg_temp.fresh_flags")
         conn.execute("CREATE TEMP TABLE fresh_flags (LIKE flags INCLUDING DEFAULTS) ON COMMIT DROP")
         with (
             conn.cursor() as cur,
@@ -65,13 +70,13 @@ def recompute_flags(conn: psycopg.Connection, election_id: str) -> list[Finding]
         conn.execute(
             """
             DELETE FROM flags f
-            WHERE f.election_id = %s AND f.flag = ANY(%s) AND f.review_status = 'open'
+            WHERE f.election_id = %s AND f.flag = ANY(%s) AND f.source = %s
               AND NOT EXISTS (
                 SELECT 1 FROM fresh_flags n
                 WHERE n.precinct_id = f.precinct_id AND n.flag = f.flag
                   AND n.option_id = f.option_id AND n.source = f.source)
             """,
-            (election_id, list(COMPUTED_FLAGS)),
+            (election_id, list(COMPUTED_FLAGS), PHOTOS),
         )
         conn.execute(
             """
@@ -81,7 +86,7 @@ def recompute_flags(conn: psycopg.Connection, election_id: str) -> list[Finding]
             FROM fresh_flags
             ON CONFLICT (election_id, precinct_id, flag, option_id, source) DO UPDATE SET
                 kind = EXCLUDED.kind, crowd = EXCLUDED.crowd, official = EXCLUDED.official,
-                detail = EXCLUDED.detail, updated_at = now()
+                detail = EXCLUDED.detail, review_status = 'open', updated_at = now()
             WHERE (flags.crowd, flags.official, flags.detail)
                   IS DISTINCT FROM (EXCLUDED.crowd, EXCLUDED.official, EXCLUDED.detail)
             """

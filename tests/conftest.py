@@ -184,14 +184,15 @@ def submit(client: TestClient) -> Callable[..., object]:
         voter: str | None = None,
         election: str = "by-2020-president",
     ):
+        sid = sid or str(uuid.uuid4())
         data = {
             "election_id": election,
             "precinct_id": precinct,
             "declared_choice": choice,
-            "submission_id": sid or str(uuid.uuid4()),
+            "submission_id": sid,
+            # One voter per submission id unless the test says otherwise.
+            "voter_id": voter or f"voter-{sid}",
         }
-        if voter:
-            data["voter_id"] = voter
         return client.post(
             "/v1/submissions", data=data, files={"photo": ("b.jpg", photo, "image/jpeg")}
         )

@@ -184,6 +184,21 @@ def _check_header(header: list[str], required: Iterable[str], problems: _Problem
             problems.add("required column is missing from the header", 1, name)
 
 
+def _wrong_width(problems: _Problems, header: list[str], row: list[str], line: int) -> None:
+    if len(row) < len(header):
+        column = header[len(row)]
+        problems.add(
+            f"missing: the row has {len(row)} cells, the header {len(header)}", line, column
+        )
+    else:
+        problems.add(
+            f"extra cell {len(header) + 1} ({row[len(header)]!r}) beyond the header's "
+            f"{len(header)} columns",
+            line,
+            f"#{len(header) + 1}",
+        )
+
+
 def _count(value: str, allow_empty: bool) -> tuple[int | None, str | None]:
     """A cell as a non-negative integer; returns (value, problem)."""
     cell = value.strip()
@@ -207,7 +222,7 @@ def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[Precinct
     first_line: dict[str, int] = {}
     for line, row in rows:
         if len(row) != len(header):
-            problems.add(f"expected {len(header)} cells, found {len(row)}", line)
+            _wrong_width(problems, header, row, line)
             continue
         cells = dict(zip(header, row, strict=True))
         precinct_id = cells["precinct_id"].strip()
@@ -265,7 +280,7 @@ def parse_official_csv(
     first_line: dict[str, int] = {}
     for line, row in rows:
         if len(row) != len(header):
-            problems.add(f"expected {len(header)} cells, found {len(row)}", line)
+            _wrong_width(problems, header, row, line)
             continue
         cells = dict(zip(header, row, strict=True))
         precinct_id = cells["precinct_id"].strip()

@@ -75,7 +75,7 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
     precincts = parse_precincts_csv(_read_text(folder / "precincts.csv"))
 
     ballot_json: str | None = None
-    reference_sha: str | None = None
+    reference: bytes | None = None
     if (folder / "ballot").is_dir():
         try:
             loaded = load_template(folder / "ballot")
@@ -83,12 +83,17 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
             raise FormatError([Problem("ballot/template.json", str(exc))]) from exc
         _check_template_matches(loaded, definition.id, definition.option_ids)
         ballot_json = loaded.template.model_dump_json()
-        reference_sha = store.put((loaded.folder / loaded.template.reference_image).read_bytes())
+        reference = (loaded.folder / loaded.template.reference_image).read_bytes()
 
     protocol_json: str | None = None
     if (folder / "protocol" / "template.json").is_file():
-        protocol = json.loads(_read_text(folder / "protocol" / "template.json"))
-        if protocol.get("format") != "protocol-template/1":
+        try:
+            protocol = json.loads(_read_text(folder / "protocol" / "template.json"))
+        except json.JSONDecodeError as exc:
+            raise FormatError(
+                [Problem("protocol/template.json", f"not valid JSON: {exc.msg}", exc.lineno)]
+            ) from exc
+        if not isinstance(protocol, dict) or protocol.get("format") != "protocol-template/1":
             raise FormatError(
                 [Problem("protocol/template.json", "field 'format': must be 'protocol-template/1'")]
             )
@@ -104,7 +109,10 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
             {p.precinct_id for p in precincts},
         )
 
+    reference_sha = hashlib.sha256(reference).hexdigest() if reference is not None else None
     with conn.transaction():
+        # Serialise loads and imports of one election.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", (definition.id,))
         existing = conn.execute(
             "SELECT array_agg(id ORDER BY position) FROM options WHERE election_id = %s",
             (definition.id,),
@@ -164,6 +172,9 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
             official_result = _store_official(
                 conn, definition.id, official, "official.csv", official_bytes
             )
+        if reference is not None:
+            # Last, when nothing else can refuse the load: a refused folder stores nothing.
+            store.put(reference)
     return LoadResult(
         election_id=definition.id,
         created=not existing_options,
@@ -208,6 +219,7 @@ def _decode(data: bytes, file: str) -> str:
 def _upsert_precincts(conn: psycopg.Connection, election_id: str, rows: list[PrecinctRow]) -> None:
     # Precincts are only added or updated, never dropped: submissions and
     # official figures refer to them.
+    conn.execute("DROP TABLE IF EXISTS pg_temp.incoming_precincts")
     conn.execute(
         "CREATE TEMP TABLE incoming_precincts (LIKE precincts INCLUDING DEFAULTS) ON COMMIT DROP"
     )
@@ -244,13 +256,17 @@ def import_official(
     conn: psycopg.Connection, election_id: str, data: bytes, filename: str
 ) -> ImportResult:
     """Import ``official-results/1`` figures, replacing (and keeping) earlier ones."""
-    options = option_ids(conn, election_id)
-    known = {
-        row[0]
-        for row in conn.execute("SELECT id FROM precincts WHERE election_id = %s", (election_id,))
-    }
-    rows = parse_official_csv(_decode(data, filename), options, known, file=filename)
+    text = _decode(data, filename)
     with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", (election_id,))
+        options = option_ids(conn, election_id)
+        known = {
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM precincts WHERE election_id = %s", (election_id,)
+            )
+        }
+        rows = parse_official_csv(text, options, known, file=filename)
         return _store_official(conn, election_id, rows, filename, data)
 
 

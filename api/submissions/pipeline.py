@@ -134,3 +134,12 @@ def _one_vote_per_voter(conn: psycopg.Connection, pending: _Pending, sid: uuid.U
         (pending.election_id, pending.voter_key, sid),
     )
     return "verified"
+
+
+def give_up(conn: psycopg.Connection, sid: uuid.UUID, reason: str) -> None:
+    """Send a submission that cannot be processed to a person."""
+    conn.execute(
+        "UPDATE submissions SET status = 'review', reasons = %s"
+        " WHERE id = %s AND status = 'received'",
+        ([reason], sid),
+    )

@@ -84,14 +84,14 @@ async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     return fields
 
 
-def _text(fields: dict[str, str | bytes], name: str, required: bool = True) -> str | None:
+def _text(fields: dict[str, str | bytes], name: str, missing_status: int = 422) -> str:
     value = fields.get(name)
     if value is None or value == "":
-        if required:
-            raise _error(422, name, "this field is required")
-        return None
+        raise _error(missing_status, name, "this field is required")
     if not isinstance(value, str):
         raise _error(422, name, "must be a text field, not a file")
+    if len(value) > 200 or not value.isprintable():
+        raise _error(422, name, "must be at most 200 printable characters")
     return value.strip()
 
 
@@ -104,15 +104,14 @@ async def submit(request: Request, response: Response) -> SubmissionAccepted:
     photo = fields.get("photo")
     if not isinstance(photo, bytes) or not photo:
         raise _error(422, "photo", "a photo file is required")
-    choice = _text(fields, "declared_choice")
-    assert choice is not None
     new = service.NewSubmission(
-        election_id=_text(fields, "election_id") or "",
-        precinct_id=_text(fields, "precinct_id") or "",
-        declared_choice=[c.strip() for c in choice.split(",") if c.strip()],
-        submission_id=_text(fields, "submission_id") or "",
+        # IETF Idempotency-Key: a request without its key is malformed (400).
+        submission_id=_text(fields, "submission_id", missing_status=400),
+        election_id=_text(fields, "election_id"),
+        precinct_id=_text(fields, "precinct_id"),
+        declared_choice=[c.strip() for c in _text(fields, "declared_choice").split(",")],
+        voter_id=_text(fields, "voter_id"),
         photo=photo,
-        voter_id=_text(fields, "voter_id", required=False),
     )
 
     def accept() -> tuple[service.SubmissionStatus, bool]:
@@ -130,9 +129,10 @@ async def submit(request: Request, response: Response) -> SubmissionAccepted:
         status, created = await run_in_threadpool(accept)
     except service.SubmissionError as exc:
         raise _error(exc.status_code, exc.field, exc.message) from None
-    if created:
+    if created or status.status == "received":
+        # On a replay too: the first request may have been stored but not queued.
         await jobs.enqueue(request.app.state.queue, status.submission_id)
-    else:
+    if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return SubmissionAccepted(

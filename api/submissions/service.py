@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +22,11 @@ from infra.storage import PhotoStore
 from ocr.images import ImageRejected, sanitize_photo
 
 Status = Literal["received", "verified", "review", "rejected", "superseded"]
+
+# Decoding a photo takes up to a few hundred MB for the largest accepted ones:
+# bound how many requests do it at once.
+_decoding = threading.BoundedSemaphore(2)
+_PHONE = re.compile(r"\+?[0-9][0-9 ()-]{5,}")
 
 
 class SubmissionError(ValueError):
@@ -48,22 +55,33 @@ class NewSubmission:
     declared_choice: list[str]
     submission_id: str
     photo: bytes
-    voter_id: str | None = None
+    voter_id: str
+
+
+def normalise_voter_id(voter_id: str) -> str:
+    """One person, one string: '+375 29 111-22-33', '375291112233' and '00375291112233'
+    are the same phone number; other identifiers are compared case-insensitively."""
+    value = voter_id.strip()
+    if _PHONE.fullmatch(value):
+        digits = re.sub(r"[^0-9]", "", value)
+        return digits[2:] if digits.startswith("00") else digits
+    return "".join(value.split()).lower()
 
 
 def voter_key(secret: bytes, election_id: str, voter_id: str) -> bytes:
     """Keyed hash of a voter identifier, per election: a seized database names nobody,
     and the same person cannot be linked across elections."""
-    normalised = "".join(voter_id.split()).lower()
-    return hmac.new(secret, f"{election_id}\x00{normalised}".encode(), hashlib.sha256).digest()
+    message = f"{election_id}\x00{normalise_voter_id(voter_id)}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
-def request_digest(new: NewSubmission) -> str:
+def request_digest(new: NewSubmission, voter: bytes) -> str:
     """What makes a retry 'the same request' (IETF Idempotency-Key semantics)."""
     h = hashlib.sha256()
     for part in (new.election_id, new.precinct_id, ",".join(sorted(new.declared_choice))):
         h.update(part.encode())
         h.update(b"\x00")
+    h.update(voter)
     h.update(hashlib.sha256(new.photo).digest())
     return h.hexdigest()
 
@@ -116,7 +134,8 @@ def accept(
     is never counted twice.
     """
     sid = _parse_submission_id(new.submission_id)
-    digest = request_digest(new)
+    voter = voter_key(voter_secret, new.election_id, new.voter_id)
+    digest = request_digest(new, voter)
     if (earlier := _existing(conn, sid, digest)) is not None:
         return earlier, False
 
@@ -140,14 +159,22 @@ def accept(
     _check_choice(new.declared_choice, template[0])
 
     try:
-        clean = sanitize_photo(new.photo, max_bytes=max_bytes, max_pixels=max_pixels)
+        with _decoding:
+            clean = sanitize_photo(new.photo, max_bytes=max_bytes, max_pixels=max_pixels)
     except ImageRejected as exc:
         code = 413 if exc.reason in ("too_large", "too_many_pixels") else 422
         raise SubmissionError("photo", exc.reason + ": " + str(exc), code) from exc
 
-    key = store.put(clean.jpeg)
-    voter = voter_key(voter_secret, new.election_id, new.voter_id) if new.voter_id else None
+    key = clean.sha256
     with conn.transaction():
+        # A retry of a request still being stored is told so, not made to wait.
+        locked = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 1))", (str(sid),)
+        ).fetchone()
+        if not locked or not locked[0]:
+            raise SubmissionError(
+                "submission_id", "a request with this id is still being processed; retry", 409
+            )
         inserted = conn.execute(
             """
             INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
@@ -170,6 +197,9 @@ def accept(
             """,
             (new.election_id, key, sid),
         )
+        # Written last, inside the transaction: a refused request leaves no photo.
+        stored = store.put(clean.jpeg)
+        assert stored == key
     status = get_status(conn, sid)
     assert status is not None
     return status, True
@@ -193,12 +223,17 @@ def _check_choice(choice: list[str], template: dict) -> None:
 
 
 def pending_ids(conn: psycopg.Connection, election_id: str | None = None) -> list[uuid.UUID]:
-    """Submissions still waiting to be read (e.g. whose job was never queued)."""
+    """Submissions waiting to be read that no queued or running job will read
+    (their job was never queued, or failed for good)."""
     rows = conn.execute(
         """
-        SELECT id FROM submissions
-        WHERE status = 'received' AND (%(e)s::text IS NULL OR election_id = %(e)s)
-        ORDER BY seq
+        SELECT s.id FROM submissions s
+        WHERE s.status = 'received' AND (%(e)s::text IS NULL OR s.election_id = %(e)s)
+          AND NOT EXISTS (
+            SELECT 1 FROM procrastinate_jobs j
+            WHERE j.queueing_lock = 'submission:' || s.id::text
+              AND j.status IN ('todo', 'doing'))
+        ORDER BY s.seq
         """,
         {"e": election_id},
     )

@@ -174,3 +174,30 @@ def test_a_job_whose_worker_dies_is_retried(
     conn.commit()
     _drain()
     assert _statuses(conn)[sid][0] == "verified"
+
+
+def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, tmp_path: Path
+) -> None:
+    for i in range(2):
+        submit(ballot_photo(["tsikhanouskaya"], seed=30 + i), precinct="p1")
+    _drain()
+    write_report(conn, "by-2020-president", tmp_path)
+    conn.execute("UPDATE flags SET review_status = 'dismissed'")
+    conn.commit()
+
+    summary = write_report(conn, "by-2020-president", tmp_path)  # same evidence
+    assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("dismissed", 2)]
+    assert summary["flags"] == {"crowd_exceeds_official": 0}
+    assert summary["precincts_with_proof"] == 0
+
+    submit(ballot_photo(["tsikhanouskaya"], seed=32), precinct="p1")
+    _drain()
+    summary = write_report(conn, "by-2020-president", tmp_path)  # new evidence
+    assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("open", 3)]
+    assert summary["precincts_with_proof"] == 1
+
+    conn.execute("UPDATE submissions SET status = 'rejected'")
+    conn.commit()
+    write_report(conn, "by-2020-president", tmp_path)  # the evidence is gone
+    assert conn.execute("SELECT count(*) FROM flags").fetchone() == (0,)

@@ -39,7 +39,7 @@ def test_upload_is_accepted_and_queued(
     assert body["status_url"].endswith(f"/v1/submissions/{sid}")
     assert _stored(conn) == (1, 1)
     row = conn.execute("SELECT photo_sha256, voter_key FROM submissions").fetchone()
-    assert row is not None and row[1] is None
+    assert row is not None and len(row[1]) == 32
     stored = Image.open(io.BytesIO(get_store().get(row[0])))
     assert stored.format == "JPEG" and not stored.getexif() and "exif" not in stored.info
 
@@ -150,11 +150,14 @@ def test_oversize_upload_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     photo = ballot_photo(["tsikhanouskaya"])
+    before = _photo_files()
     monkeypatch.setattr(get_settings(), "max_upload_bytes", len(photo) // 2)
     response = submit(photo)
     assert response.status_code == 413
     assert response.json()["detail"]["field"] == "photo"
+    assert "larger than" in response.json()["detail"]["message"]  # cut off while reading
     assert _stored(conn) == (0, 0)
+    assert _photo_files() == before
 
 
 def test_decompression_bomb_is_refused(
@@ -172,11 +175,57 @@ def test_decompression_bomb_is_refused(
 def test_missing_fields_are_named(client: TestClient, conn: psycopg.Connection) -> None:
     response = client.post(
         "/v1/submissions",
-        data={"election_id": "by-2020-president"},
+        data={"election_id": "by-2020-president", "submission_id": str(uuid.uuid4())},
         files={"photo": ("b.jpg", b"x", "image/jpeg")},
     )
     assert response.status_code == 422
-    assert response.json()["detail"]["field"] in {"declared_choice", "precinct_id", "submission_id"}
+    assert response.json()["detail"]["field"] == "precinct_id"
     not_multipart = client.post("/v1/submissions", json={"election_id": "x"})
     assert not_multipart.status_code == 415
+    assert _stored(conn) == (0, 0)
+
+
+def test_same_id_from_another_voter_is_refused(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sid, photo = str(uuid.uuid4()), ballot_photo(["tsikhanouskaya"])
+    assert submit(photo, sid=sid, voter="+375291111111").status_code == 202
+    assert submit(photo, sid=sid, voter="+375 29 111-11-11").status_code == 200  # same person
+    other = submit(photo, sid=sid, voter="+375292222222")
+    assert other.status_code == 422
+    assert _stored(conn) == (1, 1)
+
+
+def test_a_retry_while_the_first_is_in_flight_gets_409(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, database: str
+) -> None:
+    sid = str(uuid.uuid4())
+    with psycopg.connect(database) as first_request:
+        # What the first request holds while it stores the photo.
+        first_request.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (sid,))
+        response = submit(ballot_photo(["tsikhanouskaya"]), sid=sid)
+        assert response.status_code == 409
+        assert response.json()["detail"]["field"] == "submission_id"
+    assert _stored(conn) == (0, 0)
+    assert submit(ballot_photo(["tsikhanouskaya"]), sid=sid).status_code == 202
+
+
+def test_identity_and_key_are_required(
+    client: TestClient, conn: psycopg.Connection, ballot_photo: Callable
+) -> None:
+    fields = {
+        "election_id": "by-2020-president",
+        "precinct_id": "p1",
+        "declared_choice": "tsikhanouskaya",
+        "submission_id": str(uuid.uuid4()),
+        "voter_id": "+375291234567",
+    }
+    photo = {"photo": ("b.jpg", ballot_photo(["tsikhanouskaya"]), "image/jpeg")}
+    for missing, status in (("submission_id", 400), ("voter_id", 422)):
+        data = {k: v for k, v in fields.items() if k != missing}
+        response = client.post("/v1/submissions", data=data, files=photo)
+        assert response.status_code == status
+        assert response.json()["detail"]["field"] == missing
+    bad = client.post("/v1/submissions", data={**fields, "precinct_id": "p1\x00"}, files=photo)
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "precinct_id"
     assert _stored(conn) == (0, 0)

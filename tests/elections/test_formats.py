@@ -98,7 +98,8 @@ def test_official_rows_allow_empty_cells() -> None:
             "line 3, column 'precinct_id': precinct 'p1' already appears on line 2",
         ),
         (f"{HEADER},c\np1,100,80,80,2,5,1,1\n", "line 1, column 'c': unknown column"),
-        (f"{HEADER}\np1,100,80\n", "line 2: expected 7 cells, found 3"),
+        (f"{HEADER}\np1,100,80\n", "line 2, column 'ballots_cast': missing: the row has 3 cells"),
+        (f"{HEADER}\np1,1,1,1,1,1,1,9\n", "line 2, column '#8': extra cell 8 ('9')"),
     ],
 )
 def test_bad_official_csv_names_line_and_column(text: str, expected: str) -> None:

@@ -28,10 +28,10 @@ def test_outbox_delivers_through_dropped_requests(
         sid = str(uuid.uuid4())
         sids.append(sid)
         outbox.add(
-            Submission(sid, "by-2020-president", "p1", "tsikhanouskaya"),
+            Submission(sid, "by-2020-president", "p1", "tsikhanouskaya", f"+37529{i:07d}"),
             ballot_photo(["tsikhanouskaya"], seed=20 + i),
         )
-    assert outbox.pending() == sorted(sids)
+    assert outbox.pending() == sids  # in the order they were taken
 
     phone = _client(client, drop_every=2)  # every other request is lost
     outcomes = [outbox.send(sid, phone, sleep=lambda _: None) for sid in outbox.pending()]
@@ -48,7 +48,8 @@ def test_a_dead_network_keeps_the_submission_on_the_phone(
     outbox = Outbox(tmp_path / "outbox")
     sid = str(uuid.uuid4())
     outbox.add(
-        Submission(sid, "by-2020-president", "p1", "lukashenko"), ballot_photo(["lukashenko"])
+        Submission(sid, "by-2020-president", "p1", "lukashenko", "+375290000001"),
+        ballot_photo(["lukashenko"]),
     )
     offline = GolosClient("http://127.0.0.1:9", transport=httpx.MockTransport(_unreachable))
     assert outbox.send(sid, offline, max_attempts=3, sleep=lambda _: None) is None
@@ -62,7 +63,9 @@ def test_a_refused_submission_leaves_the_outbox_with_the_reason(
 ) -> None:
     outbox = Outbox(tmp_path / "outbox")
     sid = str(uuid.uuid4())
-    outbox.add(Submission(sid, "by-2020-president", "p1", "lukashenko"), b"not a photo")
+    outbox.add(
+        Submission(sid, "by-2020-president", "p1", "lukashenko", "+375290000001"), b"not a photo"
+    )
     outcome = outbox.send(sid, _client(client, drop_every=0), sleep=lambda _: None)
     assert outcome is not None and outcome.http_status == 422 and outcome.status == "refused"
     assert "photo" in outcome.reasons[0]
@@ -71,3 +74,31 @@ def test_a_refused_submission_leaves_the_outbox_with_the_reason(
 
 def _unreachable(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("no network", request=request)
+
+
+def test_a_lost_answer_and_the_resend_count_once(
+    conn: psycopg.Connection, client: TestClient, ballot_photo: Callable, tmp_path: Path
+) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    sid = str(uuid.uuid4())
+    outbox.add(
+        Submission(sid, "by-2020-president", "p2", "tsikhanouskaya", "+375290000002"),
+        ballot_photo(["tsikhanouskaya"], seed=40),
+    )
+    # The server stores the first request; its answer is lost; the phone re-sends.
+    transport = FlakyTransport(client._transport, drop_every=1, lose_answers=True)
+    first_try = GolosClient(str(client.base_url), transport=transport)
+    assert outbox.send(sid, first_try, max_attempts=1, sleep=lambda _: None) is None
+    outcome = outbox.send(sid, _client(client, drop_every=0), sleep=lambda _: None)
+    assert outcome is not None and outcome.http_status == 200  # answered from the first
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM submissions").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (1,)
+
+
+def test_the_outbox_sends_oldest_first(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    ids = ["ffff" + str(uuid.uuid4())[4:], "0000" + str(uuid.uuid4())[4:]]
+    for sid in ids:
+        outbox.add(Submission(sid, "e", "p", "a", "+375290000003"), b"photo")
+    assert outbox.pending() == ids

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     voter_secret: SecretStr | None = None
 
     max_upload_bytes: int = 15_000_000
-    max_image_pixels: int = 40_000_000
+    # 4000 px on the long side is the largest photo the reader expects (spec);
+    # this leaves room for 6000x4000 and bounds decoding memory (~100 MB).
+    max_image_pixels: int = 24_000_000
     db_pool_size: int = 10
 
     @property

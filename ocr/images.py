@@ -132,10 +132,6 @@ def _upright(img: Image.Image) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent areas would otherwise turn black: put the picture on white paper.
         rgba = img.convert("RGBA")
@@ -165,6 +161,11 @@ def sanitize_photo(
             "too_small",
             f"The image is {img.size[0]}x{img.size[1]} pixels; "
             f"both sides must be at least {min_side}.",
+        )
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # No phone takes these, and converting them costs several times the memory.
+        raise ImageRejected(
+            "unsupported_format", "16-bit and floating-point images are not accepted."
         )
     _load_fully(img)
     rgb = _to_rgb(_upright(img))

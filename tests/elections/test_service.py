@@ -87,6 +87,7 @@ def test_bad_official_csv_in_folder_refuses_the_whole_load(
     with pytest.raises(FormatError, match="required column is missing"):
         load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
     assert conn.execute("SELECT count(*) FROM elections").fetchone() == (0,)
+    assert not (tmp_path / "photos").exists()  # not even the template's reference image
 
 
 def test_options_of_a_loaded_election_cannot_change(

@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -184,6 +184,27 @@ def _check_header(header: list[str], required: Iterable[str], problems: _Problem
             problems.add("required column is missing from the header", 1, name)
 
 
+def _records(
+    header: list[str], rows: Iterable[tuple[int, list[str]]], problems: _Problems
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows as {column: cell}; a row of the wrong width is a problem, not a record."""
+    for line, row in rows:
+        if len(row) == len(header):
+            yield line, dict(zip(header, row, strict=True))
+        else:
+            _wrong_width(problems, header, row, line)
+
+
+def _once(precinct_id: str, line: int, first_line: dict[str, int], problems: _Problems) -> None:
+    if precinct_id in first_line:
+        problems.add(
+            f"precinct {precinct_id!r} already appears on line {first_line[precinct_id]}",
+            line,
+            "precinct_id",
+        )
+    first_line.setdefault(precinct_id, line)
+
+
 def _wrong_width(problems: _Problems, header: list[str], row: list[str], line: int) -> None:
     if len(row) < len(header):
         column = header[len(row)]
@@ -220,22 +241,12 @@ def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[Precinct
     extra = [h for h in header if h not in known]
     parsed: list[PrecinctRow] = []
     first_line: dict[str, int] = {}
-    for line, row in rows:
-        if len(row) != len(header):
-            _wrong_width(problems, header, row, line)
-            continue
-        cells = dict(zip(header, row, strict=True))
+    for line, cells in _records(header, rows, problems):
         precinct_id = cells["precinct_id"].strip()
         for column in PRECINCT_REQUIRED:
             if not cells[column].strip():
                 problems.add("a value is required", line, column)
-        if precinct_id in first_line:
-            problems.add(
-                f"precinct {precinct_id!r} already appears on line {first_line[precinct_id]}",
-                line,
-                "precinct_id",
-            )
-        first_line.setdefault(precinct_id, line)
+        _once(precinct_id, line, first_line, problems)
         registered, problem = _count(cells.get("registered", ""), allow_empty=True)
         if problem:
             problems.add(problem, line, "registered")
@@ -278,23 +289,14 @@ def parse_official_csv(
     line_columns = [c for c in (*OFFICIAL_REQUIRED, *OFFICIAL_OPTIONAL) if c in header]
     parsed: list[OfficialRow] = []
     first_line: dict[str, int] = {}
-    for line, row in rows:
-        if len(row) != len(header):
-            _wrong_width(problems, header, row, line)
-            continue
-        cells = dict(zip(header, row, strict=True))
+    for line, cells in _records(header, rows, problems):
         precinct_id = cells["precinct_id"].strip()
         if not precinct_id:
             problems.add("a value is required", line, "precinct_id")
         elif precinct_id not in known_precincts:
             problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
-        elif precinct_id in first_line:
-            problems.add(
-                f"precinct {precinct_id!r} already appears on line {first_line[precinct_id]}",
-                line,
-                "precinct_id",
-            )
-        first_line.setdefault(precinct_id, line)
+        else:
+            _once(precinct_id, line, first_line, problems)
         values: dict[str, int | None] = {}
         for column in (*line_columns, *option_ids):
             value, problem = _count(cells[column], allow_empty=True)

@@ -1,17 +1,21 @@
-"""Proof rules: where crowd evidence contradicts the official protocol. Pure functions.
+"""Proof rules: where the numbers contradict each other. Pure functions.
 
-The rule is one-sided, so it holds however self-selected the crowd is: if more
-people proved a vote for an option at a station than the protocol gave it, the
-protocol is false. It gives a lower bound, never an estimate.
+The crowd rules are one-sided, so they hold however self-selected the crowd is:
+if more people proved a vote for an option at a station than the protocol gave
+it, the protocol is false. They give lower bounds, never estimates. Only
+``verified`` evidence proves; ``declared`` sources (voters' statements) are
+reported under their own flag names, as leads, never as proof.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["proof", "statistical"]
+Level = Literal["verified", "declared"]
+Op = Literal["==", "<=", ">="]
 
 
 @dataclass(frozen=True)
@@ -24,15 +28,47 @@ class Finding:
     crowd: int | None
     official: int | None
     detail: str
+    statistic: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A linear relation between protocol lines (protocol-template/1 ``checks``)."""
+
+    left: tuple[str, ...]
+    op: Op
+    right: tuple[str, ...]
+
+
+# The relations every protocol of the brief satisfies. The received/cancelled one
+# is an inequality: the difference is spoiled or lost ballots, which the
+# official-results format has no line for.
+STANDARD_CHECKS = (
+    Check(("ballots_cast",), "==", ("invalid", "@options")),
+    Check(("ballots_cast",), "<=", ("ballots_issued",)),
+    Check(("ballots_issued",), "<=", ("registered",)),
+    Check(("ballots_received",), ">=", ("ballots_issued", "ballots_cancelled")),
+)
+
+
+def _flag_names(level: Level) -> tuple[str, str, Kind]:
+    if level == "verified":
+        return "crowd_exceeds_official", "crowd_exceeds_turnout", "proof"
+    return "declared_exceeds_official", "declared_exceeds_turnout", "statistical"
 
 
 def crowd_exceeds_official(
     crowd: Mapping[tuple[str, str], int],
     official: Mapping[tuple[str, str], int | None],
     source: str = "photos",
+    level: Level = "verified",
 ) -> list[Finding]:
-    """A finding for every (precinct, option) whose verified crowd votes exceed the
-    official votes. Precincts without a known official figure prove nothing."""
+    """A finding for every (precinct, option) whose crowd votes exceed the official
+    votes. Precincts without a known official figure prove nothing."""
+    flag, _, kind = _flag_names(level)
+    evidence = "verified ballots" if level == "verified" else "declared (unverified) votes"
     findings = []
     for (precinct, option), count in sorted(crowd.items()):
         official_votes = official.get((precinct, option))
@@ -41,16 +77,118 @@ def crowd_exceeds_official(
         findings.append(
             Finding(
                 precinct_id=precinct,
-                flag="crowd_exceeds_official",
-                kind="proof",
+                flag=flag,
+                kind=kind,
                 option=option,
                 source=source,
                 crowd=count,
                 official=official_votes,
                 detail=(
-                    f"{count} verified ballots for {option} at {precinct}, "
+                    f"{count} {evidence} for {option} at {precinct} ({source}), "
                     f"but the official protocol gives it {official_votes}"
                 ),
             )
         )
     return findings
+
+
+def crowd_exceeds_turnout(
+    voters: Mapping[str, int],
+    ballots_cast: Mapping[str, int | None],
+    source: str = "photos",
+    level: Level = "verified",
+) -> list[Finding]:
+    """More crowd voters at a station than ballots the protocol says were cast."""
+    _, flag, kind = _flag_names(level)
+    findings = []
+    for precinct, count in sorted(voters.items()):
+        cast = ballots_cast.get(precinct)
+        if cast is None or count <= cast:
+            continue
+        findings.append(
+            Finding(
+                precinct_id=precinct,
+                flag=flag,
+                kind=kind,
+                option="",
+                source=source,
+                crowd=count,
+                official=cast,
+                detail=(
+                    f"{count} crowd voters ({source}, {level}) at {precinct}, "
+                    f"but the official protocol gives {cast} ballots cast"
+                ),
+            )
+        )
+    return findings
+
+
+def _side(
+    fields: Sequence[str], lines: Mapping[str, int | None], option_ids: Sequence[str]
+) -> int | None:
+    total = 0
+    for field in fields:
+        for name in option_ids if field == "@options" else (field,):
+            value = lines.get(name)
+            if value is None:
+                return None  # an unreadable or unpublished line: nothing to check
+            total += value
+    return total
+
+
+def _holds(left: int, op: Op, right: int) -> bool:
+    return left == right if op == "==" else left <= right if op == "<=" else left >= right
+
+
+def protocol_arithmetic(
+    protocols: Mapping[str, Mapping[str, int | None]],
+    option_ids: Sequence[str],
+    checks: Sequence[Check] = STANDARD_CHECKS,
+) -> list[Finding]:
+    """One finding per protocol that breaks any of its own checks, listing each.
+
+    ``protocols`` maps a precinct to its lines and its option votes, by column
+    name. A check involving a missing figure is skipped, not failed.
+    """
+    findings = []
+    for precinct, lines in sorted(protocols.items()):
+        broken = []
+        for check in checks:
+            left = _side(check.left, lines, option_ids)
+            right = _side(check.right, lines, option_ids)
+            if left is None or right is None or _holds(left, check.op, right):
+                continue
+            broken.append(
+                f"{' + '.join(check.left)} {check.op} {' + '.join(check.right)} fails "
+                f"({left} vs {right})"
+            )
+        if broken:
+            findings.append(
+                Finding(
+                    precinct_id=precinct,
+                    flag="protocol_arithmetic",
+                    kind="proof",
+                    option="",
+                    source="protocol",
+                    crowd=None,
+                    official=None,
+                    statistic=float(len(broken)),
+                    detail=f"the protocol of {precinct} contradicts itself: " + "; ".join(broken),
+                )
+            )
+    return findings
+
+
+def checks_from_template(template: Mapping[str, object]) -> list[Check]:
+    """The ``checks`` of a protocol-template/1, validated as data (never evaluated)."""
+    raw = template.get("checks") or []
+    assert isinstance(raw, list)
+    checks = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or item.get("op") not in ("==", "<=", ">="):
+            raise ValueError(f"checks[{i}]: needs 'left', 'op' (==, <=, >=) and 'right'")
+        left, right = item.get("left"), item.get("right")
+        if not (isinstance(left, list) and isinstance(right, list) and left and right):
+            raise ValueError(f"checks[{i}]: 'left' and 'right' must be non-empty lists")
+        checks.append(Check(tuple(map(str, left)), item["op"], tuple(map(str, right))))
+    return checks

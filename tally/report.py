@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from tally.service import COMPUTED_FLAGS, recompute_flags
+from tally.service import FLAG_NAMES, recompute_flags
 from tally.stats import integer_percent_test
 
 DISCREPANCY_COLUMNS = (
@@ -134,7 +134,7 @@ def build_summary(conn: psycopg.Connection, election_id: str) -> dict[str, Any]:
     ).fetchone()
     # Flags observers dismissed are in discrepancies.csv with their status, but
     # count for nothing here.
-    flag_counts: dict[str, int] = dict.fromkeys(COMPUTED_FLAGS, 0)
+    flag_counts: dict[str, int] = dict.fromkeys(FLAG_NAMES, 0)
     flag_counts.update(
         conn.execute(
             "SELECT flag, count(*) FROM flags WHERE election_id = %s"

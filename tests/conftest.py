@@ -26,6 +26,11 @@ from infra.storage import get_store
 from ocr.template import load_template
 
 TABLES = (
+    "reports",
+    "photo_tallies",
+    "photo_voters",
+    "crowd_counts",
+    "crowd_imports",
     "flags",
     "photo_owners",
     "submissions",

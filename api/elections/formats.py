@@ -312,3 +312,64 @@ def parse_official_csv(
         )
     problems.raise_if_any()
     return parsed
+
+
+@dataclass(frozen=True)
+class CrowdRow:
+    precinct_id: str
+    votes: dict[str, int | None]
+
+
+RESERVED_SOURCES = ("photos", "protocol")  # the platform's own evidence sources
+
+
+def parse_crowd_csv(
+    text: str,
+    option_ids: Sequence[str],
+    known_precincts: set[str],
+    file: str = "crowd.csv",
+) -> tuple[str, list[CrowdRow]]:
+    """Parse ``crowd-tallies/1``: returns the source's name and its rows."""
+    header, rows = _read_csv(text, file)
+    problems = _Problems(file)
+    _check_header(header, ("precinct_id", "source", *option_ids), problems)
+    for name in header:
+        if name not in {"precinct_id", "source", *option_ids}:
+            problems.add("unknown column: not an option of this election", 1, name)
+    problems.raise_if_any()
+    source: str | None = None
+    parsed: list[CrowdRow] = []
+    first_line: dict[str, int] = {}
+    for line, cells in _records(header, rows, problems):
+        precinct_id = cells["precinct_id"].strip()
+        if not precinct_id:
+            problems.add("a value is required", line, "precinct_id")
+        elif precinct_id not in known_precincts:
+            problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
+        else:
+            _once(precinct_id, line, first_line, problems)
+        row_source = cells["source"].strip()
+        if not row_source:
+            problems.add("a value is required", line, "source")
+        elif source is None:
+            source = row_source
+            if source in RESERVED_SOURCES:
+                problems.add(
+                    f"{source!r} is reserved for the platform's own evidence", line, "source"
+                )
+        elif row_source != source:
+            problems.add(
+                f"{row_source!r} differs from {source!r}: a file holds one source", line, "source"
+            )
+        votes: dict[str, int | None] = {}
+        for option in option_ids:
+            value, problem = _count(cells[option], allow_empty=True)
+            if problem:
+                problems.add(problem, line, option)
+            votes[option] = value
+        parsed.append(CrowdRow(precinct_id, votes))
+    if not parsed and not problems.total:
+        problems.add("no rows: at least one precinct is required", 2)
+    problems.raise_if_any()
+    assert source is not None
+    return source, parsed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import shutil
 import tempfile
@@ -58,6 +60,31 @@ class ImportResult:
     replaced_import_id: int | None
 
 
+MAX_CSV_BYTES = 1 << 30  # a gzip file may not unpack to more than this
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    """``name`` or its gzip-compressed ``name.gz``."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def unpack(data: bytes, filename: str) -> bytes:
+    """The content of a file as given, gunzipped when its name ends in .gz."""
+    if not filename.endswith(".gz"):
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            content = f.read(MAX_CSV_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise FormatError([Problem(Path(filename).name, f"not a valid gzip file: {exc}")]) from exc
+    if len(content) > MAX_CSV_BYTES:
+        raise FormatError([Problem(Path(filename).name, "unpacks to more than 1 GiB")])
+    return content
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -70,9 +97,13 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
     if not (folder / "election.json").is_file():
         raise FormatError([Problem(str(folder), "no election.json in this folder")])
     definition = parse_election_json(_read_text(folder / "election.json"))
-    if not (folder / "precincts.csv").is_file():
+    precincts_path = _find(folder, "precincts.csv")
+    if precincts_path is None:
         raise FormatError([Problem(str(folder), "no precincts.csv in this folder")])
-    precincts = parse_precincts_csv(_read_text(folder / "precincts.csv"))
+    precincts = parse_precincts_csv(
+        decode(unpack(precincts_path.read_bytes(), precincts_path.name), precincts_path.name),
+        file=precincts_path.name,
+    )
 
     ballot_json: str | None = None
     reference: bytes | None = None
@@ -101,18 +132,20 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
 
     official: list[OfficialRow] | None = None
     official_bytes = b""
-    if (folder / "official.csv").is_file():
-        official_bytes = (folder / "official.csv").read_bytes()
+    official_name = "official.csv"
+    if (official_path := _find(folder, "official.csv")) is not None:
+        official_name = official_path.name
+        official_bytes = official_path.read_bytes()
         official = parse_official_csv(
-            _decode(official_bytes, "official.csv"),
+            decode(unpack(official_bytes, official_name), official_name),
             definition.option_ids,
             {p.precinct_id for p in precincts},
+            file=official_name,
         )
 
     reference_sha = hashlib.sha256(reference).hexdigest() if reference is not None else None
     with conn.transaction():
-        # Serialise loads and imports of one election.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", (definition.id,))
+        lock_election(conn, definition.id)
         existing = conn.execute(
             "SELECT array_agg(id ORDER BY position) FROM options WHERE election_id = %s",
             (definition.id,),
@@ -170,7 +203,7 @@ def load_election(conn: psycopg.Connection, folder: Path, store: PhotoStore) -> 
         official_result = None
         if official is not None:
             official_result = _store_official(
-                conn, definition.id, official, "official.csv", official_bytes
+                conn, definition.id, official, official_name, official_bytes
             )
         if reference is not None:
             # Last, when nothing else can refuse the load: a refused folder stores nothing.
@@ -209,7 +242,7 @@ def _check_template_matches(
         )
 
 
-def _decode(data: bytes, file: str) -> str:
+def decode(data: bytes, file: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -256,9 +289,9 @@ def import_official(
     conn: psycopg.Connection, election_id: str, data: bytes, filename: str
 ) -> ImportResult:
     """Import ``official-results/1`` figures, replacing (and keeping) earlier ones."""
-    text = _decode(data, filename)
+    text = decode(unpack(data, filename), filename)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", (election_id,))
+        lock_election(conn, election_id)
         options = option_ids(conn, election_id)
         known = {
             row[0]
@@ -319,6 +352,11 @@ def _store_official(
                 for option, votes in r.votes.items():
                     copy.write_row((import_id, r.precinct_id, option, votes))
     return ImportResult(election_id, import_id, len(rows), replaced)
+
+
+def lock_election(conn: psycopg.Connection, election_id: str) -> None:
+    """Serialise loads and imports of one election (until the transaction ends)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", (election_id,))
 
 
 def option_ids(conn: psycopg.Connection, election_id: str) -> list[str]:

@@ -14,6 +14,7 @@ import psycopg
 
 from api.elections.service import ballot_template
 from api.submissions.service import Status
+from tally.service import count_ballot
 from infra.storage import PhotoStore
 from ocr.reader import BallotReading, read_ballot
 
@@ -44,6 +45,7 @@ def decide(reading: BallotReading, declared: list[str]) -> Decision:
 @dataclass(frozen=True)
 class _Pending:
     election_id: str
+    precinct_id: str
     declared: list[str]
     photo_sha256: str
     voter_key: bytes | None
@@ -54,7 +56,8 @@ class _Pending:
 def _pending(conn: psycopg.Connection, sid: uuid.UUID) -> _Pending | None:
     row = conn.execute(
         """
-        SELECT s.election_id, s.declared_choice, s.photo_sha256, s.voter_key, s.seq,
+        SELECT s.election_id, s.precinct_id, s.declared_choice, s.photo_sha256, s.voter_key,
+               s.seq,
                o.submission_id = s.id
         FROM submissions s
         LEFT JOIN photo_owners o
@@ -65,7 +68,7 @@ def _pending(conn: psycopg.Connection, sid: uuid.UUID) -> _Pending | None:
     ).fetchone()
     if row is None:
         return None
-    return _Pending(row[0], list(row[1]), row[2], row[3], row[4], bool(row[5]))
+    return _Pending(row[0], row[1], list(row[2]), row[3], row[4], row[5], bool(row[6]))
 
 
 def process_submission(
@@ -95,6 +98,9 @@ def process_submission(
         status = decision.status
         if status == "verified" and pending.voter_key is not None:
             status = _one_vote_per_voter(conn, pending, sid)
+        if status == "verified":
+            assert decision.marks is not None
+            count_ballot(conn, pending.election_id, pending.precinct_id, decision.marks, +1)
         conn.execute(
             """
             UPDATE submissions SET status = %s, reasons = %s, marks = %s, reading = %s
@@ -126,13 +132,16 @@ def _one_vote_per_voter(conn: psycopg.Connection, pending: _Pending, sid: uuid.U
     ).fetchone()
     if later is not None:
         return "superseded"
-    conn.execute(
+    replaced = conn.execute(
         """
         UPDATE submissions SET status = 'superseded', reasons = '{replaced_by_later_submission}'
         WHERE election_id = %s AND voter_key = %s AND status = 'verified' AND id <> %s
+        RETURNING precinct_id, marks
         """,
         (pending.election_id, pending.voter_key, sid),
-    )
+    ).fetchall()
+    for precinct_id, marks in replaced:
+        count_ballot(conn, pending.election_id, precinct_id, marks, -1)
     return "verified"
 
 

@@ -103,7 +103,8 @@ def test_upload_to_flag_end_to_end(
     assert on_disk == summary
     assert on_disk["format"] == "report/1" and on_disk["election"] == "by-2020-president"
     assert on_disk["precincts"] == 3 and on_disk["precincts_with_official"] == 2
-    assert on_disk["flags"] == {"crowd_exceeds_official": 1}
+    assert on_disk["flags"]["crowd_exceeds_official"] == 1
+    assert sum(on_disk["flags"].values()) == 1
     assert on_disk["precincts_with_proof"] == 1
     assert on_disk["official_totals"]["options"]["lukashenko"] == 300
     assert on_disk["crowd"]["by_status"] == {"rejected": 1, "review": 1, "verified": 4}
@@ -188,7 +189,7 @@ def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
 
     summary = write_report(conn, "by-2020-president", tmp_path)  # same evidence
     assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("dismissed", 2)]
-    assert summary["flags"] == {"crowd_exceeds_official": 0}
+    assert summary["flags"]["crowd_exceeds_official"] == 0
     assert summary["precincts_with_proof"] == 0
 
     submit(ballot_photo(["tsikhanouskaya"], seed=32), precinct="p1")
@@ -197,7 +198,34 @@ def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
     assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("open", 3)]
     assert summary["precincts_with_proof"] == 1
 
+    # An observer rejects the photos (as the review tools will): the tally drops.
     conn.execute("UPDATE submissions SET status = 'rejected'")
+    conn.execute("UPDATE photo_tallies SET votes = 0")
     conn.commit()
     write_report(conn, "by-2020-president", tmp_path)  # the evidence is gone
     assert conn.execute("SELECT count(*) FROM flags").fetchone() == (0,)
+
+
+def test_the_incremental_tally_equals_a_recount(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    submit(ballot_photo(["lukashenko"], seed=50), choice="lukashenko", voter="+375291000001")
+    submit(ballot_photo(["tsikhanouskaya"], seed=51), voter="+375291000001")  # replaces it
+    submit(ballot_photo(["tsikhanouskaya"], seed=52), precinct="p2")
+    submit(ballot_photo(["against_all"], seed=53), choice="against_all", precinct="p2")
+    _drain()
+    conn.commit()
+    recount = conn.execute(
+        """
+        SELECT precinct_id, mark, count(*) FROM submissions, unnest(marks) AS mark
+        WHERE status = 'verified' GROUP BY 1, 2 ORDER BY 1, 2
+        """
+    ).fetchall()
+    tally = conn.execute(
+        "SELECT precinct_id, option_id, votes FROM photo_tallies WHERE votes > 0 ORDER BY 1, 2"
+    ).fetchall()
+    assert tally == recount == [
+        ("p1", "tsikhanouskaya", 1), ("p2", "against_all", 1), ("p2", "tsikhanouskaya", 1)
+    ]
+    voters = conn.execute("SELECT precinct_id, voters FROM photo_voters ORDER BY 1").fetchall()
+    assert voters == [("p1", 1), ("p2", 2)]

@@ -23,10 +23,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="The database (embedded PostgreSQL unless GOLOS_DATABASE_URL is set).")
 election_app = typer.Typer(help="Elections.")
 official_app = typer.Typer(help="Official results.")
+crowd_app = typer.Typer(help="Crowd tallies from other platforms and data sets.")
 ocr_app = typer.Typer(help="Reading photos.")
 app.add_typer(db_app, name="db")
 app.add_typer(election_app, name="election")
 app.add_typer(official_app, name="official")
+app.add_typer(crowd_app, name="crowd")
 app.add_typer(ocr_app, name="ocr")
 
 
@@ -127,6 +129,36 @@ def official_import(election_id: str, file: Path) -> None:
         f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
     )
     typer.echo(f"imported {result.rows} protocols as import {result.import_id}{replaced}")
+
+
+@crowd_app.command("import")
+def crowd_import(
+    election_id: str,
+    file: Path,
+    level: Annotated[
+        str, typer.Option(help="verified (each vote backed by checked evidence) or declared")
+    ],
+) -> None:
+    """Import a crowd-tallies/1 CSV as a named evidence source, all or nothing."""
+    from api.elections.crowd import import_crowd
+    from api.elections.service import ElectionNotFound
+
+    ensure_database()
+    try:
+        with db.connection() as conn:
+            result = import_crowd(conn, election_id, file.read_bytes(), file.name, level)
+    except FormatError as exc:
+        raise _fail(f"refused, nothing stored:\n{exc}") from None
+    except ElectionNotFound as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{file}: {exc.strerror}") from None
+    replaced = (
+        f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
+    )
+    typer.echo(
+        f"imported source {result.source!r} ({result.level}): {result.rows} precincts{replaced}"
+    )
 
 
 @app.command()

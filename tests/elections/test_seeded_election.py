@@ -25,3 +25,19 @@ def test_seeded_election_loads(conn: psycopg.Connection, tmp_path: Path) -> None
         ).fetchall()
     )
     assert stored == {o: sum(votes[o] for votes in seed.official.values()) for o in seed.option_ids}
+
+
+def test_protocol_arithmetic_finds_exactly_the_seeded_slips(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from tally.service import recompute_flags
+
+    seed = load_seed(SEED_DIR)
+    load_election(conn, SEED_DIR, LocalPhotoStore(tmp_path / "photos"))
+    flagged = {
+        f.precinct_id
+        for f in recompute_flags(conn, seed.election_id)
+        if f.flag == "protocol_arithmetic"
+    }
+    slips = {p for p, f in seed.falsified.items() if f["scheme"] == "arithmetic_slip"}
+    assert flagged == slips and len(slips) == 12

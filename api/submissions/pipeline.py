@@ -14,9 +14,9 @@ import psycopg
 
 from api.elections.service import ballot_template
 from api.submissions.service import Status
-from tally.service import count_ballot
 from infra.storage import PhotoStore
 from ocr.reader import BallotReading, read_ballot
+from tally.service import count_ballot
 
 
 @dataclass(frozen=True)

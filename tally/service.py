@@ -173,13 +173,20 @@ def proof_findings(conn: psycopg.Connection, election_id: str) -> list[Finding]:
 def recompute_flags(
     conn: psycopg.Connection, election_id: str, statistical: Sequence[Finding] = ()
 ) -> list[Finding]:
-    """Recompute the election's flags from the current evidence.
+    """Recompute the election's proof flags from the current evidence (and store the
+    given statistical ones with them)."""
+    findings = proof_findings(conn, election_id) + list(statistical)
+    store_flags(conn, election_id, findings)
+    return findings
+
+
+def store_flags(conn: psycopg.Connection, election_id: str, findings: Sequence[Finding]) -> None:
+    """Make the stored flags exactly ``findings``.
 
     An observer's decision stays with a flag while its numbers stay the same; a
     flag whose numbers change is open again (the decision was about other
     evidence), and a flag that no longer holds is removed whatever its status.
     """
-    findings = proof_findings(conn, election_id) + list(statistical)
     with conn.transaction():
         conn.execute("DROP TABLE IF EXISTS pg_temp.fresh_flags")
         conn.execute("CREATE TEMP TABLE fresh_flags (LIKE flags INCLUDING DEFAULTS) ON COMMIT DROP")
@@ -222,4 +229,3 @@ def recompute_flags(
                   IS DISTINCT FROM (EXCLUDED.crowd, EXCLUDED.official, EXCLUDED.detail)
             """
         )
-    return findings

@@ -212,13 +212,27 @@ def refine(
     return Alignment(combined / combined[2, 2], len(src), int(mask.sum()))
 
 
-def align(reference: Features, photo: np.ndarray) -> Alignment | None:
-    """Locate the reference page in a grayscale photo, or None if no model fits."""
-    _, scale = resize_long_side(photo, PHOTO_MATCH_SIDE)
-    return estimate(reference, detect(photo, PHOTO_MATCH_SIDE), scale)
+def align(
+    reference: Features,
+    photo: np.ndarray,
+    long_side: int = PHOTO_MATCH_SIDE,
+    count: int = N_FEATURES,
+) -> Alignment | None:
+    """Locate the reference page in a grayscale photo, or None if no model fits.
+
+    A larger `long_side` (and `count`) finds a ballot that fills only part of a
+    busy frame: its print is then at about the reference's matching scale.
+    """
+    _, scale = resize_long_side(photo, long_side)
+    return estimate(reference, detect(photo, long_side, count=count), scale)
 
 
 def is_confident(alignment: Alignment) -> bool:
+    """Enough consistent matches; twice as many excuse a lower share, as when
+    clutter around the page adds matches that fit nothing (the header OCR still
+    has to confirm the election)."""
+    if alignment.inliers >= 2 * MIN_INLIERS:
+        return alignment.inlier_ratio >= MIN_INLIER_RATIO / 2
     return alignment.inliers >= MIN_INLIERS and alignment.inlier_ratio >= MIN_INLIER_RATIO
 
 

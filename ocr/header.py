@@ -184,8 +184,11 @@ def plan_header(
     # Headers mix print sizes (a big title, small instructions); reading at a few
     # scales lets each size be seen near the height Tesseract prefers.
     words: list[tuple[str, tuple[float, float, float, float]]] = []
-    for factor in (0.5, 1.0, 0.25):  # cheapest likely-sufficient scale first
-        if words and all(
+    # The two cheap scales are always read: stopping at the first that finds each
+    # keyword could settle for small print when the title says it too. Full
+    # scale (slow on a big header) only when a keyword is still missing.
+    for factor in (0.5, 0.25, 1.0):
+        if factor == 1.0 and all(
             keyword_similarity(k, [w for w, _ in words]) >= FOUND_ON_REFERENCE for k in keywords
         ):
             break

@@ -8,6 +8,7 @@ election is called `not_a_ballot` rather than read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from ocr.align import (
     refine,
     resize_long_side,
 )
+from ocr.fingerprint import ballot_fingerprint
 from ocr.header import (
     MIN_RATIO,
     TEXT_HEIGHT,
@@ -48,6 +50,8 @@ WORK_SIDE = 1600  # long side the photo is worked at; more only costs time
 MAX_PIXELS = 40_000_000
 
 REFINE_ROUNDS = 3
+SECOND_MATCH_SIDE = 1600  # second try at finding the page, at full working size
+SECOND_FEATURES = 5000
 REFINE_CONVERGED_PX = 3.0  # reference pixels: a smaller correction ends the refinement
 
 # Box decision. Scores are ink coverage of the box interior (0..1): an empty box
@@ -56,6 +60,7 @@ MARK_MIN = 0.025  # a box is marked at or above this (and clearly above the nois
 EMPTY_MAX = 0.008  # and empty at or below this; in between nobody should guess
 NOISE_MARGIN = 0.02  # marked boxes must also stand this far above the ballot's own noise
 NOISE_FACTOR = 2.5  # ... and be this many times the noise
+NOISE_CAP = 0.05  # "noise" this high is ink: the boxes taken for empty are marked
 
 # A keyword read at least this well (but under MIN_RATIO) is damaged, not absent.
 UNCLEAR_RATIO = 0.65
@@ -71,11 +76,38 @@ DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
 CONTRAST_MIN = 0.15  # printed outlines fainter than this: washed out or very blurred
 
 
+# Photos whose fingerprints differ in at most this many bits show the same paper
+# ballot (re-saved, rescaled, cropped, or photographed again). At most 4, so an
+# index of 5 exact-match bands of the 64 bits finds every such pair.
+NEAR_DUPLICATE_BITS = 4
+
+
 class BallotReading(BaseModel):
     verdict: Verdict
     marks: list[str] = Field(default_factory=list)
     confidence: float = Field(ge=0.0, le=1.0)
     reasons: list[str] = Field(default_factory=list)
+    # 64-bit perceptual hash (16 lowercase hex digits) of the hand-made ink on the
+    # aligned ballot; None when no ballot of the template was aligned and read.
+    # Not part of the spec's output: read_ballot_files leaves it out.
+    fingerprint: str | None = None
+
+
+Timings = dict[str, float]
+
+
+class _Clock:
+    """Adds the seconds spent in each stage to an optional dict (benchmarks)."""
+
+    def __init__(self, timings: Timings | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def _reading(
@@ -106,8 +138,14 @@ def decide_marks(scores: list[BoxScore], max_marks: int) -> MarkDecision:
     only the absolute thresholds apply.)
     """
     values = np.sort(np.array([s.score for s in scores], dtype=np.float64))
-    expected_empty = len(values) - max_marks
+    # One box fewer than a valid ballot leaves empty: an overmarked ballot (one
+    # mark too many) must not have a mark taken for the noise.
+    expected_empty = len(values) - max_marks - 1
     noise = float(np.median(values[:expected_empty])) if expected_empty > 0 else 0.0
+    if noise >= NOISE_CAP:
+        # Even the "empty" boxes carry a mark's worth of ink: every box is marked
+        # (an overmarked ballot), so only the absolute thresholds can apply.
+        noise = 0.0
     high = max(MARK_MIN, noise + NOISE_MARGIN, NOISE_FACTOR * noise)
     low = max(EMPTY_MAX, noise * 1.5)
     marked, ambiguous = [], []
@@ -139,6 +177,12 @@ def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | No
     """Find the page and refine the fit: (alignment, None) or (best attempt, problem)."""
     alignment = align(template.features, photo)
     if alignment is None or not is_confident(alignment):
+        # A ballot filling part of a cluttered frame: its print was too small at
+        # the usual matching size, or the features went to the clutter.
+        second = align(template.features, photo, SECOND_MATCH_SIDE, SECOND_FEATURES)
+        if second is not None and (alignment is None or second.inliers > alignment.inliers):
+            alignment = second
+    if alignment is None or not is_confident(alignment):
         return alignment, "too_few_matches"
     # A first fit can be right where most features are and off elsewhere: refine
     # in the page's own frame until the correction becomes negligible.
@@ -152,12 +196,13 @@ def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | No
     return alignment, homography_problem(alignment.homography, template.size, size)
 
 
-def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
+def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> BallotReading:
     tpl = template.template
     if float(np.percentile(photo, 95)) < DARK_LEVEL:
         return _reading("unreadable", 0.9, ["too_dark"])
 
     alignment, problem = _locate(template, photo)
+    clock.lap("align")
     if alignment is None or problem is not None:
         small, _ = resize_long_side(photo, 800)
         if edge_sharpness(small) < BLURRY_EDGES:
@@ -196,8 +241,24 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
             ["header_keywords_missing"],
         )
     header_confidence = 0.8 + 0.2 * min((r - MIN_RATIO) / (1 - MIN_RATIO) for r in found.values())
+    clock.lap("header_ocr")
 
     scores = [score_box(b, photo, homography) for b in template.boxes]
+    clock.lap("marks")
+    reading = _decide(template, alignment, header_confidence, scores)
+    if template.fingerprint is not None:
+        reading.fingerprint = ballot_fingerprint(template, photo, homography, scores)
+        clock.lap("fingerprint")
+    return reading
+
+
+def _decide(
+    template: LoadedTemplate,
+    alignment: Alignment,
+    header_confidence: float,
+    scores: list[BoxScore],
+) -> BallotReading:
+    tpl = template.template
     if not all(s.visible for s in scores):
         return _reading("unreadable", 0.8, ["cut_off"])
     if any(s.match < MIN_MATCH or s.at_limit for s in scores):
@@ -217,8 +278,15 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray) -> BallotReading:
     return _reading("valid", confidence, [], decision.marked)
 
 
-def read_ballot(template: LoadedTemplate, image_bytes: bytes) -> BallotReading:
-    """Read one photo. Never raises for a bad image: it is `unreadable` with a reason."""
+def read_ballot(
+    template: LoadedTemplate, image_bytes: bytes, *, timings: Timings | None = None
+) -> BallotReading:
+    """Read one photo. Never raises for a bad image: it is `unreadable` with a reason.
+
+    With `timings`, the seconds spent in each stage (decode, align, header_ocr,
+    marks, fingerprint) are added to it; the reading itself is the same.
+    """
+    clock = _Clock(timings)
     try:
         gray = decode_gray(image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE)
     except ImageRejected as exc:
@@ -228,8 +296,9 @@ def read_ballot(template: LoadedTemplate, image_bytes: bytes) -> BallotReading:
     if min(gray.shape) < 32:
         return _reading("unreadable", 1.0, ["too_small"])
     photo, _ = resize_long_side(gray, WORK_SIDE)
+    clock.lap("decode")
     try:
-        return _read_gray(template, photo)
+        return _read_gray(template, photo, clock)
     except (pytesseract.TesseractError, RuntimeError, OSError):
         # Tesseract missing, killed or timed out: a person must look at it.
         return _reading("unreadable", 0.0, ["ocr_failed"])
@@ -266,4 +335,4 @@ def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[s
                 reading = _reading("unreadable", 1.0, ["file_unreadable"])
             else:
                 reading = read_ballot(template, data)
-        yield {"photo": str(photo), **reading.model_dump()}
+        yield {"photo": str(photo), **reading.model_dump(exclude={"fingerprint"})}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
@@ -12,6 +12,7 @@ import pytesseract
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ocr.align import Features, reference_features, refinement_features
+from ocr.fingerprint import FingerprintPlan, plan_fingerprint
 from ocr.header import HeaderPlan, plan_header
 from ocr.images import ImageRejected, decode_gray
 from ocr.marks import BoxReference, box_reference
@@ -109,6 +110,7 @@ class LoadedTemplate:
     boxes: list[BoxReference]  # one per option, in template order
     header: HeaderPlan
     box_scale: float  # sampling scale of the box patches
+    fingerprint: FingerprintPlan | None = field(default=None)  # for near-duplicates
 
     @property
     def size(self) -> tuple[int, int]:
@@ -197,4 +199,5 @@ def load_template(folder: Path | str) -> LoadedTemplate:
         boxes=boxes,
         header=header,
         box_scale=box_scale,
+        fingerprint=plan_fingerprint(reference, all_boxes),
     )

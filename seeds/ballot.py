@@ -32,13 +32,14 @@ class BallotDesign:
     max_marks: int = 1
     width: int = 1240
     height: int = 1754
-    font: str = "DejaVuSans"  # a matplotlib-bundled family: DejaVuSans or DejaVuSerif
+    font: str = "DejaVuSans"  # a matplotlib-bundled family: DejaVuSans, -Serif or -SansMono
     details: list[str] = field(default_factory=list)  # small print under each option
     instructions: list[str] = field(default_factory=list)
     footer_lines: list[str] = field(default_factory=list)
     stamp_caption: list[str] = field(default_factory=list)  # empty: no stamp place
     box_size: int = 64  # side of the mark square, pixels at `width`
     box_side: Literal["left", "right"] = "right"
+    columns: int = 1  # side-by-side tables the options are split into
     title_size: int = 46  # pixels at width 1240; everything scales with the width
     label_size: int = 32
     small_size: int = 19
@@ -108,6 +109,103 @@ REFERENDUM_DESIGN = BallotDesign(
     title_size=52,
     label_size=34,
     small_size=22,
+)
+
+
+# A Belarusian-language parliamentary ballot: a wider page, twelve candidates in
+# two side-by-side tables, small boxes on the right.
+BY_PARLIAMENT_DESIGN = BallotDesign(
+    election="by-2024-parliament-district-97",
+    title_lines=[
+        "ВЫБАРЧЫ БЮЛЕТЭНЬ",
+        "для галасавання па выбарах дэпутатаў Палаты прадстаўнікоў",
+        "Нацыянальнага сходу Рэспублікі Беларусь",
+    ],
+    header_keywords=["БЮЛЕТЭНЬ", "прадстаўнікоў"],
+    ocr_languages="bel",
+    options=[
+        ("aliakseyeu", "АЛЯКСЕЕЎ Павел Іванавіч"),
+        ("bahdanava", "БАГДАНАВА Вольга Сяргееўна"),
+        ("vasilevich", "ВАСІЛЕВІЧ Андрэй Мікалаевіч"),
+        ("hrynevich", "ГРЫНЕВІЧ Таццяна Пятроўна"),
+        ("dubouski", "ДУБОЎСКІ Ігар Уладзіміравіч"),
+        ("zhuk", "ЖУК Наталля Аляксандраўна"),
+        ("kavaliou", "КАВАЛЁЎ Дзмітрый Васільевіч"),
+        ("lapitskaya", "ЛАПІЦКАЯ Ірына Міхайлаўна"),
+        ("marozau", "МАРОЗАЎ Сяргей Віктаравіч"),
+        ("novik", "НОВІК Алена Генадзьеўна"),
+        ("savitski", "САВІЦКІ Юрый Анатольевіч"),
+        ("tsikhanovich", "ЦІХАНОВІЧ Максім Юр'евіч"),
+    ],
+    instructions=[
+        "ТЛУМАЧЭННЕ ПАРАДКУ ЗАПАЎНЕННЯ ВЫБАРЧАГА БЮЛЕТЭНЯ",
+        "Пастаўце любы знак у квадраце справа ад прозвішча кандыдата, за якога вы "
+        "галасуеце. Бюлетэнь, у якім знакі пастаўлены больш чым у адным квадраце, "
+        "лічыцца несапраўдным.",
+    ],
+    footer_lines=["Выбарчы бюлетэнь без пячаткі ўчастковай камісіі несапраўдны."],
+    stamp_caption=["Месца для пячаткі", "участковай камісіі"],
+    width=1400,
+    height=1800,
+    box_size=48,
+    title_size=40,
+    label_size=21,
+    small_size=17,
+    columns=2,
+)
+
+# A multi-choice municipal ballot: up to three marks, a monospaced font, boxes on
+# the left, a narrower page and eight options with a line of small print each.
+MUNICIPAL_DESIGN = BallotDesign(
+    election="demo-2025-city-council",
+    title_lines=[
+        "МУНИЦИПАЛЬНЫЕ ВЫБОРЫ",
+        "бюллетень для голосования по выборам",
+        "депутатов городского Совета (три мандата)",
+    ],
+    header_keywords=["МУНИЦИПАЛЬНЫЕ", "Совета"],
+    ocr_languages="rus",
+    options=[
+        ("orlova", "ОРЛОВА Мария Петровна"),
+        ("petrenko", "ПЕТРЕНКО Олег Иванович"),
+        ("rybakov", "РЫБАКОВ Илья Сергеевич"),
+        ("semenova", "СЕМЁНОВА Анна Юрьевна"),
+        ("titov", "ТИТОВ Роман Андреевич"),
+        ("ushakova", "УШАКОВА Елена Викторовна"),
+        ("fomin", "ФОМИН Артём Олегович"),
+        ("khromova", "ХРОМОВА Дарья Ильинична"),
+    ],
+    details=[
+        "выдвинута инициативной группой, учитель",
+        "выдвинут партией, инженер",
+        "самовыдвижение, врач",
+        "выдвинута партией, юрист",
+        "самовыдвижение, предприниматель",
+        "выдвинута инициативной группой, библиотекарь",
+        "выдвинут партией, водитель",
+        "самовыдвижение, архитектор",
+    ],
+    instructions=[
+        "Поставьте знак не более чем в ТРЁХ квадратах слева от фамилий кандидатов.",
+    ],
+    footer_lines=["Бюллетень с отметками более чем в трёх квадратах недействителен."],
+    max_marks=3,
+    width=1100,
+    height=1600,
+    font="DejaVuSansMono",
+    box_size=56,
+    box_side="left",
+    title_size=44,
+    label_size=30,
+    small_size=20,
+)
+
+# The designs that are not the seeded one: the reader must read them all from
+# their template folders alone (the evaluation set uses every one of them).
+OTHER_DESIGNS: tuple[BallotDesign, ...] = (
+    REFERENDUM_DESIGN,
+    BY_PARLIAMENT_DESIGN,
+    MUNICIPAL_DESIGN,
 )
 
 
@@ -205,18 +303,11 @@ def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]
     box = round(design.box_size * u)
     box_col = box + round(70 * u)  # width of the column holding the squares
     inner_pad = round(24 * u)
-    if design.box_side == "right":
-        text_x0 = margin + inner_pad
-        col_x = design.width - margin - box_col
-    else:
-        text_x0 = margin + box_col + inner_pad
-        col_x = margin + box_col
-    text_w = design.width - 2 * margin - box_col - 2 * inner_pad
-    box_x = (
-        design.width - margin - box_col + (box_col - box) // 2
-        if design.box_side == "right"
-        else margin + (box_col - box) // 2
-    )
+    # The options run down `columns` side-by-side tables, each split evenly.
+    gap = round(40 * u)
+    table_w = (design.width - 2 * margin - (design.columns - 1) * gap) / design.columns
+    per_column = -(-len(design.options) // design.columns)
+    text_w = round(table_w) - box_col - 2 * inner_pad
 
     # Rows get their natural height, then share the free page down to the footer
     # (up to half as tall again), so the table sits like a printed one.
@@ -230,34 +321,53 @@ def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]
         len(_wrap(t, small, design.width - 2 * margin)) * round(small.size * 1.3)
         for t in design.footer_lines
     )
-    natural = sum(r[4] for r in rows)
+    chunks = [rows[k : k + per_column] for k in range(0, len(rows), per_column)]
+    natural = max(sum(r[4] for r in chunk) for chunk in chunks)
     free = design.height - margin - footer_h - round(30 * u) - y - natural
-    stretch = max(0.0, min(free, 0.5 * natural)) / len(rows)
+    stretch = max(0.0, min(free, 0.5 * natural)) / per_column
 
     options: list[TemplateOption] = []
     table_top = y
-    draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
-    for option_id, label, detail_lines, text_h, natural_h in rows:
-        bold, regular = _split_label(label)
-        row_h = round(natural_h + stretch)
-        text_y = y + (row_h - text_h) / 2
-        draw.text((text_x0, text_y), bold, font=label_bold, fill=0)
-        if regular:
-            bx = text_x0 + label_bold.getlength(bold + " ")
-            draw.text((bx, text_y), regular, font=label_regular, fill=0)
-        text_y += label_bold.size * 1.25
-        for line in detail_lines:
-            draw.text((text_x0, text_y), line, font=small, fill=0)
-            text_y += small.size * 1.3
-        box_y = y + (row_h - box) // 2
-        draw.rectangle((box_x, box_y, box_x + box - 1, box_y + box - 1), outline=0, width=line_w)
-        options.append(TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box)))
-        y += row_h
-        draw.line([(margin, y), (design.width - margin, y)], fill=0, width=line_w)
-    right = design.width - margin
-    draw.line([(margin, table_top), (margin, y)], fill=0, width=line_w)
-    draw.line([(right, table_top), (right, y)], fill=0, width=line_w)
-    draw.line([(col_x, table_top), (col_x, y)], fill=0, width=line_w)
+    bottom = y
+    for c, chunk in enumerate(chunks):
+        left = margin + round(c * (table_w + gap))
+        right = design.width - margin if c == len(chunks) - 1 else round(left + table_w)
+        if design.box_side == "right":
+            text_x0 = left + inner_pad
+            col_x = right - box_col
+            box_x = right - box_col + (box_col - box) // 2
+        else:
+            text_x0 = left + box_col + inner_pad
+            col_x = left + box_col
+            box_x = left + (box_col - box) // 2
+        y = table_top
+        draw.line([(left, y), (right, y)], fill=0, width=line_w)
+        for option_id, label, detail_lines, text_h, natural_h in chunk:
+            bold, regular = _split_label(label)
+            row_h = round(natural_h + stretch)
+            text_y = y + (row_h - text_h) / 2
+            draw.text((text_x0, text_y), bold, font=label_bold, fill=0)
+            if regular:
+                bx = text_x0 + label_bold.getlength(bold + " ")
+                draw.text((bx, text_y), regular, font=label_regular, fill=0)
+            text_y += label_bold.size * 1.25
+            for line in detail_lines:
+                draw.text((text_x0, text_y), line, font=small, fill=0)
+                text_y += small.size * 1.3
+            box_y = y + (row_h - box) // 2
+            draw.rectangle(
+                (box_x, box_y, box_x + box - 1, box_y + box - 1), outline=0, width=line_w
+            )
+            options.append(
+                TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box))
+            )
+            y += row_h
+            draw.line([(left, y), (right, y)], fill=0, width=line_w)
+        draw.line([(left, table_top), (left, y)], fill=0, width=line_w)
+        draw.line([(right, table_top), (right, y)], fill=0, width=line_w)
+        draw.line([(col_x, table_top), (col_x, y)], fill=0, width=line_w)
+        bottom = max(bottom, y)
+    y = bottom
 
     y += round(30 * u)
     for text in design.footer_lines:

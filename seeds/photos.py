@@ -21,8 +21,12 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from ocr.template import BallotTemplate
 
-MarkStyle = Literal["cross", "tick", "fill", "scribble", "dot"]
-MARK_STYLES: tuple[MarkStyle, ...] = get_args(MarkStyle)
+MarkStyle = Literal["cross", "tick", "fill", "scribble", "dot", "spill"]
+# The styles a voter picks at random ("spill", a cross running well over the box
+# edge, is otherwise a 20% accident of any style): kept to five so the demo's
+# random photos stay what they were.
+MARK_STYLES: tuple[MarkStyle, ...] = get_args(MarkStyle)[:5]
+ALL_MARK_STYLES: tuple[MarkStyle, ...] = get_args(MarkStyle)
 
 Point = tuple[float, float]
 GAIN_ONE = 128  # the value of a unit gain in the 8-bit lighting map
@@ -38,6 +42,7 @@ class PhotoConditions:
     jpeg_quality: int
     long_side: int
     ballot_fraction: float  # share of the frame's long side the ballot occupies
+    clutter: bool = False  # objects on the table around (and maybe touching) the ballot
 
 
 def random_conditions(rng: np.random.Generator) -> PhotoConditions:
@@ -51,6 +56,28 @@ def random_conditions(rng: np.random.Generator) -> PhotoConditions:
         jpeg_quality=int(rng.integers(70, 93)),
         long_side=int(rng.integers(1200, 2001)),
         ballot_fraction=float(rng.uniform(0.7, 0.95)),
+    )
+
+
+def hard_conditions(rng: np.random.Generator) -> PhotoConditions:
+    """The whole range the spec allows: ±25°, strong perspective, shadow, blur,
+    800-4000 px, a ballot filling as little as half the frame, clutter around it.
+
+    The ballot itself keeps at least ~700 px on its long side: a half-frame shot
+    at 800 px (a 400-px ballot) cannot be read by a person either.
+    """
+    long_side = int(rng.integers(800, 4001))
+    low = min(0.9, max(0.5, 700 / long_side))
+    return PhotoConditions(
+        rotation_deg=float(rng.uniform(-25, 25)),
+        perspective=float(rng.uniform(0.0, 0.08)),
+        blur_sigma=float(rng.uniform(0.0, 1.6)) * max(0.5, long_side / 2000),
+        light_gradient=float(rng.uniform(0.0, 0.5)),
+        shadow=bool(rng.random() < 0.4),
+        jpeg_quality=int(rng.integers(60, 96)),
+        long_side=long_side,
+        ballot_fraction=float(rng.uniform(low, 0.95)),
+        clutter=bool(rng.random() < 0.5),
     )
 
 
@@ -111,6 +138,9 @@ def _mark_points(
         return (x + u * w, y + v * h)
 
     spill = 0.35 if rng.random() < 0.2 else 0.0  # sometimes the pen runs over the edge
+    if style == "spill":  # a cross that runs well over the edge
+        spill = 0.45
+        style = "cross"
 
     def lo() -> float:
         return float(rng.uniform(0.1, 0.25)) - spill * float(rng.random())
@@ -202,15 +232,20 @@ def mark_ballot(
     marks: list[str],
     rng: np.random.Generator,
     style: MarkStyle | None = None,
+    extras: bool | None = None,
 ) -> Image.Image:
-    """Pen marks in the boxes of `marks`; sometimes a stamp and a signature elsewhere."""
+    """Pen marks in the boxes of `marks`; sometimes a stamp and a signature elsewhere.
+
+    `extras` forces the stamp and the signature on (True) or off (False); by
+    default each is left to chance.
+    """
     img = reference.convert("RGB") if reference.mode != "RGB" else reference.copy()
     width, height = reference.size
     boxes = {o.id: o.box for o in template.options}
     first_box_top = min(o.box[1] for o in template.options)
     box_side = float(np.median([min(o.box[2], o.box[3]) for o in template.options]))
 
-    if rng.random() < 0.6:  # the commission's stamp, in the top corner where it goes
+    if (rng.random() < 0.6) if extras is None else extras:  # the commission's stamp
         radius = float(rng.uniform(0.06, 0.085)) * width
         center = (
             float(rng.uniform(0.12, 0.25)) * width,
@@ -220,7 +255,7 @@ def mark_ballot(
             _stamp(img, center, radius, rng)
 
     draw = ImageDraw.Draw(img)
-    if rng.random() < 0.5:  # a commission member's signature, clear of every box
+    if (rng.random() < 0.5) if extras is None else extras:  # a signature, clear of boxes
         for _ in range(10):
             sx = float(rng.uniform(0.05, 0.6)) * width
             sy = float(rng.uniform(0.03, 0.97)) * height
@@ -277,6 +312,50 @@ def _table(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     tex = 1.0 + 0.08 * grain + 0.15 * (blotch - 0.5)
     small = np.clip(tex[..., None] * base, 0, 255).astype(np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _clutter(frame: np.ndarray, rng: np.random.Generator) -> None:
+    """Things lying on the table, drawn in place: papers with print, a pen, a phone,
+    coins, a cup ring. They give a feature matcher plenty of false structure."""
+    h, w = frame.shape[:2]
+    unit = max(h, w) / 100
+    for _ in range(int(rng.integers(4, 9))):
+        kind = int(rng.integers(5))
+        cx, cy = float(rng.uniform(0, w)), float(rng.uniform(0, h))
+        if kind == 0:  # another paper with lines of print, at an angle
+            pw, ph = float(rng.uniform(15, 35)) * unit, float(rng.uniform(20, 45)) * unit
+            ang = float(rng.uniform(0, 180))
+            rect = cv2.boxPoints(((cx, cy), (pw, ph), ang)).astype(np.int32)
+            shade = int(rng.integers(200, 250))
+            cv2.fillConvexPoly(frame, rect, (shade, shade, shade - 5))
+            rot = cv2.getRotationMatrix2D((cx, cy), -ang, 1.0)
+            for k in range(int(ph / (1.6 * unit)) - 2):
+                y = cy - ph / 2 + (k + 1.5) * 1.6 * unit
+                x0 = cx - pw / 2 + 2 * unit
+                x1 = x0 + float(rng.uniform(0.3, 1.0)) * (pw - 4 * unit)
+                pts = np.array([[x0, y, 1], [x1, y, 1]]) @ rot.T
+                cv2.line(frame, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]),
+                         (40, 40, 40), max(1, int(0.5 * unit)))
+        elif kind == 1:  # a pen
+            ang = float(rng.uniform(0, np.pi))
+            length = float(rng.uniform(12, 18)) * unit
+            dx, dy = math.cos(ang) * length / 2, math.sin(ang) * length / 2
+            colour = tuple(int(v) for v in rng.integers(0, 200, 3))
+            cv2.line(frame, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)),
+                     colour, max(2, int(1.0 * unit)))
+        elif kind == 2:  # a phone, screen dark
+            pw, ph = 8 * unit, 16 * unit
+            phone = cv2.boxPoints(((cx, cy), (pw, ph), float(rng.uniform(0, 180))))
+            cv2.fillConvexPoly(frame, phone.astype(np.int32), (25, 25, 30))
+        elif kind == 3:  # coins
+            for _ in range(int(rng.integers(1, 4))):
+                r = int(float(rng.uniform(1.5, 2.5)) * unit)
+                centre = (int(cx + rng.uniform(-5, 5) * unit), int(cy + rng.uniform(-5, 5) * unit))
+                cv2.circle(frame, centre, r, (60, 140, 170), -1)
+                cv2.circle(frame, centre, r, (30, 80, 100), max(1, int(0.2 * unit)))
+        else:  # a cup's ring stain
+            cv2.circle(frame, (int(cx), int(cy)), int(float(rng.uniform(4, 7)) * unit),
+                       (50, 60, 80), max(1, int(0.4 * unit)))
 
 
 def _lighting(
@@ -396,6 +475,8 @@ def phone_photo(
         page = cv2.resize(page, (round(pw * pre), round(ph * pre)), interpolation=cv2.INTER_AREA)
     h_mat = page_transform((page.shape[1], page.shape[0]), (fw, fh), cond, rng)
     frame = _table(rng, (fh, fw))
+    if cond.clutter:
+        _clutter(frame, rng)
     cv2.warpPerspective(
         page, h_mat, (fw, fh), dst=frame, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_TRANSPARENT,
@@ -488,9 +569,35 @@ def _scene(rng: np.random.Generator) -> Image.Image:
     return img
 
 
-def not_a_ballot_photo(rng: np.random.Generator) -> bytes:
-    """A phone photo of something else: a text page, a form, a receipt or a scene."""
-    kind = int(rng.integers(3))
-    doc = _text_page(rng) if kind == 0 else _receipt(rng) if kind == 1 else _scene(rng)
-    return phone_photo(doc, rng)
+def _screen(rng: np.random.Generator) -> Image.Image:
+    """A monitor or phone screen showing a page or a picture: bezel, scan lines, glare."""
+    inner = _text_page(rng) if rng.random() < 0.6 else _scene(rng)
+    sw, sh = (1600, 1000) if rng.random() < 0.5 else (900, 1600)
+    inner = inner.resize((sw - 80, sh - 80), Image.Resampling.BILINEAR)
+    pixels = np.asarray(inner, dtype=np.float32) * float(rng.uniform(0.7, 0.95))
+    pixels[::3] *= 0.85  # the pixel grid shows as fine lines
+    yy, xx = np.mgrid[0 : sh - 80, 0 : sw - 80].astype(np.float32)
+    gx, gy = float(rng.uniform(0, sw)), float(rng.uniform(0, sh))
+    glare = 60 * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * (0.25 * sw) ** 2))
+    screen = np.clip(pixels + glare[..., None], 0, 255).astype(np.uint8)
+    out = Image.new("RGB", (sw, sh), (20, 20, 24))
+    out.paste(Image.fromarray(screen, "RGB"), (40, 40))
+    return out
+
+
+NotABallotKind = Literal["text", "receipt", "scene", "screen"]
+NOT_A_BALLOT_KINDS: tuple[NotABallotKind, ...] = get_args(NotABallotKind)
+
+
+def not_a_ballot_photo(
+    rng: np.random.Generator,
+    kind: NotABallotKind | None = None,
+    conditions: PhotoConditions | None = None,
+) -> bytes:
+    """A phone photo of something else: a text page, a form, a receipt, a scene or
+    (only when asked for by `kind`) a screen."""
+    if kind is None:
+        kind = NOT_A_BALLOT_KINDS[int(rng.integers(3))]
+    makers = {"text": _text_page, "receipt": _receipt, "scene": _scene, "screen": _screen}
+    return phone_photo(makers[kind](rng), rng, conditions)
 

@@ -335,4 +335,4 @@ def _print_summary(r: dict, out: Path) -> None:
         f"missed {len(r['missed'])}"
     )
     _say(f"  clean precincts flagged: {len(r['clean_precincts_flagged'])}")
-    _say(f"  report: {out}/discrepancies.csv, {out}/summary.json")
+    _say(f"  report: {out}/report.html (and discrepancies, precincts, summary.json)")

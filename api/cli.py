@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -110,21 +112,29 @@ def election_load(folder: Path) -> None:
     typer.echo(f"{verb} election {result.election_id}: {result.precincts} precincts{official}")
 
 
-@official_app.command("import")
-def official_import(election_id: str, file: Path) -> None:
-    """Import official per-precinct results (official-results/1 CSV), all or nothing."""
-    from api.elections.service import ElectionNotFound, import_official
+@contextmanager
+def _import_errors(file: Path) -> Iterator[None]:
+    """What an import refuses, said plainly: nothing of a refused file is stored."""
+    from api.elections.service import ElectionNotFound
 
-    ensure_database()
     try:
-        with db.connection() as conn:
-            result = import_official(conn, election_id, file.read_bytes(), file.name)
+        yield
     except FormatError as exc:
         raise _fail(f"refused, nothing stored:\n{exc}") from None
     except ElectionNotFound as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"{file}: {exc.strerror}") from None
+
+
+@official_app.command("import")
+def official_import(election_id: str, file: Path) -> None:
+    """Import official per-precinct results (official-results/1 CSV), all or nothing."""
+    from api.elections.service import import_official
+
+    ensure_database()
+    with _import_errors(file), db.connection() as conn:
+        result = import_official(conn, election_id, file.read_bytes(), file.name)
     replaced = (
         f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
     )
@@ -141,18 +151,10 @@ def crowd_import(
 ) -> None:
     """Import a crowd-tallies/1 CSV as a named evidence source, all or nothing."""
     from api.elections.crowd import import_crowd
-    from api.elections.service import ElectionNotFound
 
     ensure_database()
-    try:
-        with db.connection() as conn:
-            result = import_crowd(conn, election_id, file.read_bytes(), file.name, level)
-    except FormatError as exc:
-        raise _fail(f"refused, nothing stored:\n{exc}") from None
-    except ElectionNotFound as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{file}: {exc.strerror}") from None
+    with _import_errors(file), db.connection() as conn:
+        result = import_crowd(conn, election_id, file.read_bytes(), file.name, level)
     replaced = (
         f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
     )

@@ -205,6 +205,24 @@ def _once(precinct_id: str, line: int, first_line: dict[str, int], problems: _Pr
     first_line.setdefault(precinct_id, line)
 
 
+def _known_precinct(
+    cells: dict[str, str],
+    line: int,
+    known: set[str],
+    first_line: dict[str, int],
+    problems: _Problems,
+) -> str:
+    """The row's precinct id, checked: present, known to the election, not repeated."""
+    precinct_id = cells["precinct_id"].strip()
+    if not precinct_id:
+        problems.add("a value is required", line, "precinct_id")
+    elif precinct_id not in known:
+        problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
+    else:
+        _once(precinct_id, line, first_line, problems)
+    return precinct_id
+
+
 def _wrong_width(problems: _Problems, header: list[str], row: list[str], line: int) -> None:
     if len(row) < len(header):
         column = header[len(row)]
@@ -290,13 +308,7 @@ def parse_official_csv(
     parsed: list[OfficialRow] = []
     first_line: dict[str, int] = {}
     for line, cells in _records(header, rows, problems):
-        precinct_id = cells["precinct_id"].strip()
-        if not precinct_id:
-            problems.add("a value is required", line, "precinct_id")
-        elif precinct_id not in known_precincts:
-            problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
-        else:
-            _once(precinct_id, line, first_line, problems)
+        precinct_id = _known_precinct(cells, line, known_precincts, first_line, problems)
         values: dict[str, int | None] = {}
         for column in (*line_columns, *option_ids):
             value, problem = _count(cells[column], allow_empty=True)
@@ -341,13 +353,7 @@ def parse_crowd_csv(
     parsed: list[CrowdRow] = []
     first_line: dict[str, int] = {}
     for line, cells in _records(header, rows, problems):
-        precinct_id = cells["precinct_id"].strip()
-        if not precinct_id:
-            problems.add("a value is required", line, "precinct_id")
-        elif precinct_id not in known_precincts:
-            problems.add(f"unknown precinct {precinct_id!r}", line, "precinct_id")
-        else:
-            _once(precinct_id, line, first_line, problems)
+        precinct_id = _known_precinct(cells, line, known_precincts, first_line, problems)
         row_source = cells["source"].strip()
         if not row_source:
             problems.add("a value is required", line, "source")

@@ -128,12 +128,16 @@ def area_of(precinct_id: str, address: str) -> Area:
     """Urban if the address starts with "г." (town or urban settlement), else rural.
 
     The 44 embassy stations are filed under Minsk city's Lenin district in the source;
-    their addresses start with a postcode or country, which tells them apart.
+    their addresses start with a postcode or country, which tells them apart. Every other
+    station of Minsk city (region 07) votes as Minsk, including the former village of
+    Kolyadichi ("п.Колядичи"), a city neighbourhood since its incorporation.
     """
     if precinct_id.startswith("07-002-") and not address.startswith("г."):
         return "abroad"
+    if precinct_id.startswith("07-"):
+        return "minsk"
     if address.startswith("г."):
-        return "minsk" if precinct_id.startswith("07-") else "urban"
+        return "urban"
     return "rural"
 
 

@@ -190,14 +190,19 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
             )
         )  # fmt: skip
     tests["outliers"] = {
-        "null_model": "within the comparison group, turnout (and leader share) ~ Normal(median, "
-        "1.4826 x MAD); robust z; two-sided normal p-value",
+        "null_model": "within the comparison group, turnout (and leader share) ~ Normal; robust "
+        "z = (x - median) / (1.4826 x MAD); two-sided p-value from Student t with "
+        "0.37 (n - 1) + 1.5 degrees of freedom for a group of n stations (the MAD's own "
+        "noise, calibrated by simulation)",
         "comparison_group": f"the station's district if it has >= {MIN_GROUP} usable stations, "
         f"else its region if that has >= {MIN_GROUP}, else the whole election",
         "inclusion_rule": f"registered >= {MIN_REGISTERED}; turnout test: ballots_issued <= "
         "registered and both known; share test: ballots_cast > 0, leader votes <= ballots_cast",
         "multiple_testing": "Benjamini-Hochberg q-values over all turnout and share p-values "
         f"together; flag when q < {Q_THRESHOLD}",
+        "significant": bool(out_t.flagged.any() or out_s.flagged.any()),
+        "significance": f"at least one station with q < {Q_THRESHOLD} (false discovery rate "
+        f"{Q_THRESHOLD} over the family)",
         "turnout_outlier": _outlier_summary(out_t, usable_t),
         "share_outlier": _outlier_summary(out_s, usable_s),
         "high_turnout_unanimity": {
@@ -247,8 +252,9 @@ def _outlier_flags(
             StationFlag(
                 pid[i], flag, option, float(res.z[i]), float(res.p[i]), float(res.q[i]),
                 f"{what} {100 * x[i]:.1f}% is {abs(res.z[i]):.1f} robust s.d. "
-                f"{'above' if res.z[i] > 0 else 'below'} the {res.group_level[i]} median "
-                f"(q = {res.q[i]:.2g}); {NOT_PROOF}",
+                f"{'above' if res.z[i] > 0 else 'below'} the median of its "
+                f"{res.group_level[i]} ({int(res.group_size[i])} stations; q = {res.q[i]:.2g}); "
+                f"{NOT_PROOF}",
             )
         )  # fmt: skip
     return out

@@ -54,6 +54,10 @@ def test_falsified_seed_proof_and_signals(conn: psycopg.Connection, tmp_path: Pa
 
     assert summary["tests"]["integer_percent"]["significant"] is True
     assert summary["flags"]["integer_percent"] > 0
+    # Share outliers: leads, and nearly all of them at falsified stations.
+    outliers = [r["precinct_id"] for r in rows if r["flag"] in ("turnout_outlier", "share_outlier")]
+    assert len(outliers) >= 50 and summary["tests"]["outliers"]["significant"] is True
+    assert sum(p in seed.falsified for p in outliers) >= 0.95 * len(outliers)
     corrected = summary["estimates"]["crowd_corrected"]
     assert corrected["stations_corrected"] == len(provable)
     tsikhanouskaya = corrected["national"]["tsikhanouskaya"]
@@ -79,3 +83,6 @@ def test_clean_seed_has_no_proof_and_no_significant_signal(
     assert summary["precincts_with_proof"] == 0
     assert summary["tests"]["integer_percent"]["significant"] is False
     assert summary["flags"]["integer_percent"] == 0
+    assert summary["flags"].get("turnout_outlier", 0) == 0
+    assert summary["flags"].get("share_outlier", 0) == 0
+    assert summary["tests"]["outliers"]["significant"] is False

@@ -358,9 +358,7 @@ def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]
             draw.rectangle(
                 (box_x, box_y, box_x + box - 1, box_y + box - 1), outline=0, width=line_w
             )
-            options.append(
-                TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box))
-            )
+            options.append(TemplateOption(id=option_id, label=label, box=(box_x, box_y, box, box)))
             y += row_h
             draw.line([(left, y), (right, y)], fill=0, width=line_w)
         draw.line([(left, table_top), (left, y)], fill=0, width=line_w)

@@ -59,9 +59,7 @@ DESIGNS: dict[str, BallotDesign] = {
     "municipal": MUNICIPAL_DESIGN,
 }
 LABELS = "labels.csv"
-COLUMNS = (
-    "photo", "template", "design", "expected", "marks", "style", "kind", "conditions"
-)
+COLUMNS = ("photo", "template", "design", "expected", "marks", "style", "kind", "conditions")
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,7 @@ def _reference(key: str) -> tuple[Image.Image, BallotTemplate]:
     return render_reference(DESIGNS[key])
 
 
-def plan_cases(
-    per_design: int, seed: int = 0, long_side: int | None = None
-) -> list[EvalCase]:
+def plan_cases(per_design: int, seed: int = 0, long_side: int | None = None) -> list[EvalCase]:
     """The cases, without pixels; `long_side` forces every photo to that size."""
     cases: list[EvalCase] = []
     keys = list(DESIGNS)
@@ -190,8 +186,14 @@ def generate(
         for c in cases:
             writer.writerow(
                 [
-                    f"photos/{c.photo}", c.template, c.design, c.expected, ";".join(c.marks),
-                    c.style, c.kind, json.dumps(asdict(c.conditions), sort_keys=True),
+                    f"photos/{c.photo}",
+                    c.template,
+                    c.design,
+                    c.expected,
+                    ";".join(c.marks),
+                    c.style,
+                    c.kind,
+                    json.dumps(asdict(c.conditions), sort_keys=True),
                 ]
             )
     return cases

@@ -171,8 +171,12 @@ def _mark_points(
         t = np.linspace(0, 2 * np.pi * loops, 24 * loops)
         rad = 0.22 + 0.12 * np.sin(t * float(rng.uniform(0.2, 0.5)))
         drift = np.linspace(-0.12, 0.12, t.size)
-        return [[at(cx + drift[i] + rad[i] * np.cos(t[i]), cy + rad[i] * np.sin(t[i]) * 0.8)
-                 for i in range(t.size)]]
+        return [
+            [
+                at(cx + drift[i] + rad[i] * np.cos(t[i]), cy + rad[i] * np.sin(t[i]) * 0.8)
+                for i in range(t.size)
+            ]
+        ]
     # dot: a blob made by circling the pen tip a few times
     cx, cy = float(rng.uniform(0.4, 0.6)), float(rng.uniform(0.4, 0.6))
     r = float(rng.uniform(0.07, 0.11))
@@ -216,9 +220,7 @@ def _stamp(page: Image.Image, center: Point, radius: float, rng: np.random.Gener
     page.paste(ImageChops.multiply(region, factor), (x0, y0))
 
 
-def _far_from_boxes(
-    p: Point, template: BallotTemplate, clearance: float
-) -> bool:
+def _far_from_boxes(p: Point, template: BallotTemplate, clearance: float) -> bool:
     for o in template.options:
         x, y, w, h = o.box
         if x - clearance < p[0] < x + w + clearance and y - clearance < p[1] < y + h + clearance:
@@ -334,15 +336,25 @@ def _clutter(frame: np.ndarray, rng: np.random.Generator) -> None:
                 x0 = cx - pw / 2 + 2 * unit
                 x1 = x0 + float(rng.uniform(0.3, 1.0)) * (pw - 4 * unit)
                 pts = np.array([[x0, y, 1], [x1, y, 1]]) @ rot.T
-                cv2.line(frame, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]),
-                         (40, 40, 40), max(1, int(0.5 * unit)))
+                cv2.line(
+                    frame,
+                    tuple(int(v) for v in pts[0]),
+                    tuple(int(v) for v in pts[1]),
+                    (40, 40, 40),
+                    max(1, int(0.5 * unit)),
+                )
         elif kind == 1:  # a pen
             ang = float(rng.uniform(0, np.pi))
             length = float(rng.uniform(12, 18)) * unit
             dx, dy = math.cos(ang) * length / 2, math.sin(ang) * length / 2
             colour = tuple(int(v) for v in rng.integers(0, 200, 3))
-            cv2.line(frame, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)),
-                     colour, max(2, int(1.0 * unit)))
+            cv2.line(
+                frame,
+                (int(cx - dx), int(cy - dy)),
+                (int(cx + dx), int(cy + dy)),
+                colour,
+                max(2, int(1.0 * unit)),
+            )
         elif kind == 2:  # a phone, screen dark
             pw, ph = 8 * unit, 16 * unit
             phone = cv2.boxPoints(((cx, cy), (pw, ph), float(rng.uniform(0, 180))))
@@ -354,8 +366,13 @@ def _clutter(frame: np.ndarray, rng: np.random.Generator) -> None:
                 cv2.circle(frame, centre, r, (60, 140, 170), -1)
                 cv2.circle(frame, centre, r, (30, 80, 100), max(1, int(0.2 * unit)))
         else:  # a cup's ring stain
-            cv2.circle(frame, (int(cx), int(cy)), int(float(rng.uniform(4, 7)) * unit),
-                       (50, 60, 80), max(1, int(0.4 * unit)))
+            cv2.circle(
+                frame,
+                (int(cx), int(cy)),
+                int(float(rng.uniform(4, 7)) * unit),
+                (50, 60, 80),
+                max(1, int(0.4 * unit)),
+            )
 
 
 def _lighting(
@@ -478,7 +495,11 @@ def phone_photo(
     if cond.clutter:
         _clutter(frame, rng)
     cv2.warpPerspective(
-        page, h_mat, (fw, fh), dst=frame, flags=cv2.INTER_LINEAR,
+        page,
+        h_mat,
+        (fw, fh),
+        dst=frame,
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_TRANSPARENT,
     )
     out = cv2.multiply(frame, _lighting(rng, (fh, fw), cond), scale=1.0 / GAIN_ONE)
@@ -540,8 +561,9 @@ def _receipt(rng: np.random.Generator) -> Image.Image:
     img = Image.new("RGB", (w, h), (245, 244, 240))
     d = ImageDraw.Draw(img)
     mono = _font("DejaVuSansMono", 24)
-    d.text((w / 2, 60), "ООО «ПРОДУКТЫ»", font=_font("DejaVuSansMono-Bold", 30), fill=0,
-           anchor="ma")
+    d.text(
+        (w / 2, 60), "ООО «ПРОДУКТЫ»", font=_font("DejaVuSansMono-Bold", 30), fill=0, anchor="ma"
+    )
     y = 140
     total = 0.0
     while y < h - 220:
@@ -600,4 +622,3 @@ def not_a_ballot_photo(
         kind = NOT_A_BALLOT_KINDS[int(rng.integers(3))]
     makers = {"text": _text_page, "receipt": _receipt, "scene": _scene, "screen": _screen}
     return phone_photo(makers[kind](rng), rng, conditions)
-

@@ -93,9 +93,7 @@ def plan_fingerprint(
             max(0, int(y0 * page_scale)) : int(np.ceil(y1 * page_scale)) + 1,
             max(0, int(x0 * page_scale)) : int(np.ceil(x1 * page_scale)) + 1,
         ] = True
-    return FingerprintPlan(
-        rects, box_scale, prints, page_rect, page_scale, page_print, patches
-    )
+    return FingerprintPlan(rects, box_scale, prints, page_rect, page_scale, page_print, patches)
 
 
 def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
@@ -119,8 +117,13 @@ def box_ink(
     """Ink map of box `index`; `shift` (reference pixels) corrects residual misalignment."""
     x0, y0, x1, y1 = plan.box_rects[index]
     dx, dy = shift
-    patch = warp_region(photo, homography, (x0 + dx, y0 + dy, x1 + dx, y1 + dy), plan.box_scale,
-                        size=plan.box_print[index].shape[::-1])
+    patch = warp_region(
+        photo,
+        homography,
+        (x0 + dx, y0 + dy, x1 + dx, y1 + dy),
+        plan.box_scale,
+        size=plan.box_print[index].shape[::-1],
+    )
     return _ink(patch, plan.box_print[index])
 
 
@@ -168,13 +171,19 @@ def descriptor(
         x0, y0, x1, y1 = plan.box_rects[index]
         sx, sy = shift
         raw = warp_region(
-            photo, homography, (x0 + sx, y0 + sy, x1 + sx, y1 + sy), plan.box_scale,
+            photo,
+            homography,
+            (x0 + sx, y0 + sy, x1 + sx, y1 + sy),
+            plan.box_scale,
             size=window.shape[::-1],
         )
         dx, dy = _register(plan, index, raw)
         if dx or dy:
             window = box_ink(
-                plan, index, photo, homography,
+                plan,
+                index,
+                photo,
+                homography,
                 (sx + dx / plan.box_scale, sy + dy / plan.box_scale),
             )
         smooth = cv2.GaussianBlur(window, (0, 0), SMOOTH).ravel()

@@ -197,7 +197,10 @@ def plan_header(
             continue
         image = warp_region(reference, np.eye(3), region, scale)
         data = pytesseract.image_to_data(
-            image, lang=languages, config=OCR_CONFIG, output_type=pytesseract.Output.DICT,
+            image,
+            lang=languages,
+            config=OCR_CONFIG,
+            output_type=pytesseract.Output.DICT,
             timeout=OCR_TIMEOUT_S,
         )
         line: list[tuple[str, tuple[float, float, float, float]]] = []
@@ -234,8 +237,10 @@ def plan_header(
         # Margins absorb residual misalignment and keep whole letters in view.
         mx, my = 1.2 * height, 0.5 * height
         rect: Rect = (
-            max(0, int(x0 - mx)), max(0, int(y0 - my)),
-            min(width, int(x1 + mx)), min(region[3], int(y1 + my)),
+            max(0, int(x0 - mx)),
+            max(0, int(y0 - my)),
+            min(width, int(x1 + mx)),
+            min(region[3], int(y1 + my)),
         )
         spots.append(KeywordSpot(keyword, rect, float(np.clip(TEXT_HEIGHT / height, 0.2, 3.0))))
     crops = [normalise_light(warp_region(reference, np.eye(3), s.rect, s.scale)) for s in spots]

@@ -117,9 +117,7 @@ def _load_fully(img: Image.Image) -> None:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("too_many_pixels", "The image has too many pixels.") from exc
     except Exception as exc:
-        raise ImageRejected(
-            "truncated_image", "The image file is damaged or incomplete."
-        ) from exc
+        raise ImageRejected("truncated_image", "The image file is damaged or incomplete.") from exc
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -97,9 +97,7 @@ def box_reference(
     tol = max(2, round(TOLERANCE * side * scale))
     printed_grown = cv2.dilate(printed, _disk(tol)).astype(bool)
 
-    def local(
-        rx0: float, ry0: float, rx1: float, ry1: float
-    ) -> tuple[float, float, float, float]:
+    def local(rx0: float, ry0: float, rx1: float, ry1: float) -> tuple[float, float, float, float]:
         return (
             (rx0 - rect[0]) * scale,
             (ry0 - rect[1]) * scale,

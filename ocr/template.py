@@ -170,14 +170,13 @@ def load_template(folder: Path | str) -> LoadedTemplate:
         x, y, w, h = option.box
         if x + w > width or y + h > height:
             raise _fail(
-                path, f"options[{i}].box",
+                path,
+                f"options[{i}].box",
                 f"{list(option.box)} does not fit in the {width}x{height} reference image",
             )
     first_top = min(o.box[1] for o in template.options)
     try:
-        header = plan_header(
-            reference, first_top, template.header_keywords, template.ocr_languages
-        )
+        header = plan_header(reference, first_top, template.header_keywords, template.ocr_languages)
     except pytesseract.TesseractError as exc:
         raise _fail(path, "ocr_languages", f"Tesseract refused it: {exc.message}") from exc
     except ValueError as exc:

@@ -85,8 +85,9 @@ def test_parliament_verdicts(
     parliament_template: LoadedTemplate, parliament_reference: Reference
 ) -> None:
     read = read_ballot
-    _check(read(parliament_template, _photo(parliament_reference, ["novik"], 1)), "valid",
-           ["novik"])
+    _check(
+        read(parliament_template, _photo(parliament_reference, ["novik"], 1)), "valid", ["novik"]
+    )
     _check(read(parliament_template, _photo(parliament_reference, [], 2)), "blank", [])
     over = ["zhuk", "kavaliou"]
     _check(read(parliament_template, _photo(parliament_reference, over, 3)), "overmarked", over)
@@ -100,8 +101,9 @@ def test_multi_choice_design(
     _check(reading, "valid", two)
     assert reading.fingerprint is not None and len(reading.fingerprint) == 16
     four = ["orlova", "rybakov", "titov", "khromova"]
-    _check(read_ballot(municipal_template, _photo(municipal_reference, four, 5)),
-           "overmarked", four)
+    _check(
+        read_ballot(municipal_template, _photo(municipal_reference, four, 5)), "overmarked", four
+    )
 
 
 @pytest.mark.parametrize("style", ALL_MARK_STYLES)

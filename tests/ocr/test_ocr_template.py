@@ -19,12 +19,22 @@ Edit = Callable[[dict[str, Any]], None]
 def test_loaded_template_matches_spec(by_template: LoadedTemplate, by_dir: Path) -> None:
     raw = json.loads((by_dir / "template.json").read_text(encoding="utf-8"))
     assert set(raw) == {
-        "format", "election", "reference_image", "ocr_languages",
-        "header_keywords", "max_marks", "options",
+        "format",
+        "election",
+        "reference_image",
+        "ocr_languages",
+        "header_keywords",
+        "max_marks",
+        "options",
     }
     assert raw["format"] == "ballot-template/1"
     assert [o["id"] for o in raw["options"]] == [
-        "dmitriyev", "kanapatskaya", "lukashenko", "tsikhanouskaya", "charachen", "against_all",
+        "dmitriyev",
+        "kanapatskaya",
+        "lukashenko",
+        "tsikhanouskaya",
+        "charachen",
+        "against_all",
     ]
     assert all(len(o["box"]) == 4 for o in raw["options"])
     assert "БЮЛЛЕТЕНЬ" in (by_dir / "template.json").read_text(encoding="utf-8")  # not \\u-escaped

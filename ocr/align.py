@@ -24,6 +24,10 @@ RANSAC_PX = 4.0  # reprojection tolerance, pixels of the photo's match image
 GRID = 8  # features are spread over GRID x GRID cells of the image
 REFINE_GATE = 0.04  # refinement matches must lie within this share of the page size
 REFINE_PX = 2.0  # refinement reprojection tolerance, pixels of the match image
+REFINE_MIN_RATIO = 0.25  # a right correction fits most of the gated matches
+
+FLAT_SIDE = 200  # long side at which the paper's brightness is estimated
+FLAT_PAPER = 230  # the level paper is brought to
 
 MIN_INLIERS = 30
 MIN_INLIER_RATIO = 0.2
@@ -53,6 +57,22 @@ def resize_long_side(gray: np.ndarray, long_side: int) -> tuple[np.ndarray, floa
         return gray, 1.0
     out = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return out, scale
+
+
+def flatten_lighting(gray: np.ndarray) -> np.ndarray:
+    """The photo divided by its own paper brightness, so shadows and light
+    gradients leave the print at one contrast.
+
+    ORB's FAST detector uses one intensity threshold for the whole image: under
+    a shadow or in a dim corner the print falls below it and the page loses its
+    features there. The paper level is the local maximum of a coarse copy
+    (print is thin and dark, paper is bright), smoothed and scaled back.
+    """
+    small, _ = resize_long_side(gray, FLAT_SIDE)
+    paper = cv2.GaussianBlur(cv2.dilate(small, np.ones((7, 7), np.uint8)), (0, 0), 5)
+    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    flat = gray.astype(np.float32) * (FLAT_PAPER / np.maximum(paper.astype(np.float32), 1.0))
+    return np.clip(flat, 0, 255).astype(np.uint8)
 
 
 def _spread(
@@ -125,9 +145,10 @@ def homography_problem(
         return "page_behind_camera"
     quad = hom[:, :2] / hom[:, 2:]
     edges = np.roll(quad, -1, axis=0) - quad
-    cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(
-        edges, -1, axis=0
-    )[:, 0]
+    cross = (
+        edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1]
+        - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    )
     if not (np.all(cross > 0) or np.all(cross < 0)):
         return "page_not_convex"
     if cross[0] < 0:  # image y points down, so a non-mirrored page turns clockwise
@@ -140,8 +161,9 @@ def homography_problem(
     aspect = ((top + bottom) / 2) / ((left + right) / 2)
     if not 0.6 < aspect / aspect_ref < 1.6:
         return "page_distorted"
-    area = 0.5 * abs(float(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1)
-                                  * quad[:, 1])))
+    area = 0.5 * abs(
+        float(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1) * quad[:, 1]))
+    )
     pw, ph = photo_size
     if area < 0.04 * pw * ph:
         return "page_too_small"
@@ -153,20 +175,29 @@ def match(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ratio-tested nearest-neighbour matches: (reference points, photo points).
 
-    With `gate`, only pairs whose points lie within `gate` pixels of each other
-    are kept (both sets must then be in the same frame).
+    With `gate`, a reference point is only compared with photo points within
+    `gate` pixels of it (both sets must then be in the same frame), and the
+    ratio test runs among those: on a ballot the same box corner repeats on
+    every row, so across the whole page no match would pass it.
     """
     if len(reference.points) < 2 or len(photo.points) < 2:
         empty = np.zeros((0, 2), np.float32)
         return empty, empty
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
+    if gate is None:
+        pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2)
+    else:
+        gap = reference.points[:, None, :] - photo.points[None, :, :]
+        near = (np.einsum("ijk,ijk->ij", gap, gap) < gate * gate).astype(np.uint8)
+        pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2, mask=near)
+    good = [
+        p[0]
+        for p in pairs
+        if (len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance)
+        or (len(p) == 1 and gate is not None)
+    ]
     src = np.array([reference.points[m.queryIdx] for m in good], np.float32).reshape(-1, 2)
     dst = np.array([photo.points[m.trainIdx] for m in good], np.float32).reshape(-1, 2)
-    if gate is not None and len(src):
-        near = np.hypot(*(src - dst).T) < gate
-        src, dst = src[near], dst[near]
     return src, dst
 
 
@@ -189,27 +220,48 @@ def refine(
     ref_size: tuple[int, int],
     photo: np.ndarray,
     alignment: Alignment,
-) -> Alignment:
+    gates: Sequence[float] = (REFINE_GATE,),
+) -> Alignment | None:
     """Second pass in the reference's own frame: warp the photo upright with the
     first homography, match again (now without rotation or perspective between
     the two, and only between nearby points) and compose the small correction.
+
+    Each gate (a share of the page size) is tried on the same upright features
+    and the correction with the most inliers kept: a wide gate reaches a first
+    fit that is far off, a narrow one keeps the rows of a tightly printed
+    ballot, which repeat the same boxes, from being matched to each other.
+    None when no gate gives a consistent correction: the first fit is then too
+    far off (or not this page).
     """
     w, h = ref_size
     scale = min(1.0, REF_MATCH_SIDE / max(w, h))
     upright = warp_region(photo, alignment.homography, (0, 0, w, h), scale)
     found = detect(upright, max(upright.shape), spread=True, count=N_REFINE)
     found = Features(found.points / scale, found.descriptors)  # -> reference pixels
-    src, dst = match(reference, found, gate=REFINE_GATE * max(w, h))
-    if len(src) < MIN_INLIERS:
-        return alignment
-    cv2.setRNGSeed(12345)
-    correction, mask = cv2.findHomography(
-        src, dst, cv2.USAC_MAGSAC, REFINE_PX / scale, maxIters=3000, confidence=0.999
-    )
-    if correction is None or mask is None or int(mask.sum()) < MIN_INLIERS:
-        return alignment
-    combined = alignment.homography @ np.asarray(correction, np.float64)
-    return Alignment(combined / combined[2, 2], len(src), int(mask.sum()))
+    best: Alignment | None = None
+    for gate in gates:
+        src, dst = match(reference, found, gate=gate * max(w, h))
+        if len(src) < MIN_INLIERS:
+            continue
+        cv2.setRNGSeed(12345)
+        correction, mask = cv2.findHomography(
+            src, dst, cv2.USAC_MAGSAC, REFINE_PX / scale, maxIters=3000, confidence=0.999
+        )
+        if correction is None or mask is None:
+            continue
+        inliers = int(mask.sum())
+        if inliers < MIN_INLIERS or inliers < REFINE_MIN_RATIO * len(src):
+            continue
+        # Every match moved a point by less than the gate: a correction moving
+        # the page further is a fit to mismatched rows, not to the page.
+        if displacement(np.eye(3), np.asarray(correction, np.float64), ref_size) > (
+            2 * gate * max(w, h)
+        ):
+            continue
+        if best is None or inliers > best.inliers:
+            combined = alignment.homography @ np.asarray(correction, np.float64)
+            best = Alignment(combined / combined[2, 2], len(src), inliers)
+    return best
 
 
 def align(

@@ -22,9 +22,11 @@ from pydantic import BaseModel, Field
 from ocr.align import (
     MIN_INLIER_RATIO,
     MIN_INLIERS,
+    REFINE_GATE,
     Alignment,
     align,
     displacement,
+    flatten_lighting,
     homography_problem,
     inside,
     is_confident,
@@ -49,6 +51,10 @@ Verdict = Literal["valid", "blank", "overmarked", "not_a_ballot", "unreadable"]
 WORK_SIDE = 1600  # long side the photo is worked at; more only costs time
 MAX_PIXELS = 40_000_000
 
+# Gates (shares of the page size) of the refinement rounds: the first reaches a
+# first fit that is well off, the later ones only polish.
+FIRST_REFINE_GATES = (REFINE_GATE / 2, REFINE_GATE, 2 * REFINE_GATE)
+LATER_REFINE_GATES = (REFINE_GATE / 4, REFINE_GATE / 2)
 REFINE_ROUNDS = 3
 SECOND_MATCH_SIDE = 1600  # second try at finding the page, at full working size
 SECOND_FEATURES = 5000
@@ -60,7 +66,10 @@ MARK_MIN = 0.025  # a box is marked at or above this (and clearly above the nois
 EMPTY_MAX = 0.008  # and empty at or below this; in between nobody should guess
 NOISE_MARGIN = 0.02  # marked boxes must also stand this far above the ballot's own noise
 NOISE_FACTOR = 2.5  # ... and be this many times the noise
-NOISE_CAP = 0.05  # "noise" this high is ink: the boxes taken for empty are marked
+# "Noise" at the faintest mark's level is ink: the boxes taken for empty are marked
+# (every box of a short ballot dotted, say). Empty boxes score under 0.011 on every
+# photo of the evaluation set, the faintest marks 0.024.
+NOISE_CAP = MARK_MIN
 
 # A keyword read at least this well (but under MIN_RATIO) is damaged, not absent.
 UNCLEAR_RATIO = 0.65
@@ -175,35 +184,51 @@ def _outside(template: LoadedTemplate, homography: np.ndarray, shape: tuple[int,
 
 def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | None, str | None]:
     """Find the page and refine the fit: (alignment, None) or (best attempt, problem)."""
-    alignment = align(template.features, photo)
+    flat = flatten_lighting(photo)
+    first = align(template.features, flat)
+    refined = _refined(template, photo, first)
+    if refined is None:
+        # A ballot filling part of a cluttered frame (its print too small at the
+        # usual matching size, or the features spent on the clutter), or a first
+        # fit right where most features are and too far off elsewhere to refine.
+        second = align(template.features, flat, SECOND_MATCH_SIDE, SECOND_FEATURES)
+        refined = _refined(template, photo, second)
+        if refined is None:
+            attempts = [a for a in (first, second) if a is not None]
+            best = max(attempts, key=lambda a: a.inliers, default=None)
+            if best is None or not is_confident(best):
+                return best, "too_few_matches"
+            return best, "alignment_not_refined"
+    size = (photo.shape[1], photo.shape[0])
+    return refined, homography_problem(refined.homography, template.size, size)
+
+
+def _refined(
+    template: LoadedTemplate, photo: np.ndarray, alignment: Alignment | None
+) -> Alignment | None:
+    """Refine a confident first fit in the page's own frame, gate by gate, until the
+    correction becomes negligible; None if the first refinement finds no fit."""
     if alignment is None or not is_confident(alignment):
-        # A ballot filling part of a cluttered frame: its print was too small at
-        # the usual matching size, or the features went to the clutter.
-        second = align(template.features, photo, SECOND_MATCH_SIDE, SECOND_FEATURES)
-        if second is not None and (alignment is None or second.inliers > alignment.inliers):
-            alignment = second
-    if alignment is None or not is_confident(alignment):
-        return alignment, "too_few_matches"
-    # A first fit can be right where most features are and off elsewhere: refine
-    # in the page's own frame until the correction becomes negligible.
-    for _ in range(REFINE_ROUNDS):
-        refined = refine(template.refinement, template.size, photo, alignment)
+        return None
+    for round_ in range(REFINE_ROUNDS):
+        gates = FIRST_REFINE_GATES if round_ == 0 else LATER_REFINE_GATES
+        refined = refine(template.refinement, template.size, photo, alignment, gates)
+        if refined is None:
+            return None if round_ == 0 else alignment
         moved = displacement(alignment.homography, refined.homography, template.size)
         alignment = refined
         if moved < REFINE_CONVERGED_PX:
             break
-    size = (photo.shape[1], photo.shape[0])
-    return alignment, homography_problem(alignment.homography, template.size, size)
+    return alignment
 
 
 def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> BallotReading:
-    tpl = template.template
     if float(np.percentile(photo, 95)) < DARK_LEVEL:
         return _reading("unreadable", 0.9, ["too_dark"])
 
     alignment, problem = _locate(template, photo)
     clock.lap("align")
-    if alignment is None or problem is not None:
+    if alignment is None or problem not in (None, "alignment_not_refined"):
         small, _ = resize_long_side(photo, 800)
         if edge_sharpness(small) < BLURRY_EDGES:
             return _reading("unreadable", 0.6, ["blurred", "alignment_failed"])
@@ -216,12 +241,49 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
     homography = alignment.homography
     if _outside(template, homography, photo.shape[:2]):
         return _reading("unreadable", 0.8, ["cut_off"])
+    header = _check_header(template, photo, homography)
+    clock.lap("header_ocr")
+    if problem == "alignment_not_refined":
+        return _unrefined(photo, header)
+    if isinstance(header, BallotReading):
+        return header
 
+    scores = [score_box(b, photo, homography) for b in template.boxes]
+    clock.lap("marks")
+    reading = _decide(template, alignment, header, scores)
+    if template.fingerprint is not None:
+        reading.fingerprint = ballot_fingerprint(template, photo, homography, scores)
+        clock.lap("fingerprint")
+    return reading
+
+
+def _unrefined(photo: np.ndarray, header: BallotReading | float) -> BallotReading:
+    """The verdict on a page that matched the reference, but not closely enough to
+    place the boxes. Its header crops may then miss the text, so blur is judged on
+    the whole photo: a sharp photo without the header words is another document
+    (another election's ballot, most often); one with them, or a soft one, goes
+    to a person rather than have its boxes read by guesswork."""
+    if isinstance(header, BallotReading) and "blurred" in header.reasons:
+        small, _ = resize_long_side(photo, 800)
+        if edge_sharpness(small) >= BLURRY_EDGES:
+            reasons = ["alignment_not_refined", "header_keywords_missing"]
+            return _reading("not_a_ballot", 0.7, reasons)
+        return _reading("unreadable", 0.6, ["blurred", "alignment_uncertain"])
+    if isinstance(header, BallotReading) and header.verdict == "not_a_ballot":
+        return header
+    return _reading("unreadable", 0.6, ["alignment_uncertain"])
+
+
+def _check_header(
+    template: LoadedTemplate, photo: np.ndarray, homography: np.ndarray
+) -> BallotReading | float:
+    """The header words where the fit puts them: a rejecting reading, or the
+    confidence that this is the template's election."""
+    tpl = template.template
     crops = keyword_crops(template.header, photo, homography)
     blur, _ = estimate_blur(crops, template.header.reference_blurs)
     if blur > BLUR_MAX:
         return _reading("unreadable", 0.8, ["blurred"])
-
     found = check_keywords(
         template.header, photo, homography, tpl.header_keywords, tpl.ocr_languages
     )
@@ -240,16 +302,7 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
             0.9 if len(missing) == len(found) else 0.7,
             ["header_keywords_missing"],
         )
-    header_confidence = 0.8 + 0.2 * min((r - MIN_RATIO) / (1 - MIN_RATIO) for r in found.values())
-    clock.lap("header_ocr")
-
-    scores = [score_box(b, photo, homography) for b in template.boxes]
-    clock.lap("marks")
-    reading = _decide(template, alignment, header_confidence, scores)
-    if template.fingerprint is not None:
-        reading.fingerprint = ballot_fingerprint(template, photo, homography, scores)
-        clock.lap("fingerprint")
-    return reading
+    return 0.8 + 0.2 * min((r - MIN_RATIO) / (1 - MIN_RATIO) for r in found.values())
 
 
 def _decide(

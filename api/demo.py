@@ -149,7 +149,15 @@ def _progress(election_id: str) -> tuple[int, int]:
 
 def _reset_crowd_data(election_id: str) -> None:
     with db.connection() as conn:
-        for table in ("photo_owners", "submissions", "flags", "photo_tallies", "photo_voters"):
+        for table in (
+            "photo_fingerprint_bands",
+            "photo_fingerprints",
+            "photo_owners",
+            "submissions",
+            "flags",
+            "photo_tallies",
+            "photo_voters",
+        ):
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE election_id = %s").format(sql.Identifier(table)),
                 (election_id,),

@@ -32,6 +32,8 @@ TABLES = (
     "crowd_counts",
     "crowd_imports",
     "flags",
+    "photo_fingerprint_bands",
+    "photo_fingerprints",
     "photo_owners",
     "submissions",
     "official_votes",

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from api.elections.service import ballot_template
+from api.submissions.duplicates import NEAR_DUPLICATE, check_and_record
 from api.submissions.service import Status
 from infra.storage import PhotoStore
 from ocr.reader import BallotReading, read_ballot
@@ -96,6 +97,9 @@ def process_submission(
         if locked is None:
             return None
         status = decision.status
+        reasons = decision.reasons
+        if _near_duplicate(conn, pending, sid, decision, reading):
+            status, reasons = "review", [*reasons, NEAR_DUPLICATE]
         if status == "verified" and pending.voter_key is not None:
             status = _one_vote_per_voter(conn, pending, sid)
         if status == "verified":
@@ -108,13 +112,33 @@ def process_submission(
             """,
             (
                 status,
-                decision.reasons if status != "superseded" else ["replaced_by_later_submission"],
+                reasons if status != "superseded" else ["replaced_by_later_submission"],
                 decision.marks,
                 reading.model_dump_json() if reading else None,
                 sid,
             ),
         )
     return status
+
+
+def _near_duplicate(
+    conn: psycopg.Connection,
+    pending: _Pending,
+    sid: uuid.UUID,
+    decision: Decision,
+    reading: BallotReading | None,
+) -> bool:
+    """Whether the photo shows the same paper ballot as an earlier read submission of
+    the election (a re-saved or re-photographed copy): then it does not count and a
+    person decides, as a perceptual match is evidence, not certainty. Only photos that
+    would count or go to a person are checked and recorded; rejected ones never are.
+
+    Takes the election's fingerprint lock before any voter lock (one order, no deadlock).
+    """
+    if reading is None or reading.fingerprint is None or decision.status == "rejected":
+        return False
+    match = check_and_record(conn, pending.election_id, sid, reading.fingerprint)
+    return match is not None
 
 
 def _one_vote_per_voter(conn: psycopg.Connection, pending: _Pending, sid: uuid.UUID) -> Status:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,12 +19,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 
 from api.cli import run_worker
+from api.submissions.duplicates import (
+    NEAR_DUPLICATE,
+    check_and_record,
+    find_near_duplicate,
+    lock_election,
+    recut_bands,
+)
 from api.submissions.pipeline import decide, process_submission
 from infra.settings import get_settings
 from infra.storage import get_store
-from ocr.reader import BallotReading
+from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading
 from tally.report import DISCREPANCY_COLUMNS, write_report
 
 
@@ -64,9 +75,11 @@ def test_upload_to_flag_end_to_end(
     conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, tmp_path: Path
 ) -> None:
     # Official: p1 gives tsikhanouskaya 1 vote, p2 gives her 200.
+    # Seeds whose ballots' fingerprints are far apart: some different papers with
+    # the same plain cross (seeds 0 and 2, say) are near-duplicates to the reader.
     sids = {}
-    for i in range(3):
-        sids[f"p1-{i}"] = submit(ballot_photo(["tsikhanouskaya"], seed=i), precinct="p1").json()
+    for i, seed in enumerate((0, 1, 3)):
+        sids[f"p1-{i}"] = submit(ballot_photo(["tsikhanouskaya"], seed=seed), precinct="p1").json()
     sids["p2"] = submit(ballot_photo(["tsikhanouskaya"], seed=10), precinct="p2").json()
     sids["mismatch"] = submit(
         ballot_photo(["lukashenko"], seed=11), precinct="p2", choice="tsikhanouskaya"
@@ -180,8 +193,8 @@ def test_a_job_whose_worker_dies_is_retried(
 def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
     conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, tmp_path: Path
 ) -> None:
-    for i in range(2):
-        submit(ballot_photo(["tsikhanouskaya"], seed=30 + i), precinct="p1")
+    for seed in (30, 34):  # far-apart fingerprints (31 and 32 are near-duplicates)
+        submit(ballot_photo(["tsikhanouskaya"], seed=seed), precinct="p1")
     _drain()
     write_report(conn, "by-2020-president", tmp_path)
     conn.execute("UPDATE flags SET review_status = 'dismissed'")
@@ -192,7 +205,7 @@ def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
     assert summary["flags"]["crowd_exceeds_official"] == 0
     assert summary["precincts_with_proof"] == 0
 
-    submit(ballot_photo(["tsikhanouskaya"], seed=32), precinct="p1")
+    submit(ballot_photo(["tsikhanouskaya"], seed=35), precinct="p1")
     _drain()
     summary = write_report(conn, "by-2020-president", tmp_path)  # new evidence
     assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("open", 3)]
@@ -229,3 +242,157 @@ def test_the_incremental_tally_equals_a_recount(
     ]
     voters = conn.execute("SELECT precinct_id, voters FROM photo_voters ORDER BY 1").fetchall()
     assert voters == [("p1", 1), ("p2", 2)]
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+ELECTION = "by-2020-president"
+
+
+def _resaved(photo: bytes, scale: float = 0.8, quality: int = 85) -> bytes:
+    """The same photo rescaled and saved again: other bytes, the same paper."""
+    img = Image.open(io.BytesIO(photo)).convert("RGB")
+    img = img.resize((round(img.width * scale), round(img.height * scale)))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _votes(conn: psycopg.Connection, option: str) -> int:
+    conn.commit()
+    row = conn.execute(
+        "SELECT coalesce(sum(votes), 0) FROM photo_tallies WHERE option_id = %s", (option,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _fingerprint_rows(conn: psycopg.Connection) -> dict[str, tuple[str | None, int | None]]:
+    conn.commit()
+    rows = conn.execute(
+        "SELECT submission_id, near_duplicate_of, distance FROM photo_fingerprints"
+    ).fetchall()
+    return {str(s): (str(d) if d else None, n) for s, d, n in rows}
+
+
+def test_a_resaved_copy_of_a_verified_photo_goes_to_review_and_counts_once(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    original = ballot_photo(["tsikhanouskaya"], seed=60)
+    copy = _resaved(original)
+    assert hashlib.sha256(copy).digest() != hashlib.sha256(original).digest()
+    first = submit(original, precinct="p1", voter="+375291110001").json()["submission_id"]
+    _drain()
+    # Another voter sends the copy for another station.
+    second = submit(copy, precinct="p2", voter="+375291110002").json()["submission_id"]
+    _drain()
+
+    statuses = _statuses(conn)
+    assert statuses[first] == ("verified", [])
+    assert statuses[second] == ("review", [NEAR_DUPLICATE])
+    assert _votes(conn, "tsikhanouskaya") == 1
+    rows = _fingerprint_rows(conn)
+    assert rows[first] == (None, None)
+    near, distance = rows[second]
+    assert near == first and distance is not None and distance <= NEAR_DUPLICATE_BITS
+
+
+def test_two_different_ballots_are_both_verified(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    a = submit(ballot_photo(["tsikhanouskaya"], seed=61)).json()["submission_id"]
+    b = submit(ballot_photo(["lukashenko"], seed=62), choice="lukashenko").json()["submission_id"]
+    _drain()
+    statuses = _statuses(conn)
+    assert statuses[a] == ("verified", []) and statuses[b] == ("verified", [])
+    assert _fingerprint_rows(conn) == {a: (None, None), b: (None, None)}
+    assert _votes(conn, "tsikhanouskaya") == 1 and _votes(conn, "lukashenko") == 1
+
+
+def test_of_two_near_duplicates_processed_at_once_exactly_one_counts(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, database: str
+) -> None:
+    original = ballot_photo(["tsikhanouskaya"], seed=63)
+    sids = [
+        uuid.UUID(submit(photo, voter=f"+37529222000{i}").json()["submission_id"])
+        for i, photo in enumerate([original, _resaved(original, 0.7, 80)])
+    ]
+    cache = get_settings().data_dir.resolve() / "templates"
+    results: dict[uuid.UUID, object] = {}
+
+    def work(sid: uuid.UUID) -> None:
+        with psycopg.connect(database) as c:
+            results[sid] = process_submission(c, get_store(), sid, cache)
+
+    # Hold the election's fingerprint lock until both workers have read their photo
+    # and wait on it: without the lock both would find nothing and both would count.
+    with psycopg.connect(database) as blocker:
+        lock_election(blocker, ELECTION)
+        threads = [threading.Thread(target=work, args=(sid,)) for sid in sids]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            waiting = blocker.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if waiting == (2,):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the two workers never both waited on the election's lock")
+        blocker.rollback()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(str(s) for s in results.values()) == ["review", "verified"]
+    assert _votes(conn, "tsikhanouskaya") == 1
+    rows = _fingerprint_rows(conn)
+    (loser,) = [sid for sid, status in results.items() if status == "review"]
+    (winner,) = [sid for sid in sids if sid != loser]
+    assert rows[str(loser)][0] == str(winner)
+
+
+def _bare_submission(conn: psycopg.Connection, status: str = "verified") -> uuid.UUID:
+    sid = uuid.uuid4()
+    conn.execute(
+        """
+        INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
+                                 request_digest, photo_sha256, status)
+        VALUES (%s, %s, 'p1', '{tsikhanouskaya}', 'd', %s, %s)
+        """,
+        (sid, ELECTION, sid.hex, status),
+    )
+    return sid
+
+
+def test_fingerprint_index_rules(conn: psycopg.Connection, loaded: str) -> None:
+    k = NEAR_DUPLICATE_BITS
+    base = 0x9E3779B97F4A7C15
+    near = base ^ ((1 << k) - 1)  # k bits apart
+    far = base ^ ((1 << (k + 1)) - 1)  # k+1 bits from base (sharing k bands), 1 from near
+    fp = f"{base:016x}"
+    a = _bare_submission(conn)
+    assert check_and_record(conn, ELECTION, a, fp) is None
+    # Processed again (the same submission re-read), it does not match itself.
+    assert check_and_record(conn, ELECTION, a, fp) is None
+    assert conn.execute("SELECT count(*) FROM photo_fingerprint_bands").fetchone() == (k + 1,)
+
+    b = _bare_submission(conn)
+    assert check_and_record(conn, ELECTION, b, f"{near:016x}") == (a, k)
+    assert find_near_duplicate(conn, ELECTION, far) == (b, 1)
+    # a shares k bands with far but is k+1 bits away: a candidate, not a match.
+    assert find_near_duplicate(conn, ELECTION, far, exclude=b) is None
+    # A candidate a reviewer rejected no longer counts; a rejected photo is never one.
+    conn.execute("UPDATE submissions SET status = 'rejected' WHERE id = %s", (b,))
+    assert find_near_duplicate(conn, ELECTION, far) is None
+    assert find_near_duplicate(conn, ELECTION, near, exclude=b) == (a, k)
+
+    # Bands cut for another NEAR_DUPLICATE_BITS are re-cut on the next check.
+    assert recut_bands(conn, ELECTION, k) == 0
+    c = _bare_submission(conn)
+    assert check_and_record(conn, ELECTION, c, f"{far:016x}", bits=k + 1) == (a, k + 1)
+    bits = conn.execute("SELECT DISTINCT band_bits FROM photo_fingerprint_bands").fetchall()
+    assert bits == [(k + 1,)]
+    rows = conn.execute("SELECT count(*) FROM photo_fingerprint_bands").fetchone()
+    assert rows == (3 * (k + 2),)
+    conn.rollback()

@@ -32,8 +32,8 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before Tesseract is ever start
 import numpy as np
 from PIL import Image, ImageOps
 
-from ocr.fingerprint import hamming
-from ocr.reader import NEAR_DUPLICATE_BITS, read_ballot
+from ocr.fingerprint import hamming, pose_distance
+from ocr.reader import NEAR_DUPLICATE_BITS, NEAR_DUPLICATE_POSE_DEG, read_ballot
 from ocr.template import LoadedTemplate, load_template
 from seeds.evalset import DESIGNS, Label, generate, read_labels
 from seeds.photos import MarkStyle, mark_ballot, phone_photo, random_conditions
@@ -41,7 +41,9 @@ from seeds.photos import MarkStyle, mark_ballot, phone_photo, random_conditions
 STAGES = ("decode", "align", "header_ocr", "marks", "fingerprint")
 _templates: dict[str, LoadedTemplate] = {}
 
-Result = tuple[str, list[str], str | None, dict[str, float], float, int, list[str]]
+Result = tuple[
+    str, list[str], str | None, dict[str, float], float, int, list[str], list[float] | None
+]
 
 
 def _template(folder: str) -> LoadedTemplate:
@@ -51,7 +53,8 @@ def _template(folder: str) -> LoadedTemplate:
 
 
 def _read(job: tuple[str, bytes]) -> Result:
-    """(verdict, marks, fingerprint, stage seconds, total seconds, worker peak KiB)."""
+    """(verdict, marks, fingerprint, stage seconds, total seconds, worker peak KiB,
+    reasons, page pose)."""
     folder, data = job
     template = _template(folder)
     timings: dict[str, float] = {}
@@ -60,8 +63,14 @@ def _read(job: tuple[str, bytes]) -> Result:
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (
-        reading.verdict, reading.marks, reading.fingerprint, timings, elapsed, peak,
+        reading.verdict,
+        reading.marks,
+        reading.fingerprint,
+        timings,
+        elapsed,
+        peak,
         reading.reasons,
+        reading.pose,
     )
 
 
@@ -71,9 +80,7 @@ def _warm(folders: list[str]) -> int:
     return os.getpid()
 
 
-def read_all(
-    jobs: list[tuple[str, bytes]], processes: int
-) -> tuple[list[Result], float]:
+def read_all(jobs: list[tuple[str, bytes]], processes: int) -> tuple[list[Result], float]:
     folders = sorted({f for f, _ in jobs})
     with ProcessPoolExecutor(max_workers=processes) as pool:
         # Load every template in every worker before the clock starts.
@@ -124,8 +131,9 @@ def _errors(labels: list[Label], results: list[Result]) -> list[str]:
     return lines
 
 
-def _evalset(folder: Path, per_design: int, seed: int, workers: int, long_side: int | None
-             ) -> list[Label]:
+def _evalset(
+    folder: Path, per_design: int, seed: int, workers: int, long_side: int | None
+) -> list[Label]:
     if not (folder / "labels.csv").is_file():
         generate(folder, per_design, seed, workers, long_side)
     return list(read_labels(folder))
@@ -202,48 +210,74 @@ def fingerprint_study(
                     same_jobs.append((folders[key], data))
                 for r in range(2):
                     names.append(f"rephoto{r}")
-                    same_jobs.append((folders[key], phone_photo(paper, rng,
-                                                                random_conditions(rng))))
+                    same_jobs.append(
+                        (folders[key], phone_photo(paper, rng, random_conditions(rng)))
+                    )
                 same_groups.append((first, names))
     same_res, _ = read_all(same_jobs, processes)
     diff_res, _ = read_all(diff_jobs, processes)
-    per_kind: dict[str, list[int]] = {}
+    per_kind: dict[str, list[tuple[int, float]]] = {}
     missing = 0
     for first, names in same_groups:
-        base = same_res[first][2]
+        base = same_res[first]
         for n, name in enumerate(names[1:], start=1):
-            other = same_res[first + n][2]
-            if base is None or other is None:
+            other = same_res[first + n]
+            if base[2] is None or other[2] is None or base[7] is None or other[7] is None:
                 missing += 1
                 continue
-            per_kind.setdefault(name.rstrip("01"), []).append(hamming(base, other))
-    distances: list[int] = []
-    hard_distances: list[int] = []
+            per_kind.setdefault(name.rstrip("01"), []).append(
+                (hamming(base[2], other[2]), pose_distance(base[7], other[7]))
+            )
+    pairs: list[tuple[int, float, bool]] = []  # (bits, degrees, both a plain cross)
     for a, b in itertools.combinations(range(len(diff_res)), 2):
         if diff_meta[a][0] != diff_meta[b][0]:
             continue
-        fa, fb = diff_res[a][2], diff_res[b][2]
-        if fa is None or fb is None:
+        ra, rb = diff_res[a], diff_res[b]
+        if ra[2] is None or rb[2] is None or ra[7] is None or rb[7] is None:
             continue
-        d = hamming(fa, fb)
-        distances.append(d)
-        if diff_meta[a][1] and diff_meta[b][1]:
-            hard_distances.append(d)
-    all_same = [d for v in per_kind.values() for d in v]
-    print(f"fingerprint (NEAR_DUPLICATE_BITS = {NEAR_DUPLICATE_BITS}):")
-    print(f"  same photo / same paper: {len(all_same)} pairs, max distance {max(all_same)}, "
-          f"within threshold {sum(d <= NEAR_DUPLICATE_BITS for d in all_same) / len(all_same):.4f}"
-          f" (no fingerprint: {missing})")
+        pairs.append(
+            (
+                hamming(ra[2], rb[2]),
+                pose_distance(ra[7], rb[7]),
+                diff_meta[a][1] and diff_meta[b][1],
+            )
+        )
+
+    def near(bits: int, degrees: float) -> bool:
+        return bits <= NEAR_DUPLICATE_BITS and degrees <= NEAR_DUPLICATE_POSE_DEG
+
+    print(
+        f"near duplicates (ink <= {NEAR_DUPLICATE_BITS} bits and page pose <= "
+        f"{NEAR_DUPLICATE_POSE_DEG} deg); {missing} pairs without a fingerprint:"
+    )
+    reused = [d for k, v in per_kind.items() if k != "rephoto" for d in v]
+    found = sum(near(*d) for d in reused)
+    print(
+        f"  re-used photo (re-saved, rescaled, cropped, brightened): {len(reused)} pairs, "
+        f"detected {found / len(reused):.4f}"
+    )
     for name, values in per_kind.items():
-        print(f"    {name:<11} pairs {len(values):>4}  max {max(values):>2}  "
-              f"mean {statistics.mean(values):.2f}")
-    false = sum(d <= NEAR_DUPLICATE_BITS for d in distances)
-    print(f"  different papers, same marked option: {len(distances)} pairs, "
-          f"min distance {min(distances)}, false duplicates {false} "
-          f"({false / len(distances):.5f})")
-    hard_false = sum(d <= NEAR_DUPLICATE_BITS for d in hard_distances)
-    print(f"    of which both a plain cross without stamp or signature: {len(hard_distances)} "
-          f"pairs, min {min(hard_distances)}, false duplicates {hard_false}")
+        bits = [d[0] for d in values]
+        degrees = [d[1] for d in values]
+        print(
+            f"    {name:<11} pairs {len(values):>4}  detected {sum(near(*d) for d in values):>4}"
+            f"  ink bits max {max(bits):>2} mean {statistics.mean(bits):.2f}"
+            f"  pose deg max {max(degrees):.2f}"
+        )
+    ink_only = sum(d[0] <= NEAR_DUPLICATE_BITS for d in pairs)
+    false = sum(near(d[0], d[1]) for d in pairs)
+    closest = min(d[1] for d in pairs)
+    print(
+        f"  different papers, same marked option: {len(pairs)} pairs, false duplicates "
+        f"{false} ({false / len(pairs):.5f}); ink alone would pair {ink_only} "
+        f"({ink_only / len(pairs):.5f}); closest pose {closest:.2f} deg"
+    )
+    hard = [d for d in pairs if d[2]]
+    print(
+        f"    of which both a plain cross without stamp or signature: {len(hard)} pairs, "
+        f"ink alone {sum(d[0] <= NEAR_DUPLICATE_BITS for d in hard)}, "
+        f"false duplicates {sum(near(d[0], d[1]) for d in hard)}"
+    )
 
 
 # ------------------------------------------------------------------ main
@@ -262,8 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed-photos", type=int, default=160)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--fingerprint-papers", type=int, default=30,
-                        help="papers per option for the fingerprint study (0 skips it)")
+    parser.add_argument(
+        "--fingerprint-papers",
+        type=int,
+        default=30,
+        help="papers per option for the fingerprint study (0 skips it)",
+    )
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args(argv)
     tmp = tempfile.TemporaryDirectory(prefix="golos-evalset-")
@@ -271,11 +309,16 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     labels = _evalset(root, args.per_design, args.seed, args.processes, None)
     speed_labels = _evalset(
-        root / "speed-2000px", max(1, args.speed_photos // len(DESIGNS)), args.seed + 1,
-        args.processes, 2000,
+        root / "speed-2000px",
+        max(1, args.speed_photos // len(DESIGNS)),
+        args.seed + 1,
+        args.processes,
+        2000,
     )
-    print(f"evaluation set: {len(labels)} photos of {len(DESIGNS)} designs "
-          f"({time.perf_counter() - started:.0f} s to prepare), {args.processes} processes")
+    print(
+        f"evaluation set: {len(labels)} photos of {len(DESIGNS)} designs "
+        f"({time.perf_counter() - started:.0f} s to prepare), {args.processes} processes"
+    )
 
     results, _ = read_all(_jobs(labels), args.processes)
     acc = accuracy(labels, results)
@@ -285,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     verdicts = Counter(r[0] for r in results)
     print(f"  verdicts                           {dict(verdicts)}")
     reasons = Counter(
-        f"{lb.expected}->{r[0]}" for lb, r in zip(labels, results, strict=True)
+        f"{lb.expected}->{r[0]}"
+        for lb, r in zip(labels, results, strict=True)
         if r[0] != lb.expected
     )
     if reasons:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ocr.align import warp_region
+from ocr.align import project, warp_region
 
 if TYPE_CHECKING:
     from ocr.marks import BoxScore
@@ -223,3 +223,21 @@ def to_hex(bits: np.ndarray) -> str:
 
 def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def page_pose(homography: np.ndarray, ref_size: tuple[int, int]) -> list[float]:
+    """Direction (degrees) of each side of the page as it lies in the photo.
+
+    Re-saving, rescaling, cropping or brightening a photo keeps these to a
+    tenth of a degree; two photographs, even of one paper, differ by degrees
+    (the phone's tilt and rotation are never the same twice).
+    """
+    w, h = ref_size
+    corners = project(homography, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
+    sides = np.roll(corners, -1, axis=0) - corners
+    return [round(float(a), 3) for a in np.degrees(np.arctan2(sides[:, 1], sides[:, 0]))]
+
+
+def pose_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Largest difference (degrees) between corresponding side directions."""
+    return max(abs((x - y + 180.0) % 360.0 - 180.0) for x, y in zip(a, b, strict=True))

@@ -33,7 +33,7 @@ from ocr.align import (
     refine,
     resize_long_side,
 )
-from ocr.fingerprint import ballot_fingerprint
+from ocr.fingerprint import ballot_fingerprint, hamming, page_pose, pose_distance
 from ocr.header import (
     MIN_RATIO,
     TEXT_HEIGHT,
@@ -85,10 +85,14 @@ DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
 CONTRAST_MIN = 0.15  # printed outlines fainter than this: washed out or very blurred
 
 
-# Photos whose fingerprints differ in at most this many bits show the same paper
-# ballot (re-saved, rescaled, cropped, or photographed again). At most 4, so an
-# index of 5 exact-match bands of the 64 bits finds every such pair.
+# Two readings are one photo, re-used, when their ink fingerprints differ in at
+# most NEAR_DUPLICATE_BITS bits (the same paper: re-saved, rescaled, cropped or
+# photographed again) and the page lies in both at the same angles, within
+# NEAR_DUPLICATE_POSE_DEG (the same photograph). The ink alone would also pair
+# two voters' look-alike marks in one box (see bench/ballot_reader.py). At most
+# 4 bits, so an index of 5 exact-match bands of the 64 bits finds every pair.
 NEAR_DUPLICATE_BITS = 4
+NEAR_DUPLICATE_POSE_DEG = 0.75
 
 
 class BallotReading(BaseModel):
@@ -98,8 +102,10 @@ class BallotReading(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     # 64-bit perceptual hash (16 lowercase hex digits) of the hand-made ink on the
     # aligned ballot; None when no ballot of the template was aligned and read.
-    # Not part of the spec's output: read_ballot_files leaves it out.
+    # Directions (degrees) of the page's four sides in the photo (page_pose).
+    # Neither is part of the spec's output: read_ballot_files leaves them out.
     fingerprint: str | None = None
+    pose: list[float] | None = None
 
 
 Timings = dict[str, float]
@@ -253,6 +259,7 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
     reading = _decide(template, alignment, header, scores)
     if template.fingerprint is not None:
         reading.fingerprint = ballot_fingerprint(template, photo, homography, scores)
+        reading.pose = page_pose(homography, template.size)
         clock.lap("fingerprint")
     return reading
 
@@ -331,6 +338,16 @@ def _decide(
     return _reading("valid", confidence, [], decision.marked)
 
 
+def same_photo(a: BallotReading, b: BallotReading) -> bool:
+    """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS)."""
+    if a.fingerprint is None or b.fingerprint is None or a.pose is None or b.pose is None:
+        return False
+    return (
+        hamming(a.fingerprint, b.fingerprint) <= NEAR_DUPLICATE_BITS
+        and pose_distance(a.pose, b.pose) <= NEAR_DUPLICATE_POSE_DEG
+    )
+
+
 def read_ballot(
     template: LoadedTemplate, image_bytes: bytes, *, timings: Timings | None = None
 ) -> BallotReading:
@@ -388,4 +405,4 @@ def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[s
                 reading = _reading("unreadable", 1.0, ["file_unreadable"])
             else:
                 reading = read_ballot(template, data)
-        yield {"photo": str(photo), **reading.model_dump(exclude={"fingerprint"})}
+        yield {"photo": str(photo), **reading.model_dump(exclude={"fingerprint", "pose"})}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ocr.fingerprint import hamming
-from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot
+from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_photo
 from ocr.template import BallotTemplate, LoadedTemplate, load_template
 from seeds.ballot import BY_PARLIAMENT_DESIGN, MUNICIPAL_DESIGN, render_reference, write_template
 from seeds.evalset import generate, read_labels
@@ -159,6 +160,28 @@ def test_fingerprint_same_photo_and_different_ballots(
         other = read_ballot(municipal_template, other_photo).fingerprint
         assert other is not None
         assert hamming(base, other) > NEAR_DUPLICATE_BITS
+
+
+def test_same_photo_needs_the_ink_and_the_pose(
+    municipal_template: LoadedTemplate, municipal_reference: Reference
+) -> None:
+    """Re-used copies of one photo are one photo; two photos whose ink alone looks
+    alike (two filled boxes, or one paper photographed twice) are not."""
+    photo = _photo(municipal_reference, ["semenova"], 40, "fill")
+    base = read_ballot(municipal_template, photo)
+    assert base.pose is not None and len(base.pose) == 4
+    for variant in (_resave(photo, quality=60), _resave(photo, 0.7), _resave(photo, shift=-25)):
+        assert same_photo(base, read_ballot(municipal_template, variant))
+    image, template = municipal_reference
+    rng = np.random.default_rng(41)
+    paper = mark_ballot(image, template, ["semenova"], rng, "fill", False)
+    first = read_ballot(municipal_template, phone_photo(paper, rng, HARD))
+    tilted = dataclasses.replace(HARD, rotation_deg=HARD.rotation_deg - 6)
+    again = read_ballot(municipal_template, phone_photo(paper, rng, tilted))
+    assert first.fingerprint is not None and again.fingerprint is not None
+    assert hamming(first.fingerprint, again.fingerprint) <= NEAR_DUPLICATE_BITS  # same paper
+    assert not same_photo(first, again)
+    assert not same_photo(base, base.model_copy(update={"fingerprint": None}))
 
 
 def test_evalset_is_labelled_and_deterministic(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from psycopg import sql
+
 TARGETS = {"import_s": 30.0, "analysis_and_report_s": 60.0, "peak_memory_mb": 2048.0}
 # Kobak, Shpilkin & Pshenichnikov (2016) and the brief: about 1,000-1,700 excess
 # integer-percentage stations per federal election since 2004, null s.d. about 115.
@@ -55,7 +57,16 @@ def main() -> None:
     try:
         for run in range(args.runs):
             with db.connection() as conn:
-                conn.execute("DELETE FROM elections WHERE id = %s", (election_id,))
+                # The imports first: their rows also reference the precincts, which a
+                # single cascading delete from elections would check before removing.
+                for table in ("official_imports", "crowd_imports", "elections"):
+                    column = "id" if table == "elections" else "election_id"
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                            sql.Identifier(table), sql.Identifier(column)
+                        ),
+                        (election_id,),
+                    )
                 conn.commit()
                 started = time.perf_counter()
                 load_election(conn, args.folder, get_store())

@@ -170,15 +170,26 @@ def homography_problem(
     return None
 
 
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) squared distances between two sets of points."""
+    dx = np.subtract.outer(a[:, 0], b[:, 0])
+    dy = np.subtract.outer(a[:, 1], b[:, 1])
+    return dx * dx + dy * dy
+
+
 def match(
-    reference: Features, photo: Features, gate: float | None = None
+    reference: Features,
+    photo: Features,
+    gate: float | None = None,
+    distances2: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ratio-tested nearest-neighbour matches: (reference points, photo points).
 
     With `gate`, a reference point is only compared with photo points within
     `gate` pixels of it (both sets must then be in the same frame), and the
     ratio test runs among those: on a ballot the same box corner repeats on
-    every row, so across the whole page no match would pass it.
+    every row, so across the whole page no match would pass it. `distances2`
+    (squared_distances of the two point sets) saves recomputing them per gate.
     """
     if len(reference.points) < 2 or len(photo.points) < 2:
         empty = np.zeros((0, 2), np.float32)
@@ -187,8 +198,9 @@ def match(
     if gate is None:
         pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2)
     else:
-        gap = reference.points[:, None, :] - photo.points[None, :, :]
-        near = (np.einsum("ijk,ijk->ij", gap, gap) < gate * gate).astype(np.uint8)
+        if distances2 is None:
+            distances2 = squared_distances(reference.points, photo.points)
+        near = (distances2 < gate * gate).astype(np.uint8)
         pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2, mask=near)
     good = [
         p[0]
@@ -239,8 +251,9 @@ def refine(
     found = detect(upright, max(upright.shape), spread=True, count=N_REFINE)
     found = Features(found.points / scale, found.descriptors)  # -> reference pixels
     best: Alignment | None = None
+    distances2 = squared_distances(reference.points, found.points)
     for gate in gates:
-        src, dst = match(reference, found, gate=gate * max(w, h))
+        src, dst = match(reference, found, gate * max(w, h), distances2)
         if len(src) < MIN_INLIERS:
             continue
         cv2.setRNGSeed(12345)

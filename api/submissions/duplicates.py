@@ -1,15 +1,18 @@
-"""Near-duplicate ballot photos: the same paper ballot in two submissions.
+"""Near-duplicate ballot photos: one photo re-used in two submissions.
 
-The reader gives each aligned ballot a 64-bit perceptual fingerprint (16 hex
-digits); two photos whose fingerprints differ in at most
-ocr.reader.NEAR_DUPLICATE_BITS = k bits show the same paper. The fingerprint is
-an opaque hash here: only its Hamming distance means anything.
+The reader gives each aligned ballot a 64-bit perceptual fingerprint of its ink
+(16 hex digits): fingerprints within ocr.reader.NEAR_DUPLICATE_BITS = k bits
+show the same marks (the same paper, or two voters' look-alike marks in one
+box). The fingerprint is an opaque hash here: only its Hamming distance means
+anything. The index below finds every earlier fingerprint within k bits; the
+caller confirms each candidate (the pipeline with ocr.reader.same_photo, which
+also needs the page to lie at the same angles in both photos).
 
 Lookup by pigeonhole banding: cut the 64 bits into k+1 bands; if two hashes
 differ in at most k bits, at least one band holds none of those bits, so the two
 agree exactly on it. The candidates for a new hash are the stored rows equal to
 it on some band (k+1 btree range seeks, see infra/migrations/0004); the exact
-distance then confirms them.
+distance then sorts them out.
 
 Candidates are the other submissions of the election whose fingerprint is
 recorded (their photo was read and decided 'verified' or 'review') and whose
@@ -22,7 +25,8 @@ near-duplicates processed at once exactly one finds the other.
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -36,6 +40,15 @@ CANDIDATE_STATUSES = ("verified", "review", "superseded")
 class Match(NamedTuple):
     submission_id: uuid.UUID
     distance: int
+
+
+class Candidate(NamedTuple):
+    submission_id: uuid.UUID
+    distance: int
+    reading: dict[str, Any] | None  # the earlier submission's stored reading
+
+
+Confirm = Callable[[Candidate], bool]
 
 
 def bands(value: int, bits: int) -> list[int]:
@@ -87,20 +100,24 @@ def _band_rows(value: int, bits: int) -> tuple[list[int], list[int]]:
     return list(range(len(values))), [to_signed(v) for v in values]
 
 
-# The candidates equal on some band (one index range seek per band), confirmed by
-# the exact distance; the closest, the oldest on a tie.
+# The rows equal on some band (one index range seek per band) within k bits, the
+# closest first, the oldest first on a tie.
 LOOKUP = """
-    SELECT b.submission_id, bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance
-    FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
-    JOIN photo_fingerprint_bands b
-      ON b.election_id = %(e)s AND b.band_bits = %(k)s
-     AND b.band_no = q.band_no AND b.band_value = q.band_value
-    JOIN submissions s ON s.id = b.submission_id
-    WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
-      AND b.submission_id IS DISTINCT FROM %(self)s
-      AND s.status = ANY(%(statuses)s)
-    ORDER BY distance, s.seq
-    LIMIT 1
+    SELECT c.submission_id, c.distance, s.reading
+    FROM (
+        -- DISTINCT: a close hash agrees on several bands, and is one candidate
+        SELECT DISTINCT b.submission_id,
+               bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance
+        FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
+        JOIN photo_fingerprint_bands b
+          ON b.election_id = %(e)s AND b.band_bits = %(k)s
+         AND b.band_no = q.band_no AND b.band_value = q.band_value
+        WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
+          AND b.submission_id IS DISTINCT FROM %(self)s
+    ) c
+    JOIN submissions s ON s.id = c.submission_id
+    WHERE s.status = ANY(%(statuses)s)
+    ORDER BY c.distance, s.seq
     """
 
 
@@ -126,10 +143,16 @@ def find_near_duplicate(
     *,
     exclude: uuid.UUID | None = None,
     bits: int = NEAR_DUPLICATE_BITS,
+    confirm: Confirm | None = None,
 ) -> Match | None:
-    """The closest candidate (oldest on a tie) within `bits` bits, other than `exclude`."""
-    row = conn.execute(LOOKUP, lookup_params(election_id, fingerprint, exclude, bits)).fetchone()
-    return None if row is None else Match(row[0], row[1])
+    """The closest candidate (oldest on a tie) within `bits` bits, other than
+    `exclude`, that `confirm` accepts (all do without it)."""
+    rows = conn.execute(LOOKUP, lookup_params(election_id, fingerprint, exclude, bits))
+    for row in rows:
+        candidate = Candidate(row[0], row[1], row[2])
+        if confirm is None or confirm(candidate):
+            return Match(candidate.submission_id, candidate.distance)
+    return None
 
 
 def record_fingerprint(
@@ -218,13 +241,17 @@ def check_and_record(
     fingerprint: str,
     *,
     bits: int = NEAR_DUPLICATE_BITS,
+    confirm: Confirm | None = None,
 ) -> Match | None:
     """Inside the caller's transaction: the earlier submission this photo nearly
-    duplicates, if any; either way the photo's fingerprint is recorded (with the
-    match, for the reviewer). Holds the election's lock until the transaction ends."""
+    duplicates (within `bits` and accepted by `confirm`), if any; either way the
+    photo's fingerprint is recorded (with the match, for the reviewer). Holds the
+    election's lock until the transaction ends."""
     value = parse_fingerprint(fingerprint)
     lock_election(conn, election_id)
     recut_bands(conn, election_id, bits)
-    match = find_near_duplicate(conn, election_id, value, exclude=submission_id, bits=bits)
+    match = find_near_duplicate(
+        conn, election_id, value, exclude=submission_id, bits=bits, confirm=confirm
+    )
     record_fingerprint(conn, election_id, submission_id, value, match, bits=bits)
     return match

@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 
 from api.elections.service import ballot_template
-from api.submissions.duplicates import NEAR_DUPLICATE, check_and_record
+from api.submissions.duplicates import NEAR_DUPLICATE, Candidate, check_and_record
 from api.submissions.service import Status
 from infra.storage import PhotoStore
-from ocr.reader import BallotReading, read_ballot
+from ocr.reader import BallotReading, read_ballot, same_photo
 from tally.service import count_ballot
 
 
@@ -128,16 +128,23 @@ def _near_duplicate(
     decision: Decision,
     reading: BallotReading | None,
 ) -> bool:
-    """Whether the photo shows the same paper ballot as an earlier read submission of
-    the election (a re-saved or re-photographed copy): then it does not count and a
-    person decides, as a perceptual match is evidence, not certainty. Only photos that
-    would count or go to a person are checked and recorded; rejected ones never are.
+    """Whether the photo is an earlier read submission's photo re-used (re-saved,
+    rescaled, cropped): the reader's same_photo, i.e. fingerprints within
+    NEAR_DUPLICATE_BITS and the page at the same angles. Then it does not count and
+    a person decides, as a perceptual match is evidence, not certainty. Only photos
+    that would count or go to a person are checked and recorded; rejected ones never.
 
     Takes the election's fingerprint lock before any voter lock (one order, no deadlock).
     """
     if reading is None or reading.fingerprint is None or decision.status == "rejected":
         return False
-    match = check_and_record(conn, pending.election_id, sid, reading.fingerprint)
+
+    def same(candidate: Candidate) -> bool:
+        if candidate.reading is None:
+            return False
+        return same_photo(reading, BallotReading.model_validate(candidate.reading))
+
+    match = check_and_record(conn, pending.election_id, sid, reading.fingerprint, confirm=same)
     return match is not None
 
 

@@ -1,6 +1,6 @@
 -- Perceptual fingerprints of read ballot photos, to find near-duplicates: a
--- re-saved, rescaled, cropped or re-photographed copy of a paper ballot that an
--- earlier submission of the election already showed (api/submissions/duplicates.py).
+-- re-saved, rescaled or cropped copy of a photo that an earlier submission of the
+-- election already sent (api/submissions/duplicates.py).
 -- depends: 0003_crowd_sources_and_tallies
 
 -- One row per submission whose photo was read and decided 'verified' or 'review'

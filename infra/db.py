@@ -43,3 +43,17 @@ def close_pool() -> None:
         if _pool is not None:
             _pool.close()
             _pool = None
+
+
+# The migration tool's own bookkeeping: never cleared with the platform's data.
+_BOOKKEEPING_PREFIXES = ("_yoyo", "yoyo_")
+
+
+def data_tables(conn: psycopg.Connection) -> list[str]:
+    """Every table of the platform's schema that holds data (each domain's tables and
+    the job queue's), read from the catalogue: a new migration's tables are included
+    without anyone keeping a list."""
+    rows = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+    ).fetchall()
+    return [name for (name,) in rows if not name.startswith(_BOOKKEEPING_PREFIXES)]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from psycopg import sql
 
 from api.elections.service import load_election
 from api.main import create_app
@@ -24,26 +25,6 @@ from infra.pg import EmbeddedPostgres
 from infra.settings import get_settings
 from infra.storage import get_store
 from ocr.template import load_template
-
-TABLES = (
-    "reports",
-    "photo_tallies",
-    "photo_voters",
-    "crowd_counts",
-    "crowd_imports",
-    "flags",
-    "photo_fingerprint_bands",
-    "photo_fingerprints",
-    "photo_owners",
-    "submissions",
-    "official_votes",
-    "official_results",
-    "official_imports",
-    "precincts",
-    "options",
-    "elections",
-    "procrastinate_jobs",
-)
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +54,12 @@ def database() -> Iterator[str]:
 def conn(database: str) -> Iterator[psycopg.Connection]:
     """A connection to an emptied database (and an emptied photo store)."""
     with psycopg.connect(database, autocommit=True) as c:
-        c.execute("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE")
+        tables = db.data_tables(c)
+        c.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(map(sql.Identifier, tables))
+            )
+        )
     shutil.rmtree(get_settings().photos_path, ignore_errors=True)
     with psycopg.connect(database) as c:
         yield c

@@ -1,0 +1,53 @@
+"""Domain errors. One base class carries the HTTP status and the field at fault;
+one application-level handler (``api.main``) turns any of them into the answer
+body ``{"detail": {"field": ..., "message": ...}}``. Services raise these; routes
+never build error answers by hand.
+"""
+
+from __future__ import annotations
+
+
+class GolosError(Exception):
+    """Bad input or a state that refuses the request. Nothing was stored."""
+
+    status_code: int = 422
+
+    def __init__(self, field: str, message: str, status_code: int | None = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+    def body(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class BadRequest(GolosError):
+    """The request is malformed (a missing idempotency key, a body that is not a form)."""
+
+    status_code = 400
+
+
+class NotFound(GolosError):
+    status_code = 404
+
+
+class Conflict(GolosError):
+    """The request clashes with the current state (e.g. a retry while the first is in flight)."""
+
+    status_code = 409
+
+
+class TooLarge(GolosError):
+    status_code = 413
+
+
+class UnsupportedMediaType(GolosError):
+    status_code = 415
+
+
+class Invalid(GolosError):
+    """A field's value is wrong."""
+
+    status_code = 422

@@ -1,0 +1,96 @@
+"""Progress of long operations, reported by the code that does the work and shown
+by whoever runs it: a ``rich`` bar on a terminal (the CLI), nothing in the API or
+in tests.
+
+Services take a ``Progress`` and call ``stage`` when a step begins (with its
+total, when it is known) and ``advance`` as items are done. ``SILENT`` is the
+default: work never depends on anyone watching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+
+
+class Progress(Protocol):
+    def stage(self, description: str, total: int | None = None) -> None:
+        """A new step begins; the previous one is done."""
+
+    def advance(self, amount: int = 1) -> None:
+        """``amount`` more items of the current step are done."""
+
+    def update(self, completed: int, total: int | None = None) -> None:
+        """The current step has done ``completed`` items (of ``total``, if now known)."""
+
+
+class _Silent:
+    def stage(self, description: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def update(self, completed: int, total: int | None = None) -> None:
+        pass
+
+
+SILENT: Progress = _Silent()
+
+
+class _Bar:
+    """Each stage a line of its own: finished stages stay visible with their time."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            task = self._progress.tasks[-1]
+            if task.total is None:
+                self._progress.update(self._task, total=max(task.completed, 1))
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        self._finish()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
+
+    def update(self, completed: int, total: int | None = None) -> None:
+        if self._task is not None:
+            if total is not None:
+                self._progress.update(self._task, total=total)
+            self._progress.update(self._task, completed=completed)
+
+
+@contextmanager
+def progress_bar(console: Console | None = None) -> Iterator[Progress]:
+    """A ``Progress`` drawn with rich on stderr (plain lines when not a terminal)."""
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        transient=False,
+    ) as progress:
+        bar = _Bar(progress)
+        try:
+            yield bar
+        finally:
+            bar._finish()

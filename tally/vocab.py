@@ -1,0 +1,132 @@
+"""The platform's vocabulary: every name that appears in a database column, a
+report file or a page, defined once. Import these; never spell the strings.
+
+``StrEnum`` members compare equal to their strings, so they read the same in
+SQL parameters, JSON and CSV.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class FlagKind(StrEnum):
+    """What a flag is. Proof and statistical signals are never mixed up."""
+
+    PROOF = "proof"  # the numbers contradict each other
+    STATISTICAL = "statistical"  # unlikely under a stated null model; a lead, never proof
+
+
+class Flag(StrEnum):
+    """Every flag name the platform emits (report/1 ``flag`` column, summary ``flags``)."""
+
+    CROWD_EXCEEDS_OFFICIAL = "crowd_exceeds_official"
+    CROWD_EXCEEDS_TURNOUT = "crowd_exceeds_turnout"
+    PROTOCOL_ARITHMETIC = "protocol_arithmetic"
+    # Reserved by the spec for two disagreeing protocols of one station; nothing
+    # emits it until protocol photos are read (see the issues). Listed with zero.
+    CONFLICTING_PROTOCOLS = "conflicting_protocols"
+    DECLARED_EXCEEDS_OFFICIAL = "declared_exceeds_official"
+    DECLARED_EXCEEDS_TURNOUT = "declared_exceeds_turnout"
+    INTEGER_PERCENT = "integer_percent"
+    TURNOUT_OUTLIER = "turnout_outlier"
+    SHARE_OUTLIER = "share_outlier"
+    HIGH_TURNOUT_UNANIMITY = "high_turnout_unanimity"
+
+
+# The kind of each flag: a flag has exactly one kind, whatever its source.
+FLAG_KIND: MappingProxyType[Flag, FlagKind] = MappingProxyType(
+    {
+        Flag.CROWD_EXCEEDS_OFFICIAL: FlagKind.PROOF,
+        Flag.CROWD_EXCEEDS_TURNOUT: FlagKind.PROOF,
+        Flag.PROTOCOL_ARITHMETIC: FlagKind.PROOF,
+        Flag.CONFLICTING_PROTOCOLS: FlagKind.PROOF,
+        Flag.DECLARED_EXCEEDS_OFFICIAL: FlagKind.STATISTICAL,
+        Flag.DECLARED_EXCEEDS_TURNOUT: FlagKind.STATISTICAL,
+        Flag.INTEGER_PERCENT: FlagKind.STATISTICAL,
+        Flag.TURNOUT_OUTLIER: FlagKind.STATISTICAL,
+        Flag.SHARE_OUTLIER: FlagKind.STATISTICAL,
+        Flag.HIGH_TURNOUT_UNANIMITY: FlagKind.STATISTICAL,
+    }
+)
+
+
+def flags_of_kind(kind: FlagKind) -> tuple[Flag, ...]:
+    """The flag names of one kind, in declaration order. Pure."""
+    return tuple(flag for flag in Flag if FLAG_KIND[flag] is kind)
+
+
+class ReviewStatus(StrEnum):
+    """An observer's decision on a flag (report/1 ``review_status``)."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+
+
+class EvidenceLevel(StrEnum):
+    """How far a crowd source's counts are backed (crowd-tallies/1 import level)."""
+
+    VERIFIED = "verified"  # each vote backed by checked evidence: proves
+    DECLARED = "declared"  # voters' statements: leads, never proof
+
+
+class Source(StrEnum):
+    """The platform's own evidence sources (report/1 ``source``); imported crowd
+    sources carry their own names, which may not be these."""
+
+    PHOTOS = "photos"  # the platform's verified ballot photos
+    PROTOCOL = "protocol"  # the protocol alone
+
+
+# Protocol lines (official-results/1 columns besides the options), in file order.
+PROTOCOL_LINES: tuple[str, ...] = (
+    "registered",
+    "ballots_issued",
+    "ballots_cast",
+    "invalid",
+    "ballots_issued_early",
+    "ballots_issued_home",
+    "ballots_received",
+    "ballots_cancelled",
+)
+PROTOCOL_LINES_REQUIRED: tuple[str, ...] = PROTOCOL_LINES[:4]
+PROTOCOL_LINES_OPTIONAL: tuple[str, ...] = PROTOCOL_LINES[4:]
+
+# report/1 discrepancies.csv / .parquet: the spec's columns, in order, and types.
+DISCREPANCY_COLUMNS: tuple[str, ...] = (
+    "precinct_id",
+    "region",
+    "district",
+    "flag",
+    "kind",
+    "option",
+    "source",
+    "crowd",
+    "official",
+    "statistic",
+    "p_value",
+    "q_value",
+    "detail",
+    "review_status",
+)
+DISCREPANCY_TYPES: MappingProxyType[str, str] = MappingProxyType(
+    {"crowd": "int", "official": "int", "statistic": "float", "p_value": "float",
+     "q_value": "float"}
+)  # fmt: skip
+
+# report/1 precincts.csv / .parquet: fixed columns around the per-line, per-source ones.
+PRECINCT_ID_COLUMNS: tuple[str, ...] = ("precinct_id", "region", "district", "name")
+PHOTOS_VOTERS_COLUMN = "photos_voters"
+PRECINCT_FLAG_COLUMNS: tuple[str, ...] = ("open_flags", "proof_flags")
+
+
+def official_column(line_or_option: str) -> str:
+    """precincts.csv column of an official figure: ``official_<line>``, ``official_<option>``."""
+    return f"official_{line_or_option}"
+
+
+def source_column(source: str, option: str) -> str:
+    """precincts.csv column of a crowd source's votes: ``<source>_<option>``."""
+    return f"{source}_{option}"

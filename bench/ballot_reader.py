@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before Tesseract is ever start
 import numpy as np
 from PIL import Image, ImageOps
 
-from ocr.fingerprint import hamming, pose_distance
+from ocr.ink import hamming, pose_distance
 from ocr.reader import NEAR_DUPLICATE_BITS, NEAR_DUPLICATE_POSE_DEG, read_ballot
 from ocr.template import LoadedTemplate, load_template
 from seeds.evalset import DESIGNS, Label, generate, read_labels

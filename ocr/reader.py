@@ -33,7 +33,6 @@ from ocr.align import (
     refine,
     resize_long_side,
 )
-from ocr.fingerprint import ballot_fingerprint, hamming, page_pose, pose_distance
 from ocr.header import (
     MIN_RATIO,
     TEXT_HEIGHT,
@@ -43,6 +42,7 @@ from ocr.header import (
     keyword_crops,
 )
 from ocr.images import ImageRejected, decode_gray
+from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance
 from ocr.marks import MIN_MATCH, BoxScore, score_box
 from ocr.template import LoadedTemplate, TemplateError, load_template
 
@@ -260,8 +260,15 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
     scores = [score_box(b, photo, homography) for b in template.boxes]
     clock.lap("marks")
     reading = _decide(template, alignment, header, scores)
-    if template.fingerprint is not None:
-        reading.fingerprint = ballot_fingerprint(template, photo, homography, scores)
+    if template.ink is not None:
+        # Box shifts are found in box-patch pixels; the ink hash wants reference pixels.
+        shifts = [
+            (s.shift[0] / b.scale, s.shift[1] / b.scale)
+            for b, s in zip(template.boxes, scores, strict=True)
+        ]
+        reading.fingerprint = ink_fingerprint(
+            template.ink, photo, homography, [s.score for s in scores], shifts
+        )
         reading.pose = page_pose(homography, template.size)
         clock.lap("fingerprint")
     return reading

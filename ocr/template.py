@@ -12,9 +12,9 @@ import pytesseract
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ocr.align import Features, reference_features, refinement_features
-from ocr.fingerprint import FingerprintPlan, plan_fingerprint
 from ocr.header import HeaderPlan, plan_header
 from ocr.images import ImageRejected, decode_gray
+from ocr.ink import InkPlan, plan_ink
 from ocr.marks import BoxReference, box_reference
 
 TEMPLATE_FILE = "template.json"
@@ -110,7 +110,7 @@ class LoadedTemplate:
     boxes: list[BoxReference]  # one per option, in template order
     header: HeaderPlan
     box_scale: float  # sampling scale of the box patches
-    fingerprint: FingerprintPlan | None = field(default=None)  # for near-duplicates
+    ink: InkPlan | None = field(default=None)  # the ink hash's plan, for near-duplicates
 
     @property
     def size(self) -> tuple[int, int]:
@@ -198,5 +198,5 @@ def load_template(folder: Path | str) -> LoadedTemplate:
         boxes=boxes,
         header=header,
         box_scale=box_scale,
-        fingerprint=plan_fingerprint(reference, all_boxes),
+        ink=plan_ink(reference, all_boxes),
     )

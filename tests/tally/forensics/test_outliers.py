@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tally.outliers import (
+from tally.forensics.outliers import (
     group_for_stations,
     group_sizes,
     high_turnout_unanimity,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tally.estimates import clean_station_estimates
+from tally.forensics.estimates import clean_station_estimates
 
 
 def make(seed: int) -> tuple[np.ndarray, ...]:

@@ -12,8 +12,12 @@ percentiles. p-values: normal approximation with the null's digit variance, two-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import ndtr
+
+from tally.forensics.bootstrap import percentile_interval, resample_counts
 
 __all__ = ["BENFORD_2ND", "digit_tests", "last_digit", "second_digit"]
 
@@ -47,7 +51,9 @@ def last_digit(counts: np.ndarray) -> np.ndarray:
     return np.where(c >= MIN_LAST, c % 10, -1)
 
 
-def _per_station(digits: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
+def _per_station(
+    digits: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """(sum of fn(digit), number of digits) per station over its usable counts."""
     usable = digits >= 0
     return np.where(usable, fn(digits), 0.0).sum(axis=1), usable.sum(axis=1).astype(np.float64)
@@ -69,13 +75,13 @@ def _stat(
         "p_value": float(2.0 * ndtr(-abs(z))),
     }
     if boot > 0 and s.size >= 2:
-        idx = rng.integers(0, s.size, size=(boot, s.size))
-        denom = c[idx].sum(axis=1)
-        reps = np.where(denom > 0, s[idx].sum(axis=1) / np.maximum(denom, 1), np.nan)
-        reps = reps[np.isfinite(reps)]
-        if reps.size:
-            lo, hi = np.quantile(reps, [0.025, 0.975])
-            out["ci95"] = [float(lo), float(hi)]
+        reps: list[np.ndarray] = []
+        for counts in resample_counts(rng, s.size, boot):
+            denom = counts @ c
+            reps.append(np.where(denom > 0, (counts @ s) / np.maximum(denom, 1), np.nan))
+        interval = percentile_interval(np.concatenate(reps))
+        if interval is not None:
+            out["ci95"] = interval
     return out
 
 

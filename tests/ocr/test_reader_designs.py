@@ -1,4 +1,4 @@
-"""The reader on designs it was not built around, the fingerprint, the evaluation set."""
+"""The reader on designs it was not built around, the ink fingerprint, the evaluation set."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr.fingerprint import hamming
+from ocr.ink import hamming
 from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_photo
 from ocr.template import BallotTemplate, LoadedTemplate, load_template
 from seeds.ballot import BY_PARLIAMENT_DESIGN, MUNICIPAL_DESIGN, render_reference, write_template
@@ -144,7 +144,7 @@ def _resave(photo: bytes, scale: float = 1.0, quality: int = 85, shift: int = 0)
     return buf.getvalue()
 
 
-def test_fingerprint_same_photo_and_different_ballots(
+def test_ink_fingerprint_same_photo_and_different_ballots(
     municipal_template: LoadedTemplate, municipal_reference: Reference
 ) -> None:
     photo = _photo(municipal_reference, ["semenova"], 30, "scribble")

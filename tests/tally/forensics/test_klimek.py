@@ -1,10 +1,10 @@
-"""Klimek fingerprint fit: planted incremental/extreme fraud recovered roughly, ~0 on clean."""
+"""Klimek fit: planted incremental/extreme fraud recovered roughly, ~0 on clean."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tally.fingerprint import _apply_fraud, _truncnorm, fingerprint_histogram, fit_klimek
+from tally.forensics.klimek import _apply_fraud, _truncnorm, fit_klimek, klimek_histogram
 
 
 def synthetic(n: int, f_i: float, f_e: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +26,7 @@ def synthetic(n: int, f_i: float, f_e: float, seed: int) -> tuple[np.ndarray, np
 def test_histogram_shape_and_counts() -> None:
     t = np.array([0.0, 0.5, 1.0, np.nan, 0.999])
     s = np.array([0.0, 0.5, 1.0, 0.5, 0.2])
-    hist, xe, ye = fingerprint_histogram(t, s)
+    hist, xe, ye = klimek_histogram(t, s)
     assert hist.shape == (100, 100) and hist.sum() == 4
     assert hist[99, 99] == 1 and hist[0, 0] == 1 and hist[50, 50] == 1
     assert xe[0] == 0 and ye[-1] == 1

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tally.digits import digit_tests
-from tally.estimates import clean_station_estimates
-from tally.fingerprint import INCLUSION_RULE as FINGERPRINT_INCLUSION
-from tally.fingerprint import fingerprint_histogram, fit_klimek
-from tally.outliers import (
+from tally.forensics.digits import digit_tests
+from tally.forensics.estimates import clean_station_estimates
+from tally.forensics.integer_percent import INTEGER_TOLERANCE_PP, integer_percent
+from tally.forensics.klimek import INCLUSION_RULE as KLIMEK_INCLUSION
+from tally.forensics.klimek import fit_klimek, klimek_histogram
+from tally.forensics.outliers import (
     MIN_GROUP,
     MIN_REGISTERED,
     Q_THRESHOLD,
@@ -29,8 +30,8 @@ from tally.outliers import (
     high_turnout_unanimity,
     outlier_test,
 )
-from tally.shpilkin import shpilkin_estimate
-from tally.stats import INTEGER_TOLERANCE_PP, integer_percent
+from tally.forensics.shpilkin import shpilkin_estimate
+from tally.vocab import Flag, ForensicTest, ReportFile
 
 __all__ = ["Analysis", "StationFlag", "Stations", "analyse"]
 
@@ -54,7 +55,7 @@ class Stations:
 @dataclass(frozen=True)
 class StationFlag:
     precinct_id: str
-    flag: str
+    flag: Flag
     option: str
     statistic: float | None
     p_value: float | None
@@ -98,7 +99,7 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
     if n == 0 or k == 0 or not np.any(totals > 0):
         skipped = {"skipped": "no stations with known votes", "stations": n}
         return Analysis(
-            tests={name: dict(skipped) for name in _TEST_NAMES},
+            tests={name: dict(skipped) for name in ForensicTest},
             estimates={"clean_stations": dict(skipped)},
             station_flags=[],
             figures={},
@@ -118,13 +119,13 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
     ip = integer_percent(v, g, r, lead, leader_id, draws=draws, seed=seed)
     ip_dict = ip.as_dict()
     ip_dict["station_flags"] = (
-        "emitted for stations on an integer (flag integer_percent)"
+        f"emitted for stations on an integer (flag {Flag.INTEGER_PERCENT})"
         if ip.significant
         else "not emitted: the election-wide test is not significant, so stations on an "
         "integer are expected by chance"
     )
     ip_dict["kind"] = NOT_PROOF
-    tests["integer_percent"] = ip_dict
+    tests[ForensicTest.INTEGER_PERCENT] = ip_dict
     if ip.significant:
         for i in np.flatnonzero(ip.on_integer):
             which = {"both": "turnout and leader share", "turnout": "turnout"}.get(
@@ -132,7 +133,7 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
             )
             flags.append(
                 StationFlag(
-                    pid[i], "integer_percent", leader_id, float(ip.distance_pp[i]), None, None,
+                    pid[i], Flag.INTEGER_PERCENT, leader_id, float(ip.distance_pp[i]), None, None,
                     f"{which} within {ip.distance_pp[i]:.3f} pp of an integer percent, in an "
                     f"election with a significant excess of such stations ({ip.excess:.0f} over "
                     f"the binomial null); by itself not unlikely at one station, {NOT_PROOF}",
@@ -147,49 +148,49 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
         "tolerance_pp": INTEGER_TOLERANCE_PP,
     }
 
-    # 2. Fingerprint.
-    fp_in = (v >= 100) & (r > 0) & np.isfinite(turnout) & np.isfinite(share)
-    hist, x_edges, y_edges = fingerprint_histogram(turnout[fp_in], share[fp_in])
-    figures["fingerprint"] = {"hist": hist, "x_edges": x_edges, "y_edges": y_edges}
-    fit = fit_klimek(turnout[fp_in], share[fp_in], seed=seed)
-    fp: dict[str, object] = {
-        "image": "fingerprint.png",
+    # 2. Klimek's turnout x share histogram and fit (the spec's "fingerprint" test).
+    kl_in = (v >= 100) & (r > 0) & np.isfinite(turnout) & np.isfinite(share)
+    hist, x_edges, y_edges = klimek_histogram(turnout[kl_in], share[kl_in])
+    figures[ForensicTest.KLIMEK] = {"hist": hist, "x_edges": x_edges, "y_edges": y_edges}
+    fit = fit_klimek(turnout[kl_in], share[kl_in], seed=seed)
+    kl: dict[str, object] = {
+        "image": ReportFile.KLIMEK_PLOT,
         "axes": "rows: turnout (ballots issued/registered), columns: leader share "
         "(leader/ballots cast), 100 x 100 bins on [0, 1]",
-        "inclusion_rule": FINGERPRINT_INCLUSION,
-        "stations_included": int(fp_in.sum()),
-        "stations_excluded": int(n - fp_in.sum()),
+        "inclusion_rule": KLIMEK_INCLUSION,
+        "stations_included": int(kl_in.sum()),
+        "stations_excluded": int(n - kl_in.sum()),
         "leader": leader_id,
         "kind": NOT_PROOF + "; the fit is indicative (published fits vary widely)",
     }
     if fit is None:
-        fp.update(f_incremental=None, f_extreme=None, skipped="fewer than 50 stations to fit")
+        kl.update(f_incremental=None, f_extreme=None, skipped="fewer than 50 stations to fit")
     else:
-        fp.update(fit.as_dict())
-    tests["fingerprint"] = fp
+        kl.update(fit.as_dict())
+    tests[ForensicTest.KLIMEK] = kl
 
     # 3. Shpilkin.
     sh = shpilkin_estimate(v, g, lead, others, seed=seed)
     sh["leader"] = leader_id
     sh["kind"] = "estimate under a stated assumption, " + NOT_PROOF
-    tests["shpilkin"] = sh
+    tests[ForensicTest.SHPILKIN] = sh
 
     # 4. Outliers within districts.
     usable_t = (v >= MIN_REGISTERED) & np.isfinite(turnout)
     usable_s = (v >= MIN_REGISTERED) & np.isfinite(share)
     out_t, out_s = outlier_test(turnout, share, district, region, usable_t, usable_s)
     htu = high_turnout_unanimity(v, turnout, share)
-    flags.extend(_outlier_flags(pid, out_t, "turnout_outlier", "turnout", turnout, ""))
-    flags.extend(_outlier_flags(pid, out_s, "share_outlier", "leader share", share, leader_id))
+    flags.extend(_outlier_flags(pid, out_t, Flag.TURNOUT_OUTLIER, "turnout", turnout, ""))
+    flags.extend(_outlier_flags(pid, out_s, Flag.SHARE_OUTLIER, "leader share", share, leader_id))
     for i in np.flatnonzero(htu):
         flags.append(
             StationFlag(
-                pid[i], "high_turnout_unanimity", leader_id, None, None, None,
+                pid[i], Flag.HIGH_TURNOUT_UNANIMITY, leader_id, None, None, None,
                 f"turnout {100 * turnout[i]:.1f}% and leader share {100 * share[i]:.1f}% (both "
                 f">= 95%, registered {int(v[i])}); {NOT_PROOF}",
             )
         )  # fmt: skip
-    tests["outliers"] = {
+    tests[ForensicTest.OUTLIERS] = {
         "null_model": "within the comparison group, turnout (and leader share) ~ Normal; robust "
         "z = (x - median) / (1.4826 x MAD); two-sided p-value from Student t with "
         "0.37 (n - 1) + 1.5 degrees of freedom for a group of n stations (the MAD's own "
@@ -203,9 +204,9 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
         "significant": bool(out_t.flagged.any() or out_s.flagged.any()),
         "significance": f"at least one station with q < {Q_THRESHOLD} (false discovery rate "
         f"{Q_THRESHOLD} over the family)",
-        "turnout_outlier": _outlier_summary(out_t, usable_t),
-        "share_outlier": _outlier_summary(out_s, usable_s),
-        "high_turnout_unanimity": {
+        Flag.TURNOUT_OUTLIER: _outlier_summary(out_t, usable_t),
+        Flag.SHARE_OUTLIER: _outlier_summary(out_s, usable_s),
+        Flag.HIGH_TURNOUT_UNANIMITY: {
             "rule": "turnout >= 0.95 and leader share >= 0.95, registered >= 100 (descriptive, "
             "no p-value)",
             "flagged": int(htu.sum()),
@@ -215,7 +216,7 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
     }
 
     # 5. Digits (low weight, never a flag).
-    tests["digits"] = digit_tests(votes, region, seed=seed)
+    tests[ForensicTest.DIGITS] = digit_tests(votes, region, seed=seed)
 
     # Estimates from stations without proof flags.
     estimates = {
@@ -224,9 +225,6 @@ def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis
         )
     }
     return Analysis(tests=tests, estimates=estimates, station_flags=flags, figures=figures)
-
-
-_TEST_NAMES = ("integer_percent", "fingerprint", "shpilkin", "outliers", "digits")
 
 
 def _outlier_summary(res: OutlierResult, usable: np.ndarray) -> dict[str, object]:
@@ -244,7 +242,7 @@ def _outlier_summary(res: OutlierResult, usable: np.ndarray) -> dict[str, object
 
 
 def _outlier_flags(
-    pid: np.ndarray, res: OutlierResult, flag: str, what: str, x: np.ndarray, option: str
+    pid: np.ndarray, res: OutlierResult, flag: Flag, what: str, x: np.ndarray, option: str
 ) -> list[StationFlag]:
     out = []
     for i in np.flatnonzero(res.flagged):

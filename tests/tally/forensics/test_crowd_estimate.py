@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tally.crowd_estimate import corrected_votes, crowd_corrected_estimate
+from tally.forensics.crowd_estimate import corrected_votes, crowd_corrected_estimate
 
 
 def test_proven_votes_are_restored_from_the_leader() -> None:

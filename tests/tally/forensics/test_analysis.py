@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from tally.analysis import Stations, analyse
+from tally.forensics.analysis import Stations, analyse
 
 
 def synthetic(n: int, seed: int, regions: int = 4) -> Stations:

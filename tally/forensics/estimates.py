@@ -5,13 +5,16 @@ registered) and every option's share of the valid votes are ratio estimates over
 region's stations without a proof flag and with known figures; the region's implied valid
 votes are its total registered voters (all stations, flagged ones included) x the clean
 stations' valid votes per registered voter, split by the clean shares. National figures add
-the regions up. Intervals: bootstrap over stations within each region (Poisson(1) weights),
-2.5-97.5 percentiles; they describe sampling variation among stations, not the assumptions.
+the regions up. Intervals: bootstrap over stations within each region (Poisson(1) weights,
+``bootstrap.poisson_weights``), 2.5-97.5 percentiles; they describe sampling variation
+among stations, not the assumptions.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from tally.forensics.bootstrap import percentile_interval, poisson_weights
 
 __all__ = ["ASSUMPTIONS", "clean_station_estimates"]
 
@@ -24,15 +27,6 @@ ASSUMPTIONS = [
     "the interval treats stations as a sample from a larger population of stations; it "
     "does not cover falsification at stations without a proof flag",
 ]
-_CHUNK = 20
-
-
-def _ci(reps: np.ndarray) -> list[float] | None:
-    reps = reps[np.isfinite(reps)]
-    if reps.size < 2:
-        return None
-    lo, hi = np.quantile(reps, [0.025, 0.975])
-    return [float(lo), float(hi)]
 
 
 def _implied(
@@ -93,9 +87,9 @@ def clean_station_estimates(
     idx = np.flatnonzero(use)
     ui = inv[idx]
     ucols = cols[idx]
-    for start in range(0, bootstrap, _CHUNK):
-        size = min(_CHUNK, bootstrap - start)
-        w = rng.poisson(1.0, size=(size, idx.size)).astype(np.float64)
+    start = 0
+    for w in poisson_weights(rng, idx.size, bootstrap):
+        size = w.shape[0]
         bs = np.zeros((size, r, 3 + k))
         for j in range(3 + k):
             wc = w * ucols[:, j]
@@ -112,12 +106,13 @@ def clean_station_estimates(
             )
             nv = np.where(cov[..., None], vot_b, 0.0).sum(axis=1)
             boot_nat_s[sl] = nv / nv.sum(axis=1, keepdims=True)
+        start += size
 
     def options(shares: np.ndarray, reps: np.ndarray) -> dict[str, object]:
         return {
             o: {
                 "share": float(shares[j]) if np.isfinite(shares[j]) else None,
-                "ci95": _ci(reps[:, j]) if bootstrap else None,
+                "ci95": percentile_interval(reps[:, j]) if bootstrap else None,
             }
             for j, o in enumerate(option_ids)
         }
@@ -131,7 +126,7 @@ def clean_station_estimates(
             "stations_used": int(np.sum(use & (inv == i))),
             "stations_with_proof_flag": int(np.sum(excl & (inv == i))),
             "turnout": float(turnout[i]) if np.isfinite(turnout[i]) else None,
-            "turnout_ci95": _ci(boot_reg_t[:, i]) if bootstrap else None,
+            "turnout_ci95": percentile_interval(boot_reg_t[:, i]) if bootstrap else None,
             "options": options(reg_shares[i], boot_reg_s[:, i, :]),
         }
     return {
@@ -147,7 +142,7 @@ def clean_station_estimates(
         "regions_without_clean_stations": [str(names[i]) for i in np.flatnonzero(~covered)],
         "national": {
             "turnout": nat_turnout if np.isfinite(nat_turnout) else None,
-            "turnout_ci95": _ci(boot_nat_t) if bootstrap else None,
+            "turnout_ci95": percentile_interval(boot_nat_t) if bootstrap else None,
             "valid_votes": float(nat_valid),
             "options": options(nat_shares, boot_nat_s),
         },

@@ -1,7 +1,8 @@
-"""Turnout × leader-share fingerprint and the Klimek et al. (PNAS 2012) fraud-model fit.
+"""Klimek et al. (PNAS 2012): the turnout × leader-share histogram and the fraud-model fit.
 
 Pure functions on numpy arrays. Never proof: the fit is indicative (published f_i for Russia
-2011 range from 0.12 to 0.64 depending on choices); the fingerprint itself is the evidence.
+2011 range from 0.12 to 0.64 depending on choices); the 2-D histogram itself (the election's
+"fingerprint", as Klimek et al. and the report call it) is the evidence.
 
 Model (as parameterised here). Per station, honest turnout t ~ N(mu_t, s_t) and honest leader
 share v ~ N(mu_v, s_v), independent, truncated to [0, 1]. Per unit of electorate the leader
@@ -22,10 +23,10 @@ alpha) on a small grid, the three regimes (clean, incremental, extreme) are simu
 (common random numbers) into binned densities on the 2-D histogram; the mixture weights
 (1 - f_i - f_e, f_i, f_e) maximise the multinomial likelihood of the observed 2-D histogram
 (EM, concave problem). The reported fit is the grid point with the highest likelihood.
-Uncertainty: a bootstrap over stations (the observed histogram resampled multinomially),
-each replicate refitted over the whole grid, 2.5-97.5 percentiles; plus the range of fitted
-values across all grid models, which shows model sensitivity. Neither covers the model being
-wrong (real honest blobs are not Gaussian).
+Uncertainty: a bootstrap over stations (``bootstrap.resample_counts``: the stations drawn
+with replacement, then binned), each replicate refitted over the whole grid, 2.5-97.5
+percentiles; plus the range of fitted values across all grid models, which shows model
+sensitivity. Neither covers the model being wrong (real honest blobs are not Gaussian).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FingerprintFit", "fingerprint_histogram", "fit_klimek", "honest_peak"]
+from tally.forensics.bootstrap import percentile_interval, resample_counts
+
+__all__ = ["KlimekFit", "fit_klimek", "honest_peak", "klimek_histogram"]
 
 HIST_BINS = 100
 FIT_BINS = 50
@@ -54,7 +57,7 @@ FIT_METHOD = (
     "mixture weights "
     "by maximum multinomial likelihood of the 50x50 turnout x share histogram for each (theta, "
     "alpha) on a grid (EM), best grid point reported; interval: bootstrap over stations "
-    "(multinomial resampling of the histogram, whole grid refitted per replicate), 2.5-97.5 "
+    "(stations drawn with replacement and binned, whole grid refitted per replicate), 2.5-97.5 "
     "percentiles"
 )
 INCLUSION_RULE = (
@@ -65,7 +68,7 @@ INCLUSION_RULE = (
 
 
 @dataclass(frozen=True)
-class FingerprintFit:
+class KlimekFit:
     f_incremental: float
     f_extreme: float
     f_incremental_ci: tuple[float, float]
@@ -102,7 +105,7 @@ class FingerprintFit:
         }
 
 
-def fingerprint_histogram(
+def klimek_histogram(
     turnout: np.ndarray, share: np.ndarray, bins: int = HIST_BINS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """2-D histogram of stations: rows = turnout bins, columns = share bins, on [0, 1].
@@ -205,7 +208,7 @@ def fit_klimek(
     bootstrap: int = 100,
     seed: int = 0,
     simulated: int = 200_000,
-) -> FingerprintFit | None:
+) -> KlimekFit | None:
     """Fit f_incremental / f_extreme of the module's model to stations' (turnout, share).
 
     Inputs are already filtered by the caller's inclusion rule; NaNs are dropped. Returns None
@@ -250,16 +253,16 @@ def fit_klimek(
     ci_i: tuple[float, float] = (float(w_best[1]), float(w_best[1]))
     ci_e: tuple[float, float] = (float(w_best[2]), float(w_best[2]))
     if bootstrap > 0:
-        boot = rng.multinomial(int(obs.sum()), obs / obs.sum(), size=bootstrap).astype(float)
+        boot = _resampled_histograms(rng, t, s, bootstrap)
         boot_w = np.empty((len(models), bootstrap, 3))
         boot_ll = np.empty((len(models), bootstrap))
         for j, (_, _, comps) in enumerate(models):
             boot_w[j], boot_ll[j] = _em(boot[:, keep_bins], comps, iters=300, tol=1e-6)
         pick = np.argmax(boot_ll, axis=0)
         chosen = boot_w[pick, np.arange(bootstrap)]
-        ci_i = _interval(chosen[:, 1])
-        ci_e = _interval(chosen[:, 2])
-    return FingerprintFit(
+        ci_i = _interval(chosen[:, 1], ci_i)
+        ci_e = _interval(chosen[:, 2], ci_e)
+    return KlimekFit(
         f_incremental=float(w_best[1]),
         f_extreme=float(w_best[2]),
         f_incremental_ci=ci_i,
@@ -280,6 +283,21 @@ def _density_counts(t: np.ndarray, v: np.ndarray, bins: int) -> np.ndarray:
     return np.bincount(idx, minlength=bins * bins).astype(np.float64)
 
 
-def _interval(x: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.quantile(x, [0.025, 0.975])
-    return float(lo), float(hi)
+def _resampled_histograms(
+    rng: np.random.Generator, t: np.ndarray, v: np.ndarray, draws: int
+) -> np.ndarray:
+    """(draws, FIT_BINS**2) fit histograms of the stations resampled with replacement."""
+    nb = FIT_BINS * FIT_BINS
+    idx = _bin_index(t, FIT_BINS) * FIT_BINS + _bin_index(v, FIT_BINS)
+    out = np.empty((draws, nb))
+    row = 0
+    for counts in resample_counts(rng, t.size, draws):
+        for weights in counts:
+            out[row] = np.bincount(idx, weights=weights, minlength=nb)
+            row += 1
+    return out
+
+
+def _interval(x: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
+    interval = percentile_interval(x)
+    return fallback if interval is None else (interval[0], interval[1])

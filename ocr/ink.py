@@ -1,4 +1,5 @@
-"""A perceptual fingerprint of the paper ballot in a photo, for near-duplicates.
+"""The ink hash: a perceptual fingerprint of the paper ballot in a photo, for
+near-duplicates.
 
 After alignment every ballot of an election looks the same except for what a
 hand (or the commission) added: the pen marks and the stamp and signatures. So
@@ -9,22 +10,36 @@ printed box outline; 64 random projections of it give the bits (SimHash). The
 same paper photographed twice gives nearly the same ink maps; two voters'
 separately drawn marks in the same box mostly do not (see the measurements
 printed by bench/ballot_reader.py: very similar plain crosses can still collide).
+
+Works on plain arrays and box geometry: ``plan_ink`` prepares an ``InkPlan`` from
+the reference image and the boxes (``ocr.template`` keeps one per template), and
+``ink_fingerprint`` hashes an aligned photo with it. ``ocr.reader`` uses both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ocr.align import project, warp_region
 
-if TYPE_CHECKING:
-    from ocr.marks import BoxScore
-    from ocr.template import LoadedTemplate
+__all__ = [
+    "BITS",
+    "MARKED",
+    "InkPlan",
+    "box_ink",
+    "hamming",
+    "ink_descriptor",
+    "ink_fingerprint",
+    "page_ink",
+    "page_pose",
+    "plan_ink",
+    "pose_distance",
+    "to_hex",
+]
 
 BOX_PX = 24  # fingerprint pixels per box side
 REACH = 0.5  # box sides of surroundings kept around a box (spilled ink)
@@ -42,11 +57,12 @@ MARKED = 0.03  # box score (ink coverage) from which a box's ink enters the hash
 PAGE_WEIGHT = 0.0
 
 Rect = tuple[float, float, float, float]
+Shift = tuple[float, float]  # residual misalignment of a box, reference pixels
 
 
 @dataclass(frozen=True)
-class FingerprintPlan:
-    """What the fingerprint needs from the reference, computed once per template."""
+class InkPlan:
+    """What the ink hash needs from the reference, computed once per template."""
 
     box_rects: list[Rect]  # reference pixels, box plus REACH, one per option
     box_scale: float
@@ -64,9 +80,9 @@ def _printed(reference_patch: np.ndarray) -> np.ndarray:
     return cv2.dilate(printed, np.ones((size, size), np.uint8)).astype(bool)
 
 
-def plan_fingerprint(
-    reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
-) -> FingerprintPlan:
+def plan_ink(reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> InkPlan:
+    """The ink plan of a grayscale reference and its mark boxes (x, y, w, h, in
+    reference pixels, in option order)."""
     side = float(np.median([min(w, h) for _, _, w, h in boxes]))
     box_scale = BOX_PX / side
     rects: list[Rect] = []
@@ -93,7 +109,7 @@ def plan_fingerprint(
             max(0, int(y0 * page_scale)) : int(np.ceil(y1 * page_scale)) + 1,
             max(0, int(x0 * page_scale)) : int(np.ceil(x1 * page_scale)) + 1,
         ] = True
-    return FingerprintPlan(rects, box_scale, prints, page_rect, page_scale, page_print, patches)
+    return InkPlan(rects, box_scale, prints, page_rect, page_scale, page_print, patches)
 
 
 def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
@@ -108,11 +124,11 @@ def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
 
 
 def box_ink(
-    plan: FingerprintPlan,
+    plan: InkPlan,
     index: int,
     photo: np.ndarray,
     homography: np.ndarray,
-    shift: tuple[float, float] = (0.0, 0.0),
+    shift: Shift = (0.0, 0.0),
 ) -> np.ndarray:
     """Ink map of box `index`; `shift` (reference pixels) corrects residual misalignment."""
     x0, y0, x1, y1 = plan.box_rects[index]
@@ -127,13 +143,14 @@ def box_ink(
     return _ink(patch, plan.box_print[index])
 
 
-def page_ink(plan: FingerprintPlan, photo: np.ndarray, homography: np.ndarray) -> np.ndarray:
+def page_ink(plan: InkPlan, photo: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """Ink map of the whole page at PAGE_PX (stamps, signatures), print and boxes removed."""
     shape = plan.page_print.shape
     patch = warp_region(photo, homography, plan.page_rect, plan.page_scale, size=shape[::-1])
     return _ink(patch, plan.page_print)
 
 
-def _projection(plan: FingerprintPlan, key: int, size: int) -> np.ndarray:
+def _projection(plan: InkPlan, key: int, size: int) -> np.ndarray:
     """Fixed Gaussian random directions for one part of the descriptor (SimHash)."""
     matrix = plan.projections.get(key)
     if matrix is None or matrix.shape[1] != size:
@@ -143,7 +160,7 @@ def _projection(plan: FingerprintPlan, key: int, size: int) -> np.ndarray:
     return matrix
 
 
-def _register(plan: FingerprintPlan, index: int, window: np.ndarray) -> tuple[float, float]:
+def _register(plan: InkPlan, index: int, window: np.ndarray) -> Shift:
     """Sub-pixel residual shift (fingerprint pixels) of a box window against the
     reference, from the printed outline and rules (phase correlation)."""
     ref = plan.box_reference[index]
@@ -153,11 +170,11 @@ def _register(plan: FingerprintPlan, index: int, window: np.ndarray) -> tuple[fl
     return float(dx), float(dy)
 
 
-def descriptor(
-    plan: FingerprintPlan,
+def ink_descriptor(
+    plan: InkPlan,
     photo: np.ndarray,
     homography: np.ndarray,
-    marked: Sequence[tuple[int, tuple[float, float]]],
+    marked: Sequence[tuple[int, Shift]],
 ) -> np.ndarray:
     """Projection of the hand-made ink onto BITS fixed random directions.
 
@@ -196,25 +213,29 @@ def descriptor(
     return total
 
 
-def ballot_fingerprint(
-    template: LoadedTemplate,
+def ink_fingerprint(
+    plan: InkPlan,
     photo: np.ndarray,
     homography: np.ndarray,
-    scores: Sequence[BoxScore],
-) -> str | None:
-    """16 hex digits: the signs of the ink descriptor (SimHash, Charikar 2002)."""
-    plan = template.fingerprint
-    if plan is None:
-        return None
+    box_scores: Sequence[float],
+    box_shifts: Sequence[Shift],
+) -> str:
+    """16 hex digits: the signs of the ink descriptor (SimHash, Charikar 2002).
+
+    ``box_scores`` and ``box_shifts`` give each box's ink coverage and residual
+    misalignment (reference pixels), in option order; the boxes scoring at least
+    MARKED are the ones hashed.
+    """
     marked = [
-        (i, (s.shift[0] / b.scale, s.shift[1] / b.scale))
-        for i, (b, s) in enumerate(zip(template.boxes, scores, strict=True))
-        if s.score >= MARKED
+        (i, shift)
+        for i, (score, shift) in enumerate(zip(box_scores, box_shifts, strict=True))
+        if score >= MARKED
     ]
-    return to_hex(descriptor(plan, photo, homography, marked) > 0)
+    return to_hex(ink_descriptor(plan, photo, homography, marked) > 0)
 
 
 def to_hex(bits: np.ndarray) -> str:
+    """The bits (most significant first) as 16 lowercase hex digits. Pure."""
     value = 0
     for b in bits.ravel():
         value = (value << 1) | int(b)
@@ -222,6 +243,7 @@ def to_hex(bits: np.ndarray) -> str:
 
 
 def hamming(a: str, b: str) -> int:
+    """Bits in which two hex fingerprints differ. Pure."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 

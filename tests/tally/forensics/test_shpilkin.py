@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tally.shpilkin import shpilkin_estimate
+from tally.forensics.shpilkin import shpilkin_estimate
 
 
 def election(n: int, stuffed: float, seed: int) -> tuple[np.ndarray, ...]:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tally.fdr import bh_qvalues
+from tally.forensics.outliers import bh_qvalues
 
 
 def test_hand_computed_example() -> None:

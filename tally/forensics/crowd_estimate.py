@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tally.forensics.bootstrap import percentile_interval, poisson_weights
+
+__all__ = ["ASSUMPTIONS", "corrected_votes", "crowd_corrected_estimate"]
+
 ASSUMPTIONS = [
     "each option received at least the votes a verified crowd source proved for it at a "
     "station (sources are not added together: the largest is used)",
@@ -46,7 +50,7 @@ def crowd_corrected_estimate(
     seed: int = 0,
 ) -> dict[str, object]:
     """National and regional shares of the valid votes, official and crowd-corrected,
-    with a bootstrap interval over stations (Poisson(1) weights)."""
+    with a bootstrap interval over stations (``bootstrap.poisson_weights``)."""
     official = np.nan_to_num(np.asarray(official, dtype=np.float64))
     n, k = official.shape if official.ndim == 2 else (0, len(option_ids))
     if n == 0 or official.sum() <= 0:
@@ -60,12 +64,13 @@ def crowd_corrected_estimate(
         return totals / totals.sum() if totals.sum() > 0 else np.full(k, np.nan)
 
     rng = np.random.default_rng(seed)
-    reps = np.array([shares(corrected, np.asarray(rng.poisson(1.0, size=n), dtype=np.float64))
-                     for _ in range(draws)])  # fmt: skip
-
-    def interval(j: int) -> list[float] | None:
-        finite = reps[:, j][np.isfinite(reps[:, j])]
-        return [float(q) for q in np.quantile(finite, [0.025, 0.975])] if finite.size else None
+    reps = np.array(
+        [
+            shares(corrected, weights)
+            for batch in poisson_weights(rng, n, draws)
+            for weights in batch
+        ]
+    ).reshape(draws, k)
 
     national = shares(corrected)
     official_national = shares(official)
@@ -84,7 +89,7 @@ def crowd_corrected_estimate(
             o: {
                 "official_share": round(float(official_national[j]), 4),
                 "corrected_share": round(float(national[j]), 4),
-                "interval_95": interval(j),
+                "interval_95": percentile_interval(reps[:, j]),
             }
             for j, o in enumerate(option_ids)
         },

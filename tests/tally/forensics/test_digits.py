@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tally.digits import BENFORD_2ND, MEAN_2ND, digit_tests, last_digit, second_digit
+from tally.forensics.digits import BENFORD_2ND, MEAN_2ND, digit_tests, last_digit, second_digit
 
 
 def test_constants() -> None:

@@ -10,12 +10,15 @@ The sum is signed (bins where the leader is below r0 count negative), so that a 
 election gives about 0 rather than a positive bias. Assumption: the leader's share does not
 depend on turnout. Urban/rural differences (rural areas with higher turnout and more support
 for the incumbent) break it, so this is an estimate under a stated assumption, never proof.
-The interval is a bootstrap over stations (sampling variation only, not the assumption).
+The interval is a bootstrap over stations (``bootstrap.resample_counts``; sampling
+variation only, not the assumption).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from tally.forensics.bootstrap import percentile_interval, resample_counts
 
 __all__ = ["ASSUMPTION", "INCLUSION_RULE", "shpilkin_estimate"]
 
@@ -86,14 +89,12 @@ def shpilkin_estimate(
     interval: list[float] | None = None
     if bootstrap > 0 and n >= 10 and np.isfinite(anomalous):
         rng = np.random.default_rng(seed)
-        reps = np.empty(bootstrap)
-        for b in range(bootstrap):
-            w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-            reps[b] = _estimate(tbin, lo_, ot_, w)[0]
-        reps = reps[np.isfinite(reps)]
-        if reps.size:
-            lo, hi = np.quantile(reps, [0.025, 0.975])
-            interval = [float(lo), float(hi)]
+        reps = [
+            _estimate(tbin, lo_, ot_, weights)[0]
+            for batch in resample_counts(rng, n, bootstrap)
+            for weights in batch
+        ]
+        interval = percentile_interval(np.array(reps))
     return {
         **base,
         "anomalous_votes": anomalous if np.isfinite(anomalous) else None,

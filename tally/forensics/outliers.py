@@ -14,7 +14,11 @@ usable value; otherwise its region when that has ``MIN_GROUP``; otherwise the wh
 The station itself is part of its group (median/MAD are robust to it).
 
 Many tests at once: Benjamini–Hochberg q-values over the family of all turnout and share
-p-values together (2 per station); a flag when q < 0.05. Never proof: real within-district
+p-values together (2 per station); a flag when q < 0.05. With m p-values sorted ascending
+p_(1) <= ... <= p_(m), the q-value of p_(i) is min over j >= i of p_(j) m / j, capped at 1
+(scipy's ``false_discovery_control``); flagging every q < alpha keeps the expected share of
+false flags among all flags at or below alpha when the tests are independent or positively
+dependent (Benjamini & Hochberg 1995). Never proof: real within-district
 distributions have heavier tails than normal (urban/rural mixes, special stations such as
 hospitals), so flags are leads for observers.
 """
@@ -25,12 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import stdtr
-
-from tally.fdr import bh_qvalues
+from scipy.stats import false_discovery_control
 
 __all__ = [
     "MIN_GROUP",
     "OutlierResult",
+    "bh_qvalues",
     "group_for_stations",
     "group_sizes",
     "high_turnout_unanimity",
@@ -135,6 +139,22 @@ def group_sizes(group: np.ndarray) -> np.ndarray:
 def robust_p(z: np.ndarray, group_size: np.ndarray) -> np.ndarray:
     """Two-sided p-value of robust z under the size-aware t null (NaN where z is NaN)."""
     return 2.0 * stdtr(null_df(np.maximum(group_size, 2)), -np.abs(z))
+
+
+def bh_qvalues(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg q-values, same shape as ``p_values``. Pure.
+
+    scipy's ``false_discovery_control`` computes them; around it, the inclusion rule: NaN
+    p-values (tests that could not be run) are left out of the family (they do not count
+    in m) and get a NaN q-value; p-values outside [0, 1] are clipped (scipy refuses both).
+    Properties: q >= p, q in [0, 1], q is monotone (non-decreasing) in p, equal p equal q.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        q[tested] = false_discovery_control(np.clip(p[tested], 0.0, 1.0), method="bh")
+    return q
 
 
 def outlier_test(

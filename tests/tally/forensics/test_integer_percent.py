@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tally.stats import (
+from tally.forensics.integer_percent import (
     integer_hit_probability,
     integer_percent,
     integer_percent_test,

@@ -9,8 +9,10 @@ photo and stacked. The whole header is read only as a second chance.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -176,7 +178,48 @@ def stack(crops: list[np.ndarray]) -> np.ndarray:
 def plan_header(
     reference: np.ndarray, first_box_top: int, keywords: list[str], languages: str
 ) -> HeaderPlan:
-    """Locate every keyword in the reference header; raise ValueError if one is absent."""
+    """Locate every keyword in the reference header; raise ValueError if one is absent.
+
+    Remembered per process for the same reference pixels and arguments: reading the
+    header takes Tesseract about 3 s a scale on the seeded ballot (6 s in all), and a
+    template is loaded again for every election load and every cold worker cache,
+    while its header never changes. A failure is not remembered."""
+    digest = hashlib.sha256(reference.tobytes()).hexdigest()
+    return _plan_header(
+        digest, reference.shape, reference, first_box_top, tuple(keywords), languages
+    )
+
+
+_HEADER_PLANS = 16  # templates whose header plan one process remembers
+
+
+def _plan_header(
+    digest: str,
+    shape: tuple[int, ...],
+    reference: np.ndarray,
+    first_box_top: int,
+    keywords: tuple[str, ...],
+    languages: str,
+) -> HeaderPlan:
+    key = (digest, shape, first_box_top, keywords, languages)
+    with _plans_lock:
+        if (plan := _plans.get(key)) is not None:
+            return plan
+    plan = _read_header_plan(reference, first_box_top, list(keywords), languages)
+    with _plans_lock:
+        _plans[key] = plan
+        while len(_plans) > _HEADER_PLANS:
+            _plans.pop(next(iter(_plans)))
+    return plan
+
+
+_plans: dict[tuple[object, ...], HeaderPlan] = {}
+_plans_lock = threading.Lock()
+
+
+def _read_header_plan(
+    reference: np.ndarray, first_box_top: int, keywords: list[str], languages: str
+) -> HeaderPlan:
     width = reference.shape[1]
     region: Rect = (0, 0, width, max(1, first_box_top))
     header = reference[: region[3], :]

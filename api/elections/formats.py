@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from api.errors import Invalid
+from tally.vocab import PROTOCOL_LINES_OPTIONAL, PROTOCOL_LINES_REQUIRED, EvidenceLevel, Source
+
 OPTION_ID = re.compile(r"^[a-z0-9_]+$")
 MAX_REPORTED_PROBLEMS = 20
+MAX_CSV_BYTES = 1 << 30  # a gzip file may not unpack to more than this
 
-OFFICIAL_REQUIRED = ("registered", "ballots_issued", "ballots_cast", "invalid")
-OFFICIAL_OPTIONAL = (
-    "ballots_issued_early",
-    "ballots_issued_home",
-    "ballots_received",
-    "ballots_cancelled",
-)
 PRECINCT_REQUIRED = ("precinct_id", "region", "district")
 
 
@@ -45,8 +44,11 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class FormatError(ValueError):
-    """A file that does not follow its format; nothing of it was stored."""
+class FormatError(Invalid):
+    """A file that does not follow its format; nothing of it was stored.
+
+    Answered 422 with the first problem's file as the field and every reported
+    problem, one a line, as the message; ``str()`` is that message alone."""
 
     def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
         self.problems = list(problems)
@@ -54,7 +56,10 @@ class FormatError(ValueError):
         shown = "\n".join(str(p) for p in self.problems)
         more = self.total - len(self.problems)
         suffix = f"\n... and {more} more problems" if more > 0 else ""
-        super().__init__(f"{shown}{suffix}")
+        super().__init__(self.problems[0].file if self.problems else "file", f"{shown}{suffix}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class _Problems:
@@ -73,6 +78,28 @@ class _Problems:
     def raise_if_any(self) -> None:
         if self.total:
             raise FormatError(self.items, self.total)
+
+
+def unpack(data: bytes, filename: str) -> bytes:
+    """The content of a file as given, gunzipped when its name ends in .gz. Pure."""
+    if not filename.endswith(".gz"):
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            content = f.read(MAX_CSV_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise FormatError([Problem(Path(filename).name, f"not a valid gzip file: {exc}")]) from exc
+    if len(content) > MAX_CSV_BYTES:
+        raise FormatError([Problem(Path(filename).name, "unpacks to more than 1 GiB")])
+    return content
+
+
+def decode(data: bytes, file: str) -> str:
+    """A file's bytes as UTF-8 text. Pure."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError([Problem(file, f"not UTF-8 text (byte {exc.start})")]) from exc
 
 
 class OptionDefinition(BaseModel):
@@ -112,6 +139,7 @@ class ElectionDefinition(BaseModel):
 
 
 def parse_election_json(text: str, file: str = "election.json") -> ElectionDefinition:
+    """Parse ``election/1``'s election.json. Pure."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -251,6 +279,7 @@ def _count(value: str, allow_empty: bool) -> tuple[int | None, str | None]:
 
 
 def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[PrecinctRow]:
+    """Parse ``election/1``'s precincts.csv; extra columns become attributes. Pure."""
     header, rows = _read_csv(text, file)
     problems = _Problems(file)
     _check_header(header, PRECINCT_REQUIRED, problems)
@@ -291,11 +320,11 @@ def parse_official_csv(
     file: str = "official.csv",
 ) -> list[OfficialRow]:
     """Parse ``official-results/1``. Unknown columns are refused: a misspelt option
-    column would otherwise silently lose that option's votes."""
+    column would otherwise silently lose that option's votes. Pure."""
     header, rows = _read_csv(text, file)
     problems = _Problems(file)
-    _check_header(header, ("precinct_id", *OFFICIAL_REQUIRED, *option_ids), problems)
-    allowed = {"precinct_id", *OFFICIAL_REQUIRED, *OFFICIAL_OPTIONAL, *option_ids}
+    _check_header(header, ("precinct_id", *PROTOCOL_LINES_REQUIRED, *option_ids), problems)
+    allowed = {"precinct_id", *PROTOCOL_LINES_REQUIRED, *PROTOCOL_LINES_OPTIONAL, *option_ids}
     for name in header:
         if name not in allowed:
             problems.add(
@@ -304,7 +333,7 @@ def parse_official_csv(
                 name,
             )
     problems.raise_if_any()
-    line_columns = [c for c in (*OFFICIAL_REQUIRED, *OFFICIAL_OPTIONAL) if c in header]
+    line_columns = [c for c in (*PROTOCOL_LINES_REQUIRED, *PROTOCOL_LINES_OPTIONAL) if c in header]
     parsed: list[OfficialRow] = []
     first_line: dict[str, int] = {}
     for line, cells in _records(header, rows, problems):
@@ -332,7 +361,7 @@ class CrowdRow:
     votes: dict[str, int | None]
 
 
-RESERVED_SOURCES = ("photos", "protocol")  # the platform's own evidence sources
+RESERVED_SOURCES: tuple[str, ...] = tuple(Source)  # the platform's own evidence sources
 
 
 def parse_crowd_csv(
@@ -341,7 +370,7 @@ def parse_crowd_csv(
     known_precincts: set[str],
     file: str = "crowd.csv",
 ) -> tuple[str, list[CrowdRow]]:
-    """Parse ``crowd-tallies/1``: returns the source's name and its rows."""
+    """Parse ``crowd-tallies/1``: returns the source's name and its rows. Pure."""
     header, rows = _read_csv(text, file)
     problems = _Problems(file)
     _check_header(header, ("precinct_id", "source", *option_ids), problems)
@@ -379,3 +408,12 @@ def parse_crowd_csv(
     problems.raise_if_any()
     assert source is not None
     return source, parsed
+
+
+def parse_level(level: str, file: str) -> EvidenceLevel:
+    """A crowd import's evidence level, as given beside its file. Pure."""
+    try:
+        return EvidenceLevel(level)
+    except ValueError:
+        allowed = " or ".join(repr(str(known)) for known in EvidenceLevel)
+        raise FormatError([Problem(file, f"level must be {allowed}, not {level!r}")]) from None

@@ -6,10 +6,16 @@ import pytest
 
 from api.elections.formats import (
     FormatError,
+    Problem,
+    decode,
     parse_election_json,
+    parse_level,
     parse_official_csv,
     parse_precincts_csv,
+    unpack,
 )
+from api.errors import Invalid
+from tally.vocab import PROTOCOL_LINES, EvidenceLevel
 
 OPTIONS = ["a", "b"]
 PRECINCTS = {"p1", "p2"}
@@ -114,3 +120,37 @@ def test_many_problems_are_capped_but_counted() -> None:
         parse_official_csv(f"{HEADER}\n{body}", OPTIONS, PRECINCTS)
     assert exc.value.total > len(exc.value.problems)
     assert "more problems" in str(exc.value)
+
+
+def test_format_error_is_a_422_naming_the_first_file_with_every_problem() -> None:
+    error = FormatError([Problem("a.csv", "bad", 2, "x"), Problem("b.csv", "worse")], total=5)
+    assert isinstance(error, Invalid) and error.status_code == 422
+    text = "a.csv, line 2, column 'x': bad\nb.csv: worse\n... and 3 more problems"
+    assert str(error) == text  # what the command line prints after "refused, nothing stored:"
+    assert error.body() == {"field": "a.csv", "message": text}
+    assert FormatError([]).field == "file"
+
+
+def test_every_protocol_line_is_read_from_the_file() -> None:
+    header = ",".join(("precinct_id", *PROTOCOL_LINES, *OPTIONS))
+    cells = ",".join(str(n) for n in range(1, len(PROTOCOL_LINES) + 1))
+    rows = parse_official_csv(f"{header}\np1,{cells},7,8\n", OPTIONS, PRECINCTS)
+    assert rows[0].lines == {line: n for n, line in enumerate(PROTOCOL_LINES, 1)}
+
+
+def test_gzip_and_utf8_problems_name_the_file() -> None:
+    import gzip
+
+    assert unpack(gzip.compress(b"x,y\n"), "dir/f.csv.gz") == b"x,y\n"
+    assert unpack(b"plain", "f.csv") == b"plain"
+    with pytest.raises(FormatError, match=r"^f\.csv\.gz: not a valid gzip file"):
+        unpack(b"not gzip", "dir/f.csv.gz")
+    with pytest.raises(FormatError, match=r"^f\.csv: not UTF-8 text \(byte 1\)"):
+        decode(b"a\xff", "f.csv")
+
+
+def test_evidence_level_is_one_of_the_vocabulary() -> None:
+    assert parse_level("declared", "c.csv") is EvidenceLevel.DECLARED
+    with pytest.raises(FormatError) as exc:
+        parse_level("rumoured", "c.csv")
+    assert str(exc.value) == "c.csv: level must be 'verified' or 'declared', not 'rumoured'"

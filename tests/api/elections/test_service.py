@@ -9,7 +9,14 @@ import psycopg
 import pytest
 
 from api.elections.formats import FormatError
-from api.elections.service import get_election, import_official, load_election
+from api.elections.service import (
+    ElectionNotFound,
+    get_election,
+    import_official,
+    load_election,
+)
+from api.errors import NotFound
+from infra.progress import Recorded
 from infra.storage import LocalPhotoStore
 
 
@@ -110,3 +117,38 @@ def test_template_of_another_election_is_refused(
     (election_dir / "election.json").write_text(text)
     with pytest.raises(FormatError, match="field 'election'"):
         load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
+
+
+def test_unknown_election_is_a_404_on_election_id(conn: psycopg.Connection) -> None:
+    with pytest.raises(ElectionNotFound) as exc:
+        get_election(conn, "nowhere")
+    assert isinstance(exc.value, NotFound) and exc.value.status_code == 404
+    assert str(exc.value) == "no election 'nowhere'"  # what the command line prints
+    assert exc.value.body() == {"field": "election_id", "message": "no election 'nowhere'"}
+    with pytest.raises(ElectionNotFound, match="no election 'nowhere'"):
+        import_official(conn, "nowhere", b"precinct_id\n", "a.csv")
+
+
+def test_load_and_import_report_their_stages_with_totals(
+    conn: psycopg.Connection, election_dir: Path, tmp_path: Path, make_official: Callable
+) -> None:
+    (election_dir / "official.csv").write_text(
+        make_official({"p1": {"lukashenko": 10}, "p2": {"tsikhanouskaya": 7}})
+    )
+    progress = Recorded()
+    load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"), progress)
+    totals = dict(progress.stages)
+    assert totals["store precincts"] == progress.done["store precincts"] == 3
+    assert totals["store protocols"] == progress.done["store protocols"] == 2
+    assert progress.done["parse precincts"] == 3
+    assert progress.done["parse official results"] == 2
+
+    progress = Recorded()
+    official = make_official({"p3": {"lukashenko": 1}}).encode()
+    import_official(conn, "by-2020-president", official, "c.csv", progress)
+    assert [name for name, _ in progress.stages] == [
+        "parse official results",
+        "store protocols",
+        "store official votes",
+    ]
+    assert progress.done == dict.fromkeys(progress.done, 1)

@@ -11,8 +11,10 @@ import pytest
 from api.elections.crowd import import_crowd
 from api.elections.formats import FormatError
 from api.elections.service import load_election
+from api.flags.service import run_flags
 from infra.storage import LocalPhotoStore
-from tally.service import recompute_flags
+from tally.proof import Finding
+from tally.vocab import EvidenceLevel, Flag, FlagKind
 
 HEADER = "precinct_id,source,dmitriyev,kanapatskaya,lukashenko,tsikhanouskaya,charachen,against_all"
 
@@ -29,6 +31,11 @@ def election(
     return "by-2020-president"
 
 
+def _proof_rules(conn: psycopg.Connection, election: str) -> list[Finding]:
+    """What the proof rules find (declared sources' leads included), as stored."""
+    return run_flags(conn, election).proof
+
+
 def _csv(source: str, rows: dict[str, int]) -> bytes:
     lines = [HEADER] + [f"{p},{source},0,0,0,{n},0,0" for p, n in rows.items()]
     return ("\n".join(lines) + "\n").encode()
@@ -37,20 +44,21 @@ def _csv(source: str, rows: dict[str, int]) -> bytes:
 def test_verified_source_proves_and_declared_only_reports(
     conn: psycopg.Connection, election: str
 ) -> None:
-    import_crowd(conn, election, _csv("partner-photos", {"p1": 12, "p2": 3}), "a.csv", "verified")
-    import_crowd(conn, election, _csv("poll", {"p2": 40}), "b.csv", "declared")
-    findings = recompute_flags(conn, election)
+    partner = _csv("partner-photos", {"p1": 12, "p2": 3})
+    import_crowd(conn, election, partner, "a.csv", EvidenceLevel.VERIFIED)
+    import_crowd(conn, election, _csv("poll", {"p2": 40}), "b.csv", EvidenceLevel.DECLARED)
+    findings = _proof_rules(conn, election)
     by_key = {(f.precinct_id, f.flag, f.source): f for f in findings}
-    proof = by_key[("p1", "crowd_exceeds_official", "partner-photos")]
+    proof = by_key[("p1", Flag.CROWD_EXCEEDS_OFFICIAL, "partner-photos")]
     assert (proof.kind, proof.crowd, proof.official, proof.option) == (
-        "proof",
+        FlagKind.PROOF,
         12,
         10,
         "tsikhanouskaya",
     )
-    declared = by_key[("p2", "declared_exceeds_official", "poll")]
-    assert declared.kind == "statistical" and declared.crowd == 40
-    assert ("p2", "crowd_exceeds_official", "poll") not in by_key
+    declared = by_key[("p2", Flag.DECLARED_EXCEEDS_OFFICIAL, "poll")]
+    assert declared.kind == FlagKind.STATISTICAL and declared.crowd == 40
+    assert ("p2", Flag.CROWD_EXCEEDS_OFFICIAL, "poll") not in by_key
     # Never added to the platform's own counts.
     assert conn.execute("SELECT count(*) FROM photo_tallies").fetchone() == (0,)
 
@@ -64,7 +72,7 @@ def test_reimport_replaces_the_source_and_keeps_a_record(
     assert conn.execute(
         "SELECT votes FROM current_crowd_counts WHERE option_id = 'tsikhanouskaya'"
     ).fetchall() == [(2,)]
-    assert recompute_flags(conn, election) == []
+    assert _proof_rules(conn, election) == []
 
 
 @pytest.mark.parametrize(
@@ -78,6 +86,7 @@ def test_reimport_replaces_the_source_and_keeps_a_record(
             "line 3, column 'source': 'y' differs from 'x'",
         ),
         (_csv("photos", {"p1": 1}), "verified", "reserved"),
+        (_csv("protocol", {"p1": 1}), "verified", "reserved"),
         (
             _csv("x", {"p1": 1}).replace(b",0,0,0,1", b",0,0,0,-1"),
             "verified",
@@ -108,3 +117,4 @@ def test_gzip_files_are_read(conn: psycopg.Connection, election: str) -> None:
         conn, election, gzip.compress(_csv("zipped", {"p1": 3})), "c.csv.gz", "verified"
     )
     assert result.rows == 1 and result.source == "zipped"
+    assert result.level is EvidenceLevel.VERIFIED

@@ -9,6 +9,7 @@ import psycopg
 from api.elections.service import get_election, load_election
 from infra.storage import LocalPhotoStore
 from seeds.generate import SEED_DIR, load_seed
+from tally.vocab import Flag
 
 
 def test_seeded_election_loads(conn: psycopg.Connection, tmp_path: Path) -> None:
@@ -19,7 +20,7 @@ def test_seeded_election_loads(conn: psycopg.Connection, tmp_path: Path) -> None
     assert election.precincts_with_official == len(seed.official) == 1310
     assert election.option_ids == seed.option_ids
     assert election.has_ballot_template
-    stored = dict(
+    stored: dict[str, int] = dict(
         conn.execute(
             "SELECT option_id, sum(votes) FROM current_official_votes GROUP BY option_id"
         ).fetchall()
@@ -30,14 +31,14 @@ def test_seeded_election_loads(conn: psycopg.Connection, tmp_path: Path) -> None
 def test_protocol_arithmetic_finds_exactly_the_seeded_slips(
     conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    from tally.service import recompute_flags
+    from api.flags.service import run_flags
 
     seed = load_seed(SEED_DIR)
     load_election(conn, SEED_DIR, LocalPhotoStore(tmp_path / "photos"))
     flagged = {
         f.precinct_id
-        for f in recompute_flags(conn, seed.election_id)
-        if f.flag == "protocol_arithmetic"
+        for f in run_flags(conn, seed.election_id).proof
+        if f.flag == Flag.PROTOCOL_ARITHMETIC
     }
     slips = {p for p, f in seed.falsified.items() if f["scheme"] == "arithmetic_slip"}
     assert flagged == slips and len(slips) == 12

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from psycopg import sql
+from tally.vocab import ForensicTest
 
 TARGETS = {"import_s": 30.0, "analysis_and_report_s": 60.0, "peak_memory_mb": 2048.0}
 # Kobak, Shpilkin & Pshenichnikov (2016) and the brief: about 1,000-1,700 excess
@@ -44,12 +44,16 @@ def main() -> None:
         scratch.chmod(0o711)
         os.environ["GOLOS_DATA_DIR"] = str(scratch / "data")
     from api.cli import ensure_database
+    from api.elections import repository as elections_repository
     from api.elections.service import load_election
+    from api.reports import repository as reports_repository
+    from api.reports.service import write_election_report
+    from api.submissions import repository as submissions_repository
     from infra import db
     from infra.pg import EmbeddedPostgres
     from infra.settings import get_settings
     from infra.storage import get_store
-    from tally.report import write_report
+    from tally import repository as tally_repository
 
     ensure_database()
     election_id = json.loads((args.folder / "election.json").read_text())["id"]
@@ -57,28 +61,24 @@ def main() -> None:
     try:
         for run in range(args.runs):
             with db.connection() as conn:
-                # The imports first: their rows also reference the precincts, which a
-                # single cascading delete from elections would check before removing.
-                for table in ("official_imports", "crowd_imports", "elections"):
-                    column = "id" if table == "elections" else "election_id"
-                    conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-                            sql.Identifier(table), sql.Identifier(column)
-                        ),
-                        (election_id,),
-                    )
+                # A fresh start: each domain clears its own rows of the election.
+                submissions_repository.clear_election(conn, election_id)
+                tally_repository.clear_election(conn, election_id)
+                reports_repository.clear_election(conn, election_id)
+                elections_repository.delete_election(conn, election_id)
                 conn.commit()
                 started = time.perf_counter()
                 load_election(conn, args.folder, get_store())
                 imports.append(time.perf_counter() - started)
                 out = Path(tempfile.mkdtemp(prefix="golos-report-"))
                 started = time.perf_counter()
-                summary = write_report(conn, election_id, out, draws=args.draws)
+                summary = write_election_report(conn, election_id, out, draws=args.draws)
                 reports.append(time.perf_counter() - started)
                 files = sorted(p.name for p in out.iterdir())
                 shutil.rmtree(out)
-            print(f"run {run + 1}: import {imports[-1]:.1f} s, report {reports[-1]:.1f} s",
-                  flush=True)
+            print(
+                f"run {run + 1}: import {imports[-1]:.1f} s, report {reports[-1]:.1f} s", flush=True
+            )
     finally:
         db.close_pool()
         if scratch is not None:
@@ -91,18 +91,24 @@ def main() -> None:
         "analysis_and_report_s": statistics.median(reports),
         "peak_memory_mb": peak_mb,
     }
-    print(f"\n{election_id}: {summary['precincts']} precincts, {args.runs} runs, "
-          f"{args.draws} Monte Carlo draws")
+    print(
+        f"\n{election_id}: {summary['precincts']} precincts, {args.runs} runs, "
+        f"{args.draws} Monte Carlo draws"
+    )
     for key, value in figures.items():
         verdict = "ok" if value <= TARGETS[key] else "OVER TARGET"
         print(f"  {key:<24} median {value:8.1f}   target <= {TARGETS[key]:.0f}   {verdict}")
-    ip = summary["tests"]["integer_percent"]
-    print(f"  integer percent: observed {ip['observed']}, null mean {ip['null_mean']:.1f}, "
-          f"null s.d. {ip['null_sd']:.1f}, excess {ip['excess']:.1f}, significant "
-          f"{ip['significant']} (published: {PUBLISHED})")
-    fp = summary["tests"]["fingerprint"]
-    print(f"  fingerprint fit: f_incremental {fp.get('f_incremental')}, "
-          f"f_extreme {fp.get('f_extreme')}")
+    ip = summary["tests"][ForensicTest.INTEGER_PERCENT]
+    print(
+        f"  integer percent: observed {ip['observed']}, null mean {ip['null_mean']:.1f}, "
+        f"null s.d. {ip['null_sd']:.1f}, excess {ip['excess']:.1f}, significant "
+        f"{ip['significant']} (published: {PUBLISHED})"
+    )
+    klimek = summary["tests"][ForensicTest.KLIMEK]
+    print(
+        f"  Klimek fit: f_incremental {klimek.get('f_incremental')}, "
+        f"f_extreme {klimek.get('f_extreme')}"
+    )
     print(f"  flags: {summary['flags']}")
     print(f"  files: {', '.join(files)}")
 

@@ -49,6 +49,33 @@ class _Silent:
 SILENT: Progress = _Silent()
 
 
+class Recorded:
+    """A Progress that remembers each stage, its total and how far it got: for a log
+    line after the work, and for tests that check what a service reports."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, int | None]] = []
+        self.done: dict[str, int] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.stages]
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        self.stages.append((description, total))
+        self.done[description] = 0
+
+    def advance(self, amount: int = 1) -> None:
+        if self.stages:
+            self.done[self.stages[-1][0]] += amount
+
+    def update(self, completed: int, total: int | None = None) -> None:
+        if self.stages:
+            name, known = self.stages[-1]
+            self.stages[-1] = (name, total if total is not None else known)
+            self.done[name] = completed
+
+
 class _Bar:
     """Each stage a line of its own: finished stages stay visible with their time."""
 

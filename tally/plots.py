@@ -5,7 +5,7 @@ registry, safe in a background worker). Each function is deterministic: the same
 arrays give the same bytes with the same matplotlib (the matplotlib style is reset
 to its defaults for the plot and the PNG carries no version or date).
 
-Turnout and shares are fractions in [0, 1] (as in :mod:`tally.stats`) and are
+Turnout and shares are fractions in [0, 1] (as in :mod:`tally.forensics`) and are
 shown in percent. Statistical plots carry the note "statistical signal, not proof";
 the crowd-versus-official plot shows proof: a verified crowd count above the
 official count for the same option and station.
@@ -20,6 +20,8 @@ from typing import Any
 
 import matplotlib.style as mplstyle
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -71,8 +73,8 @@ def _not_proof_note(fig: Figure) -> None:
     )
 
 
-def _no_data(ax: object, message: str = "no data") -> None:
-    ax.text(  # type: ignore[attr-defined]
+def _no_data(ax: Axes, message: str = "no data") -> None:
+    ax.text(
         0.5,
         0.5,
         message,
@@ -80,7 +82,7 @@ def _no_data(ax: object, message: str = "no data") -> None:
         va="center",
         fontsize=14,
         color="#888888",
-        transform=ax.transAxes,  # type: ignore[attr-defined]
+        transform=ax.transAxes,
     )
 
 
@@ -93,12 +95,12 @@ def _as_percent(edges: np.ndarray) -> np.ndarray:
     return edges
 
 
-def _count_axis(axis: object) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))  # type: ignore[attr-defined]
+def _count_axis(axis: Axis) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
 
 
-def _percent_axis(axis: object) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}%"))  # type: ignore[attr-defined]
+def _percent_axis(axis: Axis) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}%"))
 
 
 def fingerprint_png(

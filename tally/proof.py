@@ -5,6 +5,9 @@ if more people proved a vote for an option at a station than the protocol gave
 it, the protocol is false. They give lower bounds, never estimates. Only
 ``verified`` evidence proves; ``declared`` sources (voters' statements) are
 reported under their own flag names, as leads, never as proof.
+
+Flag names and kinds come from :mod:`tally.vocab`: a finding's kind is its flag's
+kind there, by construction.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["proof", "statistical"]
-Level = Literal["verified", "declared"]
+from tally.vocab import FLAG_KIND, EvidenceLevel, Flag, FlagKind, Source
+
 Op = Literal["==", "<=", ">="]
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One flag as computed, before an observer has looked at it (a ``flags`` row)."""
+
     precinct_id: str
-    flag: str
-    kind: Kind
+    flag: Flag
     option: str
     source: str
     crowd: int | None
@@ -31,6 +35,11 @@ class Finding:
     statistic: float | None = None
     p_value: float | None = None
     q_value: float | None = None
+
+    @property
+    def kind(self) -> FlagKind:
+        """Proof or statistical: the vocabulary's kind of the flag, never chosen apart."""
+        return FLAG_KIND[self.flag]
 
 
 @dataclass(frozen=True)
@@ -53,22 +62,27 @@ STANDARD_CHECKS = (
 )
 
 
-def _flag_names(level: Level) -> tuple[str, str, Kind]:
-    if level == "verified":
-        return "crowd_exceeds_official", "crowd_exceeds_turnout", "proof"
-    return "declared_exceeds_official", "declared_exceeds_turnout", "statistical"
+# The flags of a crowd source's evidence level: (votes above official, voters above
+# ballots cast). Their kinds follow from the vocabulary: verified proves, declared leads.
+_CROWD_FLAGS: Mapping[EvidenceLevel, tuple[Flag, Flag]] = {
+    EvidenceLevel.VERIFIED: (Flag.CROWD_EXCEEDS_OFFICIAL, Flag.CROWD_EXCEEDS_TURNOUT),
+    EvidenceLevel.DECLARED: (Flag.DECLARED_EXCEEDS_OFFICIAL, Flag.DECLARED_EXCEEDS_TURNOUT),
+}
 
 
 def crowd_exceeds_official(
     crowd: Mapping[tuple[str, str], int],
     official: Mapping[tuple[str, str], int | None],
-    source: str = "photos",
-    level: Level = "verified",
+    source: str = Source.PHOTOS,
+    level: EvidenceLevel = EvidenceLevel.VERIFIED,
 ) -> list[Finding]:
     """A finding for every (precinct, option) whose crowd votes exceed the official
     votes. Precincts without a known official figure prove nothing."""
-    flag, _, kind = _flag_names(level)
-    evidence = "verified ballots" if level == "verified" else "declared (unverified) votes"
+    level = EvidenceLevel(level)
+    flag, _ = _CROWD_FLAGS[level]
+    evidence = (
+        "verified ballots" if level is EvidenceLevel.VERIFIED else "declared (unverified) votes"
+    )
     findings = []
     for (precinct, option), count in sorted(crowd.items()):
         official_votes = official.get((precinct, option))
@@ -78,7 +92,6 @@ def crowd_exceeds_official(
             Finding(
                 precinct_id=precinct,
                 flag=flag,
-                kind=kind,
                 option=option,
                 source=source,
                 crowd=count,
@@ -95,11 +108,12 @@ def crowd_exceeds_official(
 def crowd_exceeds_turnout(
     voters: Mapping[str, int],
     ballots_cast: Mapping[str, int | None],
-    source: str = "photos",
-    level: Level = "verified",
+    source: str = Source.PHOTOS,
+    level: EvidenceLevel = EvidenceLevel.VERIFIED,
 ) -> list[Finding]:
     """More crowd voters at a station than ballots the protocol says were cast."""
-    _, flag, kind = _flag_names(level)
+    level = EvidenceLevel(level)
+    _, flag = _CROWD_FLAGS[level]
     findings = []
     for precinct, count in sorted(voters.items()):
         cast = ballots_cast.get(precinct)
@@ -109,7 +123,6 @@ def crowd_exceeds_turnout(
             Finding(
                 precinct_id=precinct,
                 flag=flag,
-                kind=kind,
                 option="",
                 source=source,
                 crowd=count,
@@ -166,10 +179,9 @@ def protocol_arithmetic(
             findings.append(
                 Finding(
                     precinct_id=precinct,
-                    flag="protocol_arithmetic",
-                    kind="proof",
+                    flag=Flag.PROTOCOL_ARITHMETIC,
                     option="",
-                    source="protocol",
+                    source=Source.PROTOCOL,
                     crowd=None,
                     official=None,
                     statistic=float(len(broken)),

@@ -1,8 +1,8 @@
 """The tabular report files of ``report/1`` (``../shared/spec/reports.md``).
 
 Pure rendering: rows in, ``.csv`` and ``.parquet`` files out, no database. Column
-names and their order are a public contract; :data:`DISCREPANCY_COLUMNS` is the
-order of ``discrepancies.csv``.
+names and their order are a public contract, kept in :mod:`tally.vocab`
+(``DISCREPANCY_COLUMNS`` is the order of ``discrepancies.csv``).
 
 Both files carry the same columns in the same order with the same values:
 
@@ -24,43 +24,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-DISCREPANCY_COLUMNS: tuple[str, ...] = (
-    "precinct_id",
-    "region",
-    "district",
-    "flag",
-    "kind",
-    "option",
-    "source",
-    "crowd",
-    "official",
-    "statistic",
-    "p_value",
-    "q_value",
-    "detail",
-    "review_status",
-)
-
-# The types of the discrepancy columns; the rest are strings.
-DISCREPANCY_TYPES: Mapping[str, str] = {
-    "crowd": "int",
-    "official": "int",
-    "statistic": "float",
-    "p_value": "float",
-    "q_value": "float",
-}
+from infra.files import atomic_writer
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "int": pa.int64(),
@@ -152,24 +125,6 @@ def _arrow_column(raw: list[object], kind: str, column: str) -> pa.Array:
         raise ValueError(f"column {column!r}: {exc}") from exc
 
 
-@contextmanager
-def _replace_atomically(path: Path, text: bool) -> Iterator[IO[Any]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if text:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                yield handle
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _csv_text(column: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
     """The column's CSV cells: minimal quoting (as the csv module), "" for a null."""
     if kind == "bool":
@@ -189,7 +144,7 @@ def _write_csv(path: Path, table: pa.Table, kinds: list[str]) -> None:
     # same table as the Parquet file, so both files hold the same values.
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(table.column_names)
-    with _replace_atomically(path, text=True) as handle:
+    with atomic_writer(path, "w") as handle:
         handle.write(header.getvalue())
         if table.num_rows:
             cells = [_csv_text(c, k) for c, k in zip(table.columns, kinds, strict=True)]
@@ -199,7 +154,7 @@ def _write_csv(path: Path, table: pa.Table, kinds: list[str]) -> None:
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
-    with _replace_atomically(path, text=False) as handle:
+    with atomic_writer(path, "wb") as handle:
         pq.write_table(table, handle, compression="zstd", write_statistics=True)
 
 

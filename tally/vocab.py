@@ -130,3 +130,30 @@ def official_column(line_or_option: str) -> str:
 def source_column(source: str, option: str) -> str:
     """precincts.csv column of a crowd source's votes: ``<source>_<option>``."""
     return f"{source}_{option}"
+
+
+class ForensicTest(StrEnum):
+    """The keys of summary.json's "tests" (report/1), in report order; also the keys of
+    the analysis' figures for the plots. The spec names Klimek's turnout x share test
+    "fingerprint" (in code it is klimek: tally/forensics/klimek.py)."""
+
+    INTEGER_PERCENT = "integer_percent"
+    KLIMEK = "fingerprint"
+    SHPILKIN = "shpilkin"
+    OUTLIERS = "outliers"
+    DIGITS = "digits"
+
+
+class ReportFile(StrEnum):
+    """The files of report/1, as named in the spec and listed by the reports API."""
+
+    DISCREPANCIES_CSV = "discrepancies.csv"
+    DISCREPANCIES_PARQUET = "discrepancies.parquet"
+    PRECINCTS_CSV = "precincts.csv"
+    PRECINCTS_PARQUET = "precincts.parquet"
+    SUMMARY = "summary.json"
+    PAGE = "report.html"
+    KLIMEK_PLOT = "fingerprint.png"
+    TURNOUT_PLOT = "turnout.png"
+    LEADER_SHARE_PLOT = "leader_share.png"
+    CROWD_VS_OFFICIAL_PLOT = "crowd_vs_official.png"

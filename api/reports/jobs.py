@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from procrastinate import App, RetryStrategy
 
@@ -15,13 +14,10 @@ GENERATE_TASK = "golos.generate_report"
 REPORTS_QUEUE = "reports"
 
 
-def reports_root() -> Path:
-    return get_settings().data_dir.resolve() / "reports"
-
-
 def generate_report_job(report_id: str) -> None:
+    # A job runs outside any request: its settings and connection are its own.
     with db.connection() as conn:
-        service.generate(conn, uuid.UUID(report_id), reports_root())
+        service.generate(conn, uuid.UUID(report_id), service.reports_root(get_settings()))
 
 
 def register(app: App) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from tally.proof import (
     crowd_exceeds_turnout,
     protocol_arithmetic,
 )
+from tally.vocab import FLAG_KIND, PROTOCOL_LINES, EvidenceLevel, Flag, FlagKind, Source
 
 OPTIONS = ["a", "b"]
 
@@ -117,3 +120,44 @@ def test_an_honest_protocol_never_fails(votes_a: int, votes_b: int, invalid: int
         registered=cast + 7, ballots_received=cast + 20, ballots_cancelled=20,
     )  # fmt: skip
     assert protocol_arithmetic({"p": protocol}, OPTIONS, STANDARD_CHECKS) == []
+
+
+_COUNTS = st.dictionaries(
+    st.tuples(st.sampled_from(["p1", "p2", "p3"]), st.sampled_from(OPTIONS)),
+    st.integers(0, 50),
+)
+_VOTERS = st.dictionaries(st.sampled_from(["p1", "p2", "p3"]), st.integers(0, 50))
+_LINE = st.one_of(st.none(), st.integers(0, 200))
+
+
+@given(_COUNTS, _COUNTS, _VOTERS, _VOTERS, st.sampled_from(list(EvidenceLevel)))
+def test_every_crowd_finding_carries_its_flags_vocabulary_kind(
+    crowd: dict[tuple[str, str], int],
+    official: dict[tuple[str, str], int],
+    voters: dict[str, int],
+    cast: dict[str, int],
+    level: EvidenceLevel,
+) -> None:
+    findings = crowd_exceeds_official(crowd, official, "src", level)
+    findings += crowd_exceeds_turnout(voters, cast, "src", level)
+    for finding in findings:
+        assert finding.kind == FLAG_KIND[finding.flag]
+        assert isinstance(finding.flag, Flag)
+        # Only verified evidence proves; declared evidence is a lead.
+        assert (finding.kind is FlagKind.PROOF) == (level is EvidenceLevel.VERIFIED)
+
+
+@given(st.dictionaries(st.sampled_from(PROTOCOL_LINES + tuple(OPTIONS)), _LINE))
+def test_every_protocol_finding_carries_its_flags_vocabulary_kind(
+    lines: dict[str, int | None],
+) -> None:
+    for finding in protocol_arithmetic({"p": _protocol(**lines)}, OPTIONS):
+        assert finding.flag is Flag.PROTOCOL_ARITHMETIC
+        assert finding.kind == FLAG_KIND[finding.flag] == FlagKind.PROOF
+        assert finding.source == Source.PROTOCOL
+
+
+def test_crowd_rules_take_the_level_as_a_plain_string_too() -> None:
+    level: Any = "declared"  # as read from a file or a database row
+    [finding] = crowd_exceeds_official({("p1", "a"): 9}, {("p1", "a"): 1}, "poll", level)
+    assert finding.flag is Flag.DECLARED_EXCEEDS_OFFICIAL

@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 
 from api.elections.crowd import import_crowd
 from api.elections.service import load_election
+from api.reports.service import write_election_report
 from infra.storage import LocalPhotoStore
 from seeds.crowd import honest_counts, provable_precincts, simulate_crowd
 from seeds.generate import SEED_DIR, generate_election, load_seed
-from tally.report import DISCREPANCY_COLUMNS, write_report
+from tally.vocab import DISCREPANCY_COLUMNS
 
 DRAWS = 200  # enough to tell a planted excess from the null; the benchmark uses 1,000
 
@@ -39,7 +40,7 @@ def test_falsified_seed_proof_and_signals(conn: psycopg.Connection, tmp_path: Pa
     conn.commit()
 
     out = tmp_path / "report"
-    summary = write_report(conn, seed.election_id, out, draws=DRAWS)
+    summary = write_election_report(conn, seed.election_id, out, draws=DRAWS)
 
     with open(out / "discrepancies.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -79,7 +80,9 @@ def test_clean_seed_has_no_proof_and_no_significant_signal(
     generate_election(folder, clean=True)
     load_election(conn, folder, LocalPhotoStore(tmp_path / "photos"))
     conn.commit()
-    summary = write_report(conn, "by-2020-president-clean", tmp_path / "report", draws=DRAWS)
+    summary = write_election_report(
+        conn, "by-2020-president-clean", tmp_path / "report", draws=DRAWS
+    )
     assert summary["precincts_with_proof"] == 0
     assert summary["tests"]["integer_percent"]["significant"] is False
     assert summary["flags"]["integer_percent"] == 0

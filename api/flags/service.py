@@ -1,0 +1,52 @@
+"""The flag stage: where the evidence is compared and the flags are stored.
+
+``run_flags`` gathers an election's evidence through each domain's repository
+(official protocols and crowd sources from the elections, verified photo
+tallies from tally), runs the proof rules and the statistical tests over it
+(``tally.flags.evaluate``, pure) and makes the stored flags exactly what they
+found (``tally.repository.store_flags``: a decision stays while its flag's
+numbers stay, a changed flag is open again, a vanished one is removed). The
+report (``api.reports.service``) runs this stage first and reuses its result.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from api.elections import repository as elections
+from infra.progress import SILENT, Progress
+from tally import repository as tallies
+from tally.flags import Evidence, FlagRun, evaluate, protocol_checks
+
+__all__ = ["FlagRun", "gather_evidence", "run_flags"]
+
+
+def gather_evidence(conn: psycopg.Connection, election_id: str) -> Evidence:
+    """Everything the flag stage reads, for one election; ``ElectionNotFound`` when the
+    election does not exist."""
+    option_ids = elections.option_ids(conn, election_id)
+    return Evidence(
+        precincts=elections.precincts(conn, election_id),
+        option_ids=option_ids,
+        protocols=elections.official_protocols(conn, election_id),
+        official_votes=elections.official_votes(conn, election_id),
+        photo_tally=tallies.photo_tally(conn, election_id),
+        photo_voters=tallies.photo_voters(conn, election_id),
+        crowd_sources=elections.crowd_sources(conn, election_id),
+        checks=protocol_checks(elections.protocol_template(conn, election_id)),
+        single_choice=elections.max_marks(conn, election_id) == 1,
+    )
+
+
+def run_flags(
+    conn: psycopg.Connection,
+    election_id: str,
+    *,
+    draws: int = 1000,
+    progress: Progress = SILENT,
+) -> FlagRun:
+    """Recompute and store every flag of the election (proof and statistical), in the
+    caller's transaction; the caller commits. ``draws``: simulation draws per test."""
+    run = evaluate(gather_evidence(conn, election_id), draws=draws, progress=progress)
+    tallies.store_flags(conn, election_id, run.findings)
+    return run

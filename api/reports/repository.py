@@ -1,0 +1,71 @@
+"""Every SQL statement on the ``reports`` table.
+
+Each function runs in the caller's transaction; none commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import psycopg
+from psycopg.rows import class_row
+
+from api.reports.schemas import Report, ReportStatus
+
+
+def create(conn: psycopg.Connection, election_id: str) -> Report:
+    """A new queued report of the election."""
+    with conn.cursor(row_factory=class_row(Report)) as cur:
+        report = cur.execute(
+            "INSERT INTO reports (id, election_id) VALUES (%s, %s)"
+            " RETURNING id, election_id, status, files, error",
+            (uuid.uuid4(), election_id),
+        ).fetchone()
+    assert report is not None
+    return report
+
+
+def get(conn: psycopg.Connection, report_id: uuid.UUID) -> Report | None:
+    """The report, or None when there is none of that id."""
+    with conn.cursor(row_factory=class_row(Report)) as cur:
+        return cur.execute(
+            "SELECT id, election_id, status, files, error FROM reports WHERE id = %s",
+            (report_id,),
+        ).fetchone()
+
+
+def mark_running(conn: psycopg.Connection, report_id: uuid.UUID) -> str | None:
+    """Claim a queued (or retried running) report; its election id, or None when the
+    report is finished or unknown.
+
+    Concurrency: the UPDATE locks the row until the caller commits, so of two
+    workers claiming one report the second waits and then sees it as its first
+    left it.
+    """
+    row = conn.execute(
+        "UPDATE reports SET status = %s WHERE id = %s AND status IN (%s, %s) RETURNING election_id",
+        (ReportStatus.RUNNING, report_id, ReportStatus.QUEUED, ReportStatus.RUNNING),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def mark_ready(conn: psycopg.Connection, report_id: uuid.UUID, files: Sequence[str]) -> None:
+    """The report's files are written: these names can be downloaded."""
+    conn.execute(
+        "UPDATE reports SET status = %s, files = %s, finished_at = now() WHERE id = %s",
+        (ReportStatus.READY, list(files), report_id),
+    )
+
+
+def mark_failed(conn: psycopg.Connection, report_id: uuid.UUID, error: str) -> None:
+    """The report could not be written; ``error`` says why."""
+    conn.execute(
+        "UPDATE reports SET status = %s, error = %s, finished_at = now() WHERE id = %s",
+        (ReportStatus.FAILED, error, report_id),
+    )
+
+
+def clear_election(conn: psycopg.Connection, election_id: str) -> None:
+    """Delete the election's reports (their rows; the files are the caller's)."""
+    conn.execute("DELETE FROM reports WHERE election_id = %s", (election_id,))

@@ -1,6 +1,7 @@
 """What routes receive through ``Depends``: typed ``Annotated`` aliases.
 
-Tests replace any of these with ``app.dependency_overrides[get_x] = ...``;
+Tests replace any of these through its provider function, e.g.
+``app.dependency_overrides[settings_dep] = lambda: changed``;
 nothing is patched. Database work is synchronous (psycopg), so routes that use
 ``Conn`` are plain ``def`` routes, which FastAPI runs in its thread pool: no
 blocking call on the event loop. An ``async`` route that must touch the database

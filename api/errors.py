@@ -51,3 +51,9 @@ class Invalid(GolosError):
     """A field's value is wrong."""
 
     status_code = 422
+
+
+class ServiceUnavailable(GolosError):
+    """A part the platform needs is down for now (the database): retry later."""
+
+    status_code = 503

@@ -141,11 +141,11 @@ def main() -> None:
         os.environ["GOLOS_DATA_DIR"] = str(scratch / "data")
     from api.cli import ensure_database
     from api.submissions.duplicates import (
-        LOOKUP,
         check_and_record,
         find_near_duplicate,
         lookup_params,
     )
+    from api.submissions.repository import LOOKUP
     from infra import db
     from infra.pg import EmbeddedPostgres
     from infra.settings import get_settings
@@ -170,16 +170,23 @@ def main() -> None:
                 """
             ).fetchone()
             assert sizes is not None
-            spread = (
-                "uniform" if args.centres <= 0 else f"{args.centres} centres, flip {args.flip}"
+            spread = "uniform" if args.centres <= 0 else f"{args.centres} centres, flip {args.flip}"
+            print(
+                f"{args.photos:,} fingerprints ({spread}), k = {k}, {k + 1} bands: "
+                f"loaded with COPY in {load_s:.1f} s",
+                flush=True,
             )
-            print(f"{args.photos:,} fingerprints ({spread}), k = {k}, {k + 1} bands: "
-                  f"loaded with COPY in {load_s:.1f} s", flush=True)
-            print(f"  bands table {sizes[0] / 2**20:.0f} MiB (lookup index "
-                  f"{sizes[1] / 2**20:.0f} MiB), fingerprints table {sizes[2] / 2**20:.0f} MiB")
+            print(
+                f"  bands table {sizes[0] / 2**20:.0f} MiB (lookup index "
+                f"{sizes[1] / 2**20:.0f} MiB), fingerprints table {sizes[2] / 2**20:.0f} MiB"
+            )
 
             runs: dict[str, list[float]] = {
-                "near": [], "miss": [], "random": [], "record": [], "commit": []
+                "near": [],
+                "miss": [],
+                "random": [],
+                "record": [],
+                "commit": [],
             }
             found = planted = false_far = 0
             for run in range(args.runs):
@@ -232,8 +239,11 @@ def main() -> None:
                 values = np.array(list(by_id.values()), dtype=np.uint64)
                 for name, samples in kinds.items():
                     runs[name].append(statistics.median(samples))
-                print(f"run {run + 1}: " + "; ".join(
-                    f"{name} {_ms(samples)}" for name, samples in kinds.items()), flush=True)
+                print(
+                    f"run {run + 1}: "
+                    + "; ".join(f"{name} {_ms(samples)}" for name, samples in kinds.items()),
+                    flush=True,
+                )
 
             probe = by_id[ids[0]] ^ 1
             plan = conn.execute(
@@ -270,12 +280,15 @@ def main() -> None:
         ("commit", "its commit (WAL flush)"),
     ):
         medians = [round(m * 1000, 3) for m in runs[name]]
-        print(f"  {label:<36} median {statistics.median(runs[name]) * 1000:.3f} ms  "
-              f"runs {medians}")
-    print(f"  rows per band value (average): {float(candidates[0]):.1f}, so about "
-          f"{float(candidates[0]) * (k + 1):.0f} candidates per lookup")
-    print(f"  planted near-duplicates found: {found} of {planted}; answers farther than "
-          f"k = {k}: {false_far}; disagreements with brute force: {len(failures)}")
+        print(f"  {label:<36} median {statistics.median(runs[name]) * 1000:.3f} ms  runs {medians}")
+    print(
+        f"  rows per band value (average): {float(candidates[0]):.1f}, so about "
+        f"{float(candidates[0]) * (k + 1):.0f} candidates per lookup"
+    )
+    print(
+        f"  planted near-duplicates found: {found} of {planted}; answers farther than "
+        f"k = {k}: {false_far}; disagreements with brute force: {len(failures)}"
+    )
     for line in failures[:10]:
         print("   ", line)
     print("  plan of one lookup (a stored value with one bit flipped):")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from procrastinate import App, PsycopgConnector
 from procrastinate.jobs import Status
 
-__all__ = ["App", "make_app", "retry_stalled_jobs"]
+__all__ = ["App", "is_waiting", "make_app", "retry_stalled_jobs", "running_locks"]
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +53,21 @@ async def retry_stalled_jobs(
             with contextlib.suppress(Exception):
                 await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
     return retried
+
+
+async def is_waiting(app: App, queueing_lock: str) -> bool:
+    """Whether a job with this queueing lock waits in the queue (not yet started).
+
+    One indexed probe: procrastinate keeps a unique index on the queueing lock of
+    waiting jobs, and plans its listing query with the values given."""
+    waiting = await app.job_manager.list_jobs_async(
+        queueing_lock=queueing_lock, status=Status.TODO.value
+    )
+    return any(True for _ in waiting)
+
+
+async def running_locks(app: App, queue_name: str) -> set[str]:
+    """The queueing locks of the queue's running jobs: at most one job per worker
+    slot runs at a time, so this is a short list however long the queue is."""
+    running = await app.job_manager.list_jobs_async(queue=queue_name, status=Status.DOING.value)
+    return {job.queueing_lock for job in running if job.queueing_lock is not None}

@@ -10,9 +10,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from psycopg import sql
@@ -24,7 +26,7 @@ from infra.migrate import migrate
 from infra.pg import EmbeddedPostgres
 from infra.settings import get_settings
 from infra.storage import get_store
-from ocr.template import load_template
+from ocr.template import BallotTemplate, load_template
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +74,14 @@ def ballot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ballot")
     write_template(BY2020_DESIGN, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def by_reference() -> tuple[Image.Image, BallotTemplate]:
+    """The seeded ballot's rendered reference image and its template (no Tesseract)."""
+    from seeds.ballot import BY2020_DESIGN, render_reference
+
+    return render_reference(BY2020_DESIGN)
 
 
 OPTIONS = ["dmitriyev", "kanapatskaya", "lukashenko", "tsikhanouskaya", "charachen", "against_all"]
@@ -128,7 +138,7 @@ def election_dir(tmp_path: Path, ballot_dir: Path) -> Path:
 
 
 @pytest.fixture
-def make_official() -> object:
+def make_official() -> Callable[[dict[str, dict[str, int]]], str]:
     """Renders official-results/1 CSV text from {precinct: {option: votes}}."""
     return official_csv
 
@@ -146,8 +156,19 @@ def loaded(conn: psycopg.Connection, election_dir: Path, make_official: Callable
 
 
 @pytest.fixture
-def client(loaded: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as c:
+def app() -> Iterator[FastAPI]:
+    """The HTTP application; a test replaces a dependency with
+    ``app.dependency_overrides[api.deps.settings_dep] = ...`` (cleared afterwards)."""
+    application = create_app()
+    yield application
+    application.dependency_overrides.clear()
+
+
+@pytest.fixture
+def client(app: FastAPI, loaded: str) -> Iterator[TestClient]:
+    """A client of ``app``, its lifespan started (the job queue open), with the
+    test election loaded."""
+    with TestClient(app) as c:
         yield c
 
 
@@ -167,7 +188,7 @@ def ballot_photo(ballot_dir: Path) -> Callable[..., bytes]:
 
 
 @pytest.fixture
-def submit(client: TestClient) -> Callable[..., object]:
+def submit(client: TestClient) -> Callable[..., httpx.Response]:
     def post(
         photo: bytes,
         *,
@@ -176,7 +197,7 @@ def submit(client: TestClient) -> Callable[..., object]:
         sid: str | None = None,
         voter: str | None = None,
         election: str = "by-2020-president",
-    ):
+    ) -> httpx.Response:
         sid = sid or str(uuid.uuid4())
         data = {
             "election_id": election,

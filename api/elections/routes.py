@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
+from api.deps import Conn
 from api.elections import service
-from infra import db
+from api.elections.schemas import Election
 
 router = APIRouter(prefix="/v1/elections", tags=["elections"])
 
 
 @router.get("/{election_id}")
-def get_election(election_id: str) -> service.Election:
-    with db.connection() as conn:
-        try:
-            return service.get_election(conn, election_id)
-        except service.ElectionNotFound as exc:
-            raise HTTPException(404, detail={"field": "election_id", "message": str(exc)}) from None
+def get_election(election_id: str, conn: Conn) -> Election:
+    """An election and how much of it is known (404 ElectionNotFound when none)."""
+    return service.get_election(conn, election_id)

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Request
+import anyio.from_thread
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from api.elections.service import ElectionNotFound, get_election
+from api.deps import AppSettings, Conn, JobQueue
+from api.elections.service import get_election
+from api.errors import NotFound
 from api.reports import jobs, service
-from infra import db
+from api.reports.schemas import Report, ReportStatus
 
 router = APIRouter(tags=["reports"])
 
 
-class ReportStatus(BaseModel):
+class ReportAnswer(BaseModel):
     report_id: uuid.UUID
     election_id: str
-    status: service.ReportStatus
+    status: ReportStatus
     error: str | None
     status_url: str
     files: dict[str, str]  # name -> download URL
 
 
-def _status(request: Request, report: service.Report) -> ReportStatus:
-    return ReportStatus(
+def _answer(request: Request, report: Report) -> ReportAnswer:
+    return ReportAnswer(
         report_id=report.id,
         election_id=report.election_id,
         status=report.status,
@@ -39,32 +42,34 @@ def _status(request: Request, report: service.Report) -> ReportStatus:
 
 
 @router.post("/v1/elections/{election_id}/reports", status_code=202)
-async def request_report(election_id: str, request: Request) -> ReportStatus:
+def request_report(
+    election_id: str, request: Request, conn: Conn, job_queue: JobQueue
+) -> ReportAnswer:
     """Start generating the election's report (report/1) in the background."""
-    with db.connection() as conn:
-        try:
-            get_election(conn, election_id)
-        except ElectionNotFound as exc:
-            raise HTTPException(404, detail={"field": "election_id", "message": str(exc)}) from None
-        report = service.create(conn, election_id)
-    await jobs.enqueue(request.app.state.queue, report.id)
-    return _status(request, report)
+    # A plain route: FastAPI runs it in its thread pool, so the database calls never
+    # block the event loop. The job is queued on the event loop, which owns the
+    # queue's async connections (anyio.from_thread.run waits for it there, holding
+    # this thread only), after the report's row is committed: a worker that picks
+    # the job at once finds the row.
+    get_election(conn, election_id)  # ElectionNotFound: 404
+    report = service.create(conn, election_id)
+    conn.commit()
+    anyio.from_thread.run(jobs.enqueue, job_queue, report.id)
+    return _answer(request, report)
 
 
 @router.get("/v1/reports/{report_id}", name="report_status")
-def report_status(report_id: uuid.UUID, request: Request) -> ReportStatus:
-    with db.connection() as conn:
-        report = service.get(conn, report_id)
+def report_status(report_id: uuid.UUID, request: Request, conn: Conn) -> ReportAnswer:
+    report = service.get(conn, report_id)
     if report is None:
-        raise HTTPException(404, detail={"field": "report_id", "message": "no such report"})
-    return _status(request, report)
+        raise NotFound("report_id", "no such report")
+    return _answer(request, report)
 
 
 @router.get("/v1/reports/{report_id}/files/{name}", name="report_file")
-def report_file(report_id: uuid.UUID, name: str) -> FileResponse:
-    with db.connection() as conn:
-        report = service.get(conn, report_id)
-    path = service.file_path(jobs.reports_root(), report, name) if report else None
-    if path is None or not path.is_file():
-        raise HTTPException(404, detail={"field": "name", "message": "no such file (yet)"})
-    return FileResponse(path, filename=f"{report.election_id}-{name}" if report else name)
+def report_file(report_id: uuid.UUID, name: str, conn: Conn, settings: AppSettings) -> FileResponse:
+    report = service.get(conn, report_id)
+    path = service.file_path(service.reports_root(settings), report, name) if report else None
+    if report is None or path is None or not path.is_file():
+        raise NotFound("name", "no such file (yet)")
+    return FileResponse(path, filename=f"{report.election_id}-{name}")

@@ -20,6 +20,9 @@ status is still 'verified', 'review' or 'superseded': a photo a reviewer later
 rejects no longer makes copies of it suspect. Earlier means recorded earlier:
 check_and_record runs under a per-election transaction lock, so of two
 near-duplicates processed at once exactly one finds the other.
+
+The banding maths here is pure; the SQL (LOOKUP and the writes) is in
+repository.py.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from typing import Any, NamedTuple
 
 import psycopg
 
+from api.submissions import repository
+from api.submissions.schemas import Reason, Status
 from ocr.reader import NEAR_DUPLICATE_BITS
 
 HASH_BITS = 64
-NEAR_DUPLICATE = "near_duplicate_photo"
-CANDIDATE_STATUSES = ("verified", "review", "superseded")
+NEAR_DUPLICATE = Reason.NEAR_DUPLICATE_PHOTO
+CANDIDATE_STATUSES = (Status.VERIFIED, Status.REVIEW, Status.SUPERSEDED)
 
 
 class Match(NamedTuple):
@@ -62,7 +67,7 @@ def bands(value: int, bits: int) -> list[int]:
     if not 0 <= bits < HASH_BITS:
         raise ValueError(f"bits must be in [0, 63]: {bits}")
     count = bits + 1
-    out = []
+    out: list[int] = []
     shift = HASH_BITS
     for i in range(count):
         width = HASH_BITS // count + (1 if i < HASH_BITS % count else 0)
@@ -72,59 +77,38 @@ def bands(value: int, bits: int) -> list[int]:
 
 
 def parse_fingerprint(fingerprint: str) -> int:
-    """The reader's 16 hex digits as an unsigned 64-bit int."""
+    """The reader's 16 hex digits as an unsigned 64-bit int. Pure."""
     if len(fingerprint) != 16:
         raise ValueError(f"a fingerprint is 16 hex digits: {fingerprint!r}")
     return int(fingerprint, 16)
 
 
 def to_signed(value: int) -> int:
-    """Unsigned 64-bit to PostgreSQL's bigint (two's complement), and back below."""
+    """Unsigned 64-bit to PostgreSQL's bigint (two's complement), and back below. Pure."""
     return value - (1 << HASH_BITS) if value >= 1 << (HASH_BITS - 1) else value
 
 
 def to_unsigned(value: int) -> int:
+    """PostgreSQL's bigint back to unsigned 64-bit. Pure."""
     return value + (1 << HASH_BITS) if value < 0 else value
 
 
 def lock_election(conn: psycopg.Connection, election_id: str) -> None:
     """Serialise fingerprint check-and-record per election, until the transaction ends."""
-    conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('near_duplicate:' || %s, 0))",
-        (election_id,),
-    )
+    repository.lock_fingerprints(conn, election_id)
 
 
-def _band_rows(value: int, bits: int) -> tuple[list[int], list[int]]:
+def band_rows(value: int, bits: int) -> tuple[list[int], list[int]]:
+    """The band numbers and the bands as PostgreSQL bigints. Pure."""
     values = bands(value, bits)
     return list(range(len(values))), [to_signed(v) for v in values]
 
 
-# The rows equal on some band (one index range seek per band) within k bits, the
-# closest first, the oldest first on a tie.
-LOOKUP = """
-    SELECT c.submission_id, c.distance, s.reading
-    FROM (
-        -- DISTINCT: a close hash agrees on several bands, and is one candidate
-        SELECT DISTINCT b.submission_id,
-               bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance
-        FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
-        JOIN photo_fingerprint_bands b
-          ON b.election_id = %(e)s AND b.band_bits = %(k)s
-         AND b.band_no = q.band_no AND b.band_value = q.band_value
-        WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
-          AND b.submission_id IS DISTINCT FROM %(self)s
-    ) c
-    JOIN submissions s ON s.id = c.submission_id
-    WHERE s.status = ANY(%(statuses)s)
-    ORDER BY c.distance, s.seq
-    """
-
-
 def lookup_params(
     election_id: str, fingerprint: int, exclude: uuid.UUID | None, bits: int
-) -> dict[str, object]:
-    numbers, values = _band_rows(fingerprint, bits)
+) -> repository.LookupParams:
+    """The parameters of repository.LOOKUP for an unsigned fingerprint. Pure."""
+    numbers, values = band_rows(fingerprint, bits)
     return {
         "v": to_signed(fingerprint),
         "nos": numbers,
@@ -147,9 +131,9 @@ def find_near_duplicate(
 ) -> Match | None:
     """The closest candidate (oldest on a tie) within `bits` bits, other than
     `exclude`, that `confirm` accepts (all do without it)."""
-    rows = conn.execute(LOOKUP, lookup_params(election_id, fingerprint, exclude, bits))
-    for row in rows:
-        candidate = Candidate(row[0], row[1], row[2])
+    params = lookup_params(election_id, fingerprint, exclude, bits)
+    for row in repository.near_duplicate_candidates(conn, params):
+        candidate = Candidate(row.submission_id, row.distance, row.reading)
         if confirm is None or confirm(candidate):
             return Match(candidate.submission_id, candidate.distance)
     return None
@@ -165,73 +149,42 @@ def record_fingerprint(
     bits: int = NEAR_DUPLICATE_BITS,
 ) -> None:
     """Store a submission's fingerprint and its bands (replacing any earlier reading's)."""
-    old = conn.execute(
-        "DELETE FROM photo_fingerprints WHERE submission_id = %s"
-        " RETURNING election_id, fingerprint",
-        (submission_id,),
-    ).fetchone()
+    old = repository.delete_fingerprint(conn, submission_id)
     if old is not None:
-        numbers, values = _band_rows(to_unsigned(old[1]), bits)
-        conn.execute(
-            """
-            DELETE FROM photo_fingerprint_bands b
-            USING unnest(%s::smallint[], %s::bigint[]) AS q (band_no, band_value)
-            WHERE b.election_id = %s AND b.band_bits = %s AND b.band_no = q.band_no
-              AND b.band_value = q.band_value AND b.submission_id = %s
-            """,
-            (numbers, values, old[0], bits, submission_id),
-        )
-    conn.execute(
-        """
-        INSERT INTO photo_fingerprints
-            (submission_id, election_id, fingerprint, near_duplicate_of, distance)
-        VALUES (%s, %s, %s, %s, %s)
-        """,
-        (
-            submission_id,
-            election_id,
-            to_signed(fingerprint),
-            match.submission_id if match else None,
-            match.distance if match else None,
-        ),
+        numbers, values = band_rows(to_unsigned(old.fingerprint), bits)
+        repository.delete_bands(conn, old.election_id, bits, submission_id, numbers, values)
+    signed = to_signed(fingerprint)
+    repository.insert_fingerprint(
+        conn,
+        submission_id,
+        election_id,
+        signed,
+        match.submission_id if match else None,
+        match.distance if match else None,
     )
-    numbers, values = _band_rows(fingerprint, bits)
-    conn.execute(
-        """
-        INSERT INTO photo_fingerprint_bands
-            (election_id, band_bits, band_no, band_value, submission_id, fingerprint)
-        SELECT %s, %s, q.band_no, q.band_value, %s, %s
-        FROM unnest(%s::smallint[], %s::bigint[]) AS q (band_no, band_value)
-        """,
-        (election_id, bits, submission_id, to_signed(fingerprint), numbers, values),
-    )
+    numbers, values = band_rows(fingerprint, bits)
+    repository.insert_bands(conn, election_id, bits, submission_id, signed, numbers, values)
 
 
 def recut_bands(conn: psycopg.Connection, election_id: str, bits: int) -> int:
     """Re-cut an election's bands for `bits` if any were cut for another value (the
     constant changed since they were written); returns how many photos were re-cut.
     Call under lock_election."""
-    # min and max are two seeks at the ends of the election's range of the index
-    # (an EXISTS on band_bits <> k would, planned generically, scan the table).
-    cut = conn.execute(
-        "SELECT min(band_bits), max(band_bits) FROM photo_fingerprint_bands WHERE election_id = %s",
-        (election_id,),
-    ).fetchone()
-    if cut is None or cut[0] is None or cut[0] == cut[1] == bits:
+    cut = repository.band_bits_range(conn, election_id)
+    if cut is None or cut == (bits, bits):
         return 0
-    conn.execute("DELETE FROM photo_fingerprint_bands WHERE election_id = %s", (election_id,))
-    rows = conn.execute(
-        "SELECT submission_id, fingerprint FROM photo_fingerprints WHERE election_id = %s",
-        (election_id,),
-    ).fetchall()
-    with conn.cursor().copy(
-        "COPY photo_fingerprint_bands"
-        " (election_id, band_bits, band_no, band_value, submission_id, fingerprint) FROM STDIN"
-    ) as copy:
-        for submission_id, signed in rows:
-            for number, value in enumerate(bands(to_unsigned(signed), bits)):
-                copy.write_row((election_id, bits, number, to_signed(value), submission_id, signed))
-    return len(rows)
+    prints = repository.election_fingerprints(conn, election_id)
+    repository.replace_election_bands(
+        conn,
+        election_id,
+        bits,
+        (
+            (number, to_signed(value), submission_id, signed)
+            for submission_id, signed in prints
+            for number, value in enumerate(bands(to_unsigned(signed), bits))
+        ),
+    )
+    return len(prints)
 
 
 def check_and_record(

@@ -13,11 +13,13 @@ from pathlib import Path
 import psycopg
 
 from api.elections.service import ballot_template
-from api.submissions.duplicates import NEAR_DUPLICATE, Candidate, check_and_record
-from api.submissions.service import Status
+from api.submissions import repository
+from api.submissions.duplicates import Candidate, check_and_record
+from api.submissions.repository import Pending
+from api.submissions.schemas import Reason, Status
 from infra.storage import PhotoStore
 from ocr.reader import BallotReading, read_ballot, same_photo
-from tally.service import count_ballot
+from tally.repository import count_ballot
 
 
 @dataclass(frozen=True)
@@ -32,57 +34,28 @@ def decide(reading: BallotReading, declared: list[str]) -> Decision:
 
     Only a valid ballot whose marks are exactly the declared choice counts; a
     disagreement goes to a person, and so does a photo the reader is unsure of.
+    The reasons are the reader's verdict and its reasons, or the pipeline's Reason.
     """
     if reading.verdict == "valid":
         if sorted(reading.marks) == sorted(declared):
-            return Decision("verified", [], reading.marks)
-        return Decision("review", ["choice_mismatch"], reading.marks)
+            return Decision(Status.VERIFIED, [], reading.marks)
+        return Decision(Status.REVIEW, [Reason.CHOICE_MISMATCH], reading.marks)
     if reading.verdict == "unreadable":
-        return Decision("review", ["unreadable", *reading.reasons], None)
-    reasons = [reading.verdict, *reading.reasons]
-    return Decision("rejected", reasons, reading.marks or None)
-
-
-@dataclass(frozen=True)
-class _Pending:
-    election_id: str
-    precinct_id: str
-    declared: list[str]
-    photo_sha256: str
-    voter_key: bytes | None
-    seq: int
-    owns_photo: bool
-
-
-def _pending(conn: psycopg.Connection, sid: uuid.UUID) -> _Pending | None:
-    row = conn.execute(
-        """
-        SELECT s.election_id, s.precinct_id, s.declared_choice, s.photo_sha256, s.voter_key,
-               s.seq,
-               o.submission_id = s.id
-        FROM submissions s
-        LEFT JOIN photo_owners o
-               ON o.election_id = s.election_id AND o.photo_sha256 = s.photo_sha256
-        WHERE s.id = %s AND s.status = 'received'
-        """,
-        (sid,),
-    ).fetchone()
-    if row is None:
-        return None
-    return _Pending(row[0], row[1], list(row[2]), row[3], row[4], row[5], bool(row[6]))
+        return Decision(Status.REVIEW, [reading.verdict, *reading.reasons], None)
+    return Decision(Status.REJECTED, [reading.verdict, *reading.reasons], reading.marks or None)
 
 
 def process_submission(
     conn: psycopg.Connection, store: PhotoStore, sid: uuid.UUID, template_cache: Path
 ) -> Status | None:
     """Read and decide one submission; returns its new status, None if already done."""
-    pending = _pending(conn, sid)
+    pending = repository.pending(conn, sid)
     conn.commit()  # no transaction held open while the photo is read
     if pending is None:
         return None
     reading: BallotReading | None = None
     if not pending.owns_photo:
-        decision = Decision("rejected", ["duplicate_photo"], None)
+        decision = Decision(Status.REJECTED, [Reason.DUPLICATE_PHOTO], None)
     else:
         template = ballot_template(conn, pending.election_id, store, template_cache)
         conn.commit()
@@ -90,40 +63,33 @@ def process_submission(
         decision = decide(reading, pending.declared)
 
     with conn.transaction():
-        locked = conn.execute(
-            "SELECT 1 FROM submissions WHERE id = %s AND status = 'received' FOR UPDATE",
-            (sid,),
-        ).fetchone()
-        if locked is None:
+        if not repository.lock_received(conn, sid):
             return None
         status = decision.status
         reasons = decision.reasons
         if _near_duplicate(conn, pending, sid, decision, reading):
-            status, reasons = "review", [*reasons, NEAR_DUPLICATE]
-        if status == "verified" and pending.voter_key is not None:
-            status = _one_vote_per_voter(conn, pending, sid)
-        if status == "verified":
+            status, reasons = Status.REVIEW, [*reasons, Reason.NEAR_DUPLICATE_PHOTO]
+        if status == Status.VERIFIED and pending.voter_key is not None:
+            status = _one_vote_per_voter(conn, pending, pending.voter_key, sid)
+        if status == Status.VERIFIED:
             assert decision.marks is not None
             count_ballot(conn, pending.election_id, pending.precinct_id, decision.marks, +1)
-        conn.execute(
-            """
-            UPDATE submissions SET status = %s, reasons = %s, marks = %s, reading = %s
-            WHERE id = %s
-            """,
-            (
-                status,
-                reasons if status != "superseded" else ["replaced_by_later_submission"],
-                decision.marks,
-                reading.model_dump_json() if reading else None,
-                sid,
-            ),
+        if status == Status.SUPERSEDED:
+            reasons = [Reason.REPLACED_BY_LATER_SUBMISSION]
+        repository.record_decision(
+            conn,
+            sid,
+            status,
+            reasons,
+            decision.marks,
+            reading.model_dump_json() if reading else None,
         )
     return status
 
 
 def _near_duplicate(
     conn: psycopg.Connection,
-    pending: _Pending,
+    pending: Pending,
     sid: uuid.UUID,
     decision: Decision,
     reading: BallotReading | None,
@@ -136,7 +102,7 @@ def _near_duplicate(
 
     Takes the election's fingerprint lock before any voter lock (one order, no deadlock).
     """
-    if reading is None or reading.fingerprint is None or decision.status == "rejected":
+    if reading is None or reading.fingerprint is None or decision.status == Status.REJECTED:
         return False
 
     def same(candidate: Candidate) -> bool:
@@ -148,38 +114,18 @@ def _near_duplicate(
     return match is not None
 
 
-def _one_vote_per_voter(conn: psycopg.Connection, pending: _Pending, sid: uuid.UUID) -> Status:
+def _one_vote_per_voter(
+    conn: psycopg.Connection, pending: Pending, voter_key: bytes, sid: uuid.UUID
+) -> Status:
     """A voter's latest verified submission counts; earlier ones are superseded."""
-    conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s || encode(%s, 'hex'), 0))",
-        (pending.election_id, pending.voter_key),
-    )
-    later = conn.execute(
-        """
-        SELECT 1 FROM submissions
-        WHERE election_id = %s AND voter_key = %s AND status = 'verified' AND seq > %s
-        """,
-        (pending.election_id, pending.voter_key, pending.seq),
-    ).fetchone()
-    if later is not None:
-        return "superseded"
-    replaced = conn.execute(
-        """
-        UPDATE submissions SET status = 'superseded', reasons = '{replaced_by_later_submission}'
-        WHERE election_id = %s AND voter_key = %s AND status = 'verified' AND id <> %s
-        RETURNING precinct_id, marks
-        """,
-        (pending.election_id, pending.voter_key, sid),
-    ).fetchall()
-    for precinct_id, marks in replaced:
-        count_ballot(conn, pending.election_id, precinct_id, marks, -1)
-    return "verified"
+    repository.lock_voter(conn, pending.election_id, voter_key)
+    if repository.later_verified_exists(conn, pending.election_id, voter_key, pending.seq):
+        return Status.SUPERSEDED
+    for replaced in repository.supersede_verified(conn, pending.election_id, voter_key, sid):
+        count_ballot(conn, pending.election_id, replaced.precinct_id, replaced.marks, -1)
+    return Status.VERIFIED
 
 
-def give_up(conn: psycopg.Connection, sid: uuid.UUID, reason: str) -> None:
+def give_up(conn: psycopg.Connection, sid: uuid.UUID, reason: Reason) -> None:
     """Send a submission that cannot be processed to a person."""
-    conn.execute(
-        "UPDATE submissions SET status = 'review', reasons = %s"
-        " WHERE id = %s AND status = 'received'",
-        ([reason], sid),
-    )
+    repository.send_to_review(conn, sid, reason)

@@ -1,37 +1,47 @@
-"""HTTP routes for voters' submissions: thin, they call the service."""
+"""HTTP routes for voters' submissions: thin, they parse the request, call the
+service and shape the answer; refusals are ``api.errors`` errors."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from api.deps import AppSettings, Conn, JobQueue, Pool, Store
+from api.errors import BadRequest, Invalid, TooLarge, UnsupportedMediaType
 from api.submissions import jobs, service
-from infra import db
-from infra.settings import get_settings
-from infra.storage import get_store
+from api.submissions.schemas import (
+    NewSubmission,
+    Status,
+    SubmissionAccepted,
+    SubmissionForm,
+    SubmissionStatus,
+)
 
 router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 
+# Room for the form's text fields and multipart framing on top of the photo.
 FORM_OVERHEAD = 64 * 1024
+
+# The body, documented for /docs and generated clients: the route reads it itself
+# (below), so FastAPI would otherwise show none.
+FORM_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "content": {"multipart/form-data": {"schema": SubmissionForm.model_json_schema()}},
+        "required": True,
+    }
+}
 
 
 class _InMemoryParser(MultiPartParser):
     # Keep the uploaded photo in memory: it must not touch the disk before its
     # metadata is stripped. The request size is capped before parsing.
     spool_max_size = 1 << 62
-
-
-class SubmissionAccepted(BaseModel):
-    submission_id: uuid.UUID
-    status: str
-    reasons: list[str]
-    status_url: str
 
 
 class _TooLarge(Exception):
@@ -47,16 +57,13 @@ async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
-def _error(status_code: int, field: str, message: str) -> HTTPException:
-    return HTTPException(status_code, detail={"field": field, "message": message})
-
-
 async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise _error(415, "body", "send the photo and its fields as multipart/form-data")
+        raise UnsupportedMediaType("body", "send the photo and its fields as multipart/form-data")
+    too_large = TooLarge("photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _error(413, "photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes")
+        raise too_large
     parser = _InMemoryParser(
         request.headers,
         _capped(request, limit),
@@ -67,11 +74,9 @@ async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     try:
         form = await parser.parse()
     except _TooLarge:
-        raise _error(
-            413, "photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes"
-        ) from None
+        raise too_large from None
     except MultiPartException as exc:
-        raise _error(400, "body", exc.message) from None
+        raise BadRequest("body", exc.message) from None
     fields: dict[str, str | bytes] = {}
     try:
         for name, value in form.multi_items():
@@ -84,54 +89,65 @@ async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     return fields
 
 
-def _text(fields: dict[str, str | bytes], name: str, missing_status: int = 422) -> str:
+def _text(fields: dict[str, str | bytes], name: str, missing: type[Invalid | BadRequest]) -> str:
     value = fields.get(name)
     if value is None or value == "":
-        raise _error(missing_status, name, "this field is required")
+        raise missing(name, "this field is required")
     if not isinstance(value, str):
-        raise _error(422, name, "must be a text field, not a file")
+        raise Invalid(name, "must be a text field, not a file")
     if len(value) > 200 or not value.isprintable():
-        raise _error(422, name, "must be at most 200 printable characters")
+        raise Invalid(name, "must be at most 200 printable characters")
     return value.strip()
 
 
-@router.post("", status_code=202, response_model=SubmissionAccepted)
-async def submit(request: Request, response: Response) -> SubmissionAccepted:
-    """Submit a ballot photo. Idempotent on ``submission_id``: a retry returns the first
-    result (200) and is never counted twice; the same id with other content is refused."""
-    settings = get_settings()
-    fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
     photo = fields.get("photo")
     if not isinstance(photo, bytes) or not photo:
-        raise _error(422, "photo", "a photo file is required")
-    new = service.NewSubmission(
+        raise Invalid("photo", "a photo file is required")
+    return NewSubmission(
         # IETF Idempotency-Key: a request without its key is malformed (400).
-        submission_id=_text(fields, "submission_id", missing_status=400),
-        election_id=_text(fields, "election_id"),
-        precinct_id=_text(fields, "precinct_id"),
-        declared_choice=[c.strip() for c in _text(fields, "declared_choice").split(",")],
-        voter_id=_text(fields, "voter_id"),
+        submission_id=_text(fields, "submission_id", missing=BadRequest),
+        election_id=_text(fields, "election_id", missing=Invalid),
+        precinct_id=_text(fields, "precinct_id", missing=Invalid),
+        declared_choice=[
+            c.strip() for c in _text(fields, "declared_choice", missing=Invalid).split(",")
+        ],
+        voter_id=_text(fields, "voter_id", missing=Invalid),
         photo=photo,
     )
 
-    def accept() -> tuple[service.SubmissionStatus, bool]:
-        with db.connection() as conn:
+
+@router.post("", status_code=202, response_model=SubmissionAccepted, openapi_extra=FORM_OPENAPI)
+async def submit(
+    request: Request,
+    response: Response,
+    pool: Pool,
+    store: Store,
+    settings: AppSettings,
+    job_queue: JobQueue,
+) -> SubmissionAccepted:
+    """Submit a ballot photo. Idempotent on ``submission_id``: a retry returns the first
+    result (200) and is never counted twice; the same id with other content is refused."""
+    # Async: the body is streamed and capped in memory on the event loop; the
+    # blocking work (decoding the photo, the database) runs in the thread pool.
+    fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+    new = _new_submission(fields)
+
+    def accept() -> tuple[SubmissionStatus, bool]:
+        with pool.connection() as conn:  # committed here, before the job is queued
             return service.accept(
                 conn,
-                get_store(),
+                store,
                 new,
                 voter_secret=settings.voter_key(),
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
             )
 
-    try:
-        status, created = await run_in_threadpool(accept)
-    except service.SubmissionError as exc:
-        raise _error(exc.status_code, exc.field, exc.message) from None
-    if created or status.status == "received":
+    status, created = await run_in_threadpool(accept)
+    if created or status.status == Status.RECEIVED:
         # On a replay too: the first request may have been stored but not queued.
-        await jobs.enqueue(request.app.state.queue, status.submission_id)
+        await jobs.enqueue(job_queue, status.submission_id)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -144,9 +160,5 @@ async def submit(request: Request, response: Response) -> SubmissionAccepted:
 
 
 @router.get("/{submission_id}", name="submission_status")
-def submission_status(submission_id: uuid.UUID) -> service.SubmissionStatus:
-    with db.connection() as conn:
-        status = service.get_status(conn, submission_id)
-    if status is None:
-        raise _error(404, "submission_id", "no such submission")
-    return status
+def submission_status(submission_id: uuid.UUID, conn: Conn) -> SubmissionStatus:
+    return service.get_status(conn, submission_id)

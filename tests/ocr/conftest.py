@@ -27,11 +27,6 @@ def by_template(by_dir: Path) -> LoadedTemplate:
 
 
 @pytest.fixture(scope="session")
-def by_reference() -> tuple[Image.Image, BallotTemplate]:
-    return render_reference(BY2020_DESIGN)
-
-
-@pytest.fixture(scope="session")
 def referendum_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("referendum")
     write_template(REFERENDUM_DESIGN, folder)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from api.cli import run_worker
+from api.worker import run_worker
 
 
 def test_report_is_generated_in_the_background_and_downloaded(

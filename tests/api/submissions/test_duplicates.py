@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.submissions.duplicates import bands, parse_fingerprint, to_signed, to_unsigned
-from ocr.fingerprint import hamming
+from ocr.ink import hamming
 
 values = st.integers(min_value=0, max_value=(1 << 64) - 1)
 ks = st.integers(min_value=0, max_value=7)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.deps import settings_dep
 from infra.settings import get_settings
 from infra.storage import get_store
 
@@ -143,15 +145,18 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     assert _photo_files() == photos_before
 
 
+def _settings(app: FastAPI, **changes: object) -> None:
+    """Serve the app's requests with the test settings changed."""
+    changed = get_settings().model_copy(update=changes)
+    app.dependency_overrides[settings_dep] = lambda: changed
+
+
 def test_oversize_upload_is_refused(
-    conn: psycopg.Connection,
-    submit: Callable,
-    ballot_photo: Callable,
-    monkeypatch: pytest.MonkeyPatch,
+    app: FastAPI, conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
 ) -> None:
     photo = ballot_photo(["tsikhanouskaya"])
     before = _photo_files()
-    monkeypatch.setattr(get_settings(), "max_upload_bytes", len(photo) // 2)
+    _settings(app, max_upload_bytes=len(photo) // 2)
     response = submit(photo)
     assert response.status_code == 413
     assert response.json()["detail"]["field"] == "photo"
@@ -161,11 +166,11 @@ def test_oversize_upload_is_refused(
 
 
 def test_decompression_bomb_is_refused(
-    conn: psycopg.Connection, submit: Callable, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, conn: psycopg.Connection, submit: Callable
 ) -> None:
     buffer = io.BytesIO()
     Image.new("L", (6000, 6000), 255).save(buffer, format="PNG")  # tiny file, 36 Mpx
-    monkeypatch.setattr(get_settings(), "max_image_pixels", 10_000_000)
+    _settings(app, max_image_pixels=10_000_000)
     response = submit(buffer.getvalue())
     assert response.status_code == 413
     assert "too_many_pixels" in response.json()["detail"]["message"]

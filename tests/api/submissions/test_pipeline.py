@@ -21,21 +21,15 @@ import psycopg
 import pytest
 from PIL import Image
 
-from api.cli import run_worker
-from api.submissions.duplicates import (
-    NEAR_DUPLICATE,
-    Candidate,
-    check_and_record,
-    find_near_duplicate,
-    lock_election,
-    recut_bands,
-)
+from api.reports.service import write_election_report
+from api.submissions.duplicates import NEAR_DUPLICATE, lock_election
 from api.submissions.pipeline import decide, process_submission
+from api.worker import run_worker
 from infra.settings import get_settings
 from infra.storage import get_store
-from ocr.fingerprint import hamming
+from ocr.ink import hamming
 from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading
-from tally.report import DISCREPANCY_COLUMNS, write_report
+from tally.vocab import DISCREPANCY_COLUMNS
 
 
 def _drain() -> None:
@@ -95,7 +89,7 @@ def test_upload_to_flag_end_to_end(
     assert status_of["mismatch"] == ("review", ["choice_mismatch"])
     assert status_of["copy"] == ("rejected", ["duplicate_photo"])
 
-    summary = write_report(conn, "by-2020-president", tmp_path)
+    summary = write_election_report(conn, "by-2020-president", tmp_path)
     with open(tmp_path / "discrepancies.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0].keys()) == DISCREPANCY_COLUMNS
@@ -196,18 +190,18 @@ def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
     for i in range(2):
         submit(ballot_photo(["tsikhanouskaya"], seed=30 + i), precinct="p1")
     _drain()
-    write_report(conn, "by-2020-president", tmp_path)
+    write_election_report(conn, "by-2020-president", tmp_path)
     conn.execute("UPDATE flags SET review_status = 'dismissed'")
     conn.commit()
 
-    summary = write_report(conn, "by-2020-president", tmp_path)  # same evidence
+    summary = write_election_report(conn, "by-2020-president", tmp_path)  # same evidence
     assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("dismissed", 2)]
     assert summary["flags"]["crowd_exceeds_official"] == 0
     assert summary["precincts_with_proof"] == 0
 
     submit(ballot_photo(["tsikhanouskaya"], seed=32), precinct="p1")
     _drain()
-    summary = write_report(conn, "by-2020-president", tmp_path)  # new evidence
+    summary = write_election_report(conn, "by-2020-president", tmp_path)  # new evidence
     assert conn.execute("SELECT review_status, crowd FROM flags").fetchall() == [("open", 3)]
     assert summary["precincts_with_proof"] == 1
 
@@ -215,7 +209,7 @@ def test_recompute_keeps_decisions_on_unchanged_evidence_and_reopens_changed(
     conn.execute("UPDATE submissions SET status = 'rejected'")
     conn.execute("UPDATE photo_tallies SET votes = 0")
     conn.commit()
-    write_report(conn, "by-2020-president", tmp_path)  # the evidence is gone
+    write_election_report(conn, "by-2020-president", tmp_path)  # the evidence is gone
     assert conn.execute("SELECT count(*) FROM flags").fetchone() == (0,)
 
 
@@ -237,9 +231,11 @@ def test_the_incremental_tally_equals_a_recount(
     tally = conn.execute(
         "SELECT precinct_id, option_id, votes FROM photo_tallies WHERE votes > 0 ORDER BY 1, 2"
     ).fetchall()
-    assert tally == recount == [
-        ("p1", "tsikhanouskaya", 1), ("p2", "against_all", 1), ("p2", "tsikhanouskaya", 1)
-    ]
+    assert (
+        tally
+        == recount
+        == [("p1", "tsikhanouskaya", 1), ("p2", "against_all", 1), ("p2", "tsikhanouskaya", 1)]
+    )
     voters = conn.execute("SELECT precinct_id, voters FROM photo_voters ORDER BY 1").fetchall()
     assert voters == [("p1", 1), ("p2", 2)]
 
@@ -373,58 +369,3 @@ def test_of_two_near_duplicates_processed_at_once_exactly_one_counts(
     (loser,) = [sid for sid, status in results.items() if status == "review"]
     (winner,) = [sid for sid in sids if sid != loser]
     assert rows[str(loser)][0] == str(winner)
-
-
-def _bare_submission(conn: psycopg.Connection, status: str = "verified") -> uuid.UUID:
-    sid = uuid.uuid4()
-    conn.execute(
-        """
-        INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
-                                 request_digest, photo_sha256, status)
-        VALUES (%s, %s, 'p1', '{tsikhanouskaya}', 'd', %s, %s)
-        """,
-        (sid, ELECTION, sid.hex, status),
-    )
-    return sid
-
-
-def test_fingerprint_index_rules(conn: psycopg.Connection, loaded: str) -> None:
-    k = NEAR_DUPLICATE_BITS
-    base = 0x9E3779B97F4A7C15
-    near = base ^ ((1 << k) - 1)  # k bits apart
-    far = base ^ ((1 << (k + 1)) - 1)  # k+1 bits from base (sharing k bands), 1 from near
-    fp = f"{base:016x}"
-    a = _bare_submission(conn)
-    assert check_and_record(conn, ELECTION, a, fp) is None
-    # Processed again (the same submission re-read), it does not match itself.
-    assert check_and_record(conn, ELECTION, a, fp) is None
-    assert conn.execute("SELECT count(*) FROM photo_fingerprint_bands").fetchone() == (k + 1,)
-
-    b = _bare_submission(conn)
-    seen: list[Candidate] = []
-
-    def refuse(candidate: Candidate) -> bool:
-        seen.append(candidate)
-        return False
-
-    # Each candidate within k bits goes, with its stored reading, to the confirmation.
-    assert find_near_duplicate(conn, ELECTION, near, confirm=refuse) is None
-    assert seen == [Candidate(a, k, None)]
-    assert check_and_record(conn, ELECTION, b, f"{near:016x}") == (a, k)
-    assert find_near_duplicate(conn, ELECTION, far) == (b, 1)
-    # a shares k bands with far but is k+1 bits away: a candidate, not a match.
-    assert find_near_duplicate(conn, ELECTION, far, exclude=b) is None
-    # A candidate a reviewer rejected no longer counts; a rejected photo is never one.
-    conn.execute("UPDATE submissions SET status = 'rejected' WHERE id = %s", (b,))
-    assert find_near_duplicate(conn, ELECTION, far) is None
-    assert find_near_duplicate(conn, ELECTION, near, exclude=b) == (a, k)
-
-    # Bands cut for another NEAR_DUPLICATE_BITS are re-cut on the next check.
-    assert recut_bands(conn, ELECTION, k) == 0
-    c = _bare_submission(conn)
-    assert check_and_record(conn, ELECTION, c, f"{far:016x}", bits=k + 1) == (a, k + 1)
-    bits = conn.execute("SELECT DISTINCT band_bits FROM photo_fingerprint_bands").fetchall()
-    assert bits == [(k + 1,)]
-    rows = conn.execute("SELECT count(*) FROM photo_fingerprint_bands").fetchone()
-    assert rows == (3 * (k + 2),)
-    conn.rollback()

@@ -1,0 +1,473 @@
+"""Every SQL statement on the submissions domain's tables: ``submissions``,
+``photo_owners``, ``photo_fingerprints`` and ``photo_fingerprint_bands``.
+
+Functions run in the caller's transaction and never commit; the rules that decide
+what to write live in ``service``, ``pipeline`` and ``duplicates``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, TypedDict
+
+import psycopg
+from psycopg.rows import class_row
+
+from api.submissions.schemas import Reason, Status, SubmissionStatus
+
+# -- submissions ------------------------------------------------------------------
+
+
+class Pending(NamedTuple):
+    """A received submission, as the pipeline needs it."""
+
+    election_id: str
+    precinct_id: str
+    declared: list[str]
+    photo_sha256: str
+    voter_key: bytes | None
+    seq: int
+    owns_photo: bool  # the first submission of this photo in its election
+
+
+class Replaced(NamedTuple):
+    precinct_id: str
+    marks: list[str]
+
+
+class ReceivedRef(NamedTuple):
+    seq: int
+    submission_id: uuid.UUID
+
+
+def get_status(conn: psycopg.Connection, submission_id: uuid.UUID) -> SubmissionStatus | None:
+    with conn.cursor(row_factory=class_row(SubmissionStatus)) as cur:
+        return cur.execute(
+            """
+            SELECT id AS submission_id, election_id, precinct_id, status, reasons, marks
+            FROM submissions WHERE id = %s
+            """,
+            (submission_id,),
+        ).fetchone()
+
+
+def request_digest(conn: psycopg.Connection, submission_id: uuid.UUID) -> str | None:
+    """The digest of the request that created this submission; None if there is none."""
+    row = conn.execute(
+        "SELECT request_digest FROM submissions WHERE id = %s", (submission_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def try_lock_request(conn: psycopg.Connection, submission_id: uuid.UUID) -> bool:
+    """Take the submission id's request lock until the transaction ends, without
+    waiting; False when another request with this id holds it."""
+    row = conn.execute(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 1))", (str(submission_id),)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def insert(
+    conn: psycopg.Connection,
+    submission_id: uuid.UUID,
+    election_id: str,
+    precinct_id: str,
+    declared_choice: Sequence[str],
+    digest: str,
+    photo_sha256: str,
+    voter_key: bytes,
+) -> bool:
+    """Record a received submission; False when the id exists already."""
+    inserted = conn.execute(
+        """
+        INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
+                                 request_digest, photo_sha256, voter_key)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+        """,
+        (
+            submission_id,
+            election_id,
+            precinct_id,
+            list(declared_choice),
+            digest,
+            photo_sha256,
+            voter_key,
+        ),
+    ).fetchone()
+    return inserted is not None
+
+
+def claim_photo(
+    conn: psycopg.Connection, election_id: str, photo_sha256: str, submission_id: uuid.UUID
+) -> None:
+    """Make the submission the photo's owner in its election, unless one is already:
+    the first submission of a photo owns it, later copies are duplicates."""
+    conn.execute(
+        """
+        INSERT INTO photo_owners (election_id, photo_sha256, submission_id)
+        VALUES (%s, %s, %s) ON CONFLICT DO NOTHING
+        """,
+        (election_id, photo_sha256, submission_id),
+    )
+
+
+def pending(conn: psycopg.Connection, submission_id: uuid.UUID) -> Pending | None:
+    """The submission if it is still 'received'."""
+    row = conn.execute(
+        """
+        SELECT s.election_id, s.precinct_id, s.declared_choice, s.photo_sha256, s.voter_key,
+               s.seq, o.submission_id = s.id
+        FROM submissions s
+        LEFT JOIN photo_owners o
+               ON o.election_id = s.election_id AND o.photo_sha256 = s.photo_sha256
+        WHERE s.id = %s AND s.status = %s
+        """,
+        (submission_id, Status.RECEIVED),
+    ).fetchone()
+    if row is None:
+        return None
+    return Pending(row[0], row[1], list(row[2]), row[3], row[4], row[5], bool(row[6]))
+
+
+def lock_received(conn: psycopg.Connection, submission_id: uuid.UUID) -> bool:
+    """Lock the submission's row until the transaction ends; False if it is no longer
+    'received' (another run decided it)."""
+    row = conn.execute(
+        "SELECT 1 FROM submissions WHERE id = %s AND status = %s FOR UPDATE",
+        (submission_id, Status.RECEIVED),
+    ).fetchone()
+    return row is not None
+
+
+def lock_voter(conn: psycopg.Connection, election_id: str, voter_key: bytes) -> None:
+    """Serialise the one-vote-per-voter decision per voter and election, until the
+    transaction ends."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || encode(%s, 'hex'), 0))",
+        (election_id, voter_key),
+    )
+
+
+def later_verified_exists(
+    conn: psycopg.Connection, election_id: str, voter_key: bytes, seq: int
+) -> bool:
+    """Whether the voter has a verified submission received after ``seq``."""
+    row = conn.execute(
+        """
+        SELECT 1 FROM submissions
+        WHERE election_id = %s AND voter_key = %s AND status = %s AND seq > %s
+        """,
+        (election_id, voter_key, Status.VERIFIED, seq),
+    ).fetchone()
+    return row is not None
+
+
+def supersede_verified(
+    conn: psycopg.Connection, election_id: str, voter_key: bytes, keep: uuid.UUID
+) -> list[Replaced]:
+    """Mark the voter's verified submissions other than ``keep`` superseded; returns
+    what they had counted."""
+    rows = conn.execute(
+        """
+        UPDATE submissions SET status = %s, reasons = %s
+        WHERE election_id = %s AND voter_key = %s AND status = %s AND id <> %s
+        RETURNING precinct_id, marks
+        """,
+        (
+            Status.SUPERSEDED,
+            [Reason.REPLACED_BY_LATER_SUBMISSION],
+            election_id,
+            voter_key,
+            Status.VERIFIED,
+            keep,
+        ),
+    ).fetchall()
+    return [Replaced(precinct_id, list(marks)) for precinct_id, marks in rows]
+
+
+def record_decision(
+    conn: psycopg.Connection,
+    submission_id: uuid.UUID,
+    status: Status,
+    reasons: Sequence[str],
+    marks: Sequence[str] | None,
+    reading_json: str | None,
+) -> None:
+    conn.execute(
+        "UPDATE submissions SET status = %s, reasons = %s, marks = %s, reading = %s WHERE id = %s",
+        (
+            status,
+            list(reasons),
+            None if marks is None else list(marks),
+            reading_json,
+            submission_id,
+        ),
+    )
+
+
+def send_to_review(conn: psycopg.Connection, submission_id: uuid.UUID, reason: Reason) -> None:
+    """A submission still 'received' goes to a person, with the reason."""
+    conn.execute(
+        "UPDATE submissions SET status = %s, reasons = %s WHERE id = %s AND status = %s",
+        (Status.REVIEW, [reason], submission_id, Status.RECEIVED),
+    )
+
+
+def received_page(conn: psycopg.Connection, after_seq: int, limit: int) -> list[ReceivedRef]:
+    """Up to ``limit`` submissions waiting to be read, oldest first, received after
+    ``after_seq`` (keyset pagination: page on from the last row's seq). A seek on the
+    partial index submissions_waiting (migration 0005)."""
+    with conn.cursor(row_factory=class_row(_ReceivedRow)) as cur:
+        rows = cur.execute(
+            "SELECT seq, id FROM submissions WHERE status = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (Status.RECEIVED, after_seq, limit),
+        ).fetchall()
+    return [ReceivedRef(row.seq, row.id) for row in rows]
+
+
+class _ReceivedRow(NamedTuple):
+    seq: int
+    id: uuid.UUID
+
+
+class Intake(NamedTuple):
+    """The queue of photos as a progress bar sees it."""
+
+    waiting: int  # submissions not read yet, in every election
+    arrived: int  # submissions received after the given seq, whatever their status
+    last_seq: int  # the newest submission's seq (the given one when none arrived)
+
+
+def intake(conn: psycopg.Connection, after_seq: int) -> Intake:
+    """How many submissions wait to be read, and how many arrived after ``after_seq``.
+    Two index seeks (submissions_waiting, submissions_seq): cheap at any table size."""
+    waiting = conn.execute(
+        "SELECT count(*) FROM submissions WHERE status = %s", (Status.RECEIVED,)
+    ).fetchone()
+    arrived = conn.execute(
+        "SELECT count(*), coalesce(max(seq), %s) FROM submissions WHERE seq > %s",
+        (after_seq, after_seq),
+    ).fetchone()
+    assert waiting is not None and arrived is not None
+    return Intake(int(waiting[0]), int(arrived[0]), int(arrived[1]))
+
+
+def count_by_status(conn: psycopg.Connection, election_id: str) -> dict[str, int]:
+    """How many of the election's submissions stand in each status (absent: none)."""
+    rows = conn.execute(
+        "SELECT status, count(*) FROM submissions WHERE election_id = %s GROUP BY status",
+        (election_id,),
+    ).fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+def not_counted_by_reason(conn: psycopg.Connection, election_id: str) -> dict[str, int]:
+    """The first reason of the election's rejected and in-review submissions, counted,
+    in reason order."""
+    rows = conn.execute(
+        """
+        SELECT reasons[1], count(*) FROM submissions
+        WHERE election_id = %s AND status IN (%s, %s)
+        GROUP BY reasons[1] ORDER BY 1
+        """,
+        (election_id, Status.REJECTED, Status.REVIEW),
+    ).fetchall()
+    return {reason: int(n) for reason, n in rows}
+
+
+def progress(conn: psycopg.Connection, election_id: str) -> tuple[int, int]:
+    """(submissions received, of which read) for the election."""
+    row = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status <> %s)"
+        " FROM submissions WHERE election_id = %s",
+        (Status.RECEIVED, election_id),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def clear_election(conn: psycopg.Connection, election_id: str) -> None:
+    """Delete the election's rows of the four tables, referencing rows first."""
+    for statement in (
+        "DELETE FROM photo_fingerprint_bands WHERE election_id = %s",
+        "DELETE FROM photo_fingerprints WHERE election_id = %s",
+        "DELETE FROM photo_owners WHERE election_id = %s",
+        "DELETE FROM submissions WHERE election_id = %s",
+    ):
+        conn.execute(statement, (election_id,))
+
+
+# -- fingerprints (the near-duplicate index; the maths is in duplicates.py) --------
+
+
+class CandidateRow(NamedTuple):
+    submission_id: uuid.UUID
+    distance: int
+    reading: dict[str, Any] | None  # the earlier submission's stored reading
+
+
+class StoredFingerprint(NamedTuple):
+    election_id: str
+    fingerprint: int  # signed, as stored
+
+
+class LookupParams(TypedDict):
+    """LOOKUP's parameters (built by ``duplicates.lookup_params``)."""
+
+    v: int  # the fingerprint, signed
+    nos: list[int]  # band numbers
+    vals: list[int]  # band values, signed
+    e: str  # election id
+    k: int  # bits
+    self: uuid.UUID | None  # the submission to leave out
+    statuses: list[str]  # the candidates' statuses
+
+
+# The rows equal on some band (one index range seek per band) within k bits, the
+# closest first, the oldest first on a tie.
+LOOKUP = """
+    SELECT c.submission_id, c.distance, s.reading
+    FROM (
+        -- DISTINCT: a close hash agrees on several bands, and is one candidate
+        SELECT DISTINCT b.submission_id,
+               bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance
+        FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
+        JOIN photo_fingerprint_bands b
+          ON b.election_id = %(e)s AND b.band_bits = %(k)s
+         AND b.band_no = q.band_no AND b.band_value = q.band_value
+        WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
+          AND b.submission_id IS DISTINCT FROM %(self)s
+    ) c
+    JOIN submissions s ON s.id = c.submission_id
+    WHERE s.status = ANY(%(statuses)s)
+    ORDER BY c.distance, s.seq
+    """
+
+
+def lock_fingerprints(conn: psycopg.Connection, election_id: str) -> None:
+    """Serialise fingerprint check-and-record per election, until the transaction ends."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('near_duplicate:' || %s, 0))",
+        (election_id,),
+    )
+
+
+def near_duplicate_candidates(conn: psycopg.Connection, params: LookupParams) -> list[CandidateRow]:
+    with conn.cursor(row_factory=class_row(CandidateRow)) as cur:
+        return cur.execute(LOOKUP, dict(params)).fetchall()
+
+
+def delete_fingerprint(
+    conn: psycopg.Connection, submission_id: uuid.UUID
+) -> StoredFingerprint | None:
+    """Remove the submission's recorded fingerprint (not its bands); returns it."""
+    row = conn.execute(
+        "DELETE FROM photo_fingerprints WHERE submission_id = %s"
+        " RETURNING election_id, fingerprint",
+        (submission_id,),
+    ).fetchone()
+    return None if row is None else StoredFingerprint(row[0], row[1])
+
+
+def delete_bands(
+    conn: psycopg.Connection,
+    election_id: str,
+    bits: int,
+    submission_id: uuid.UUID,
+    numbers: Sequence[int],
+    values: Sequence[int],
+) -> None:
+    """Remove the submission's bands (numbers and signed values, cut for ``bits``)."""
+    conn.execute(
+        """
+        DELETE FROM photo_fingerprint_bands b
+        USING unnest(%s::smallint[], %s::bigint[]) AS q (band_no, band_value)
+        WHERE b.election_id = %s AND b.band_bits = %s AND b.band_no = q.band_no
+          AND b.band_value = q.band_value AND b.submission_id = %s
+        """,
+        (list(numbers), list(values), election_id, bits, submission_id),
+    )
+
+
+def insert_fingerprint(
+    conn: psycopg.Connection,
+    submission_id: uuid.UUID,
+    election_id: str,
+    fingerprint: int,
+    near_duplicate_of: uuid.UUID | None,
+    distance: int | None,
+) -> None:
+    """Record a read photo's fingerprint (signed) and the match found for it, if any."""
+    conn.execute(
+        """
+        INSERT INTO photo_fingerprints
+            (submission_id, election_id, fingerprint, near_duplicate_of, distance)
+        VALUES (%s, %s, %s, %s, %s)
+        """,
+        (submission_id, election_id, fingerprint, near_duplicate_of, distance),
+    )
+
+
+def insert_bands(
+    conn: psycopg.Connection,
+    election_id: str,
+    bits: int,
+    submission_id: uuid.UUID,
+    fingerprint: int,
+    numbers: Sequence[int],
+    values: Sequence[int],
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO photo_fingerprint_bands
+            (election_id, band_bits, band_no, band_value, submission_id, fingerprint)
+        SELECT %s, %s, q.band_no, q.band_value, %s, %s
+        FROM unnest(%s::smallint[], %s::bigint[]) AS q (band_no, band_value)
+        """,
+        (election_id, bits, submission_id, fingerprint, list(numbers), list(values)),
+    )
+
+
+def band_bits_range(conn: psycopg.Connection, election_id: str) -> tuple[int, int] | None:
+    """The least and greatest ``bits`` the election's bands were cut for; None: no bands."""
+    # min and max are two seeks at the ends of the election's range of the index
+    # (an EXISTS on band_bits <> k would, planned generically, scan the table).
+    row = conn.execute(
+        "SELECT min(band_bits), max(band_bits) FROM photo_fingerprint_bands WHERE election_id = %s",
+        (election_id,),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+def election_fingerprints(
+    conn: psycopg.Connection, election_id: str
+) -> list[tuple[uuid.UUID, int]]:
+    """(submission id, signed fingerprint) of every photo recorded in the election."""
+    rows = conn.execute(
+        "SELECT submission_id, fingerprint FROM photo_fingerprints WHERE election_id = %s",
+        (election_id,),
+    ).fetchall()
+    return [(sid, int(fingerprint)) for sid, fingerprint in rows]
+
+
+def replace_election_bands(
+    conn: psycopg.Connection,
+    election_id: str,
+    bits: int,
+    rows: Iterable[tuple[int, int, uuid.UUID, int]],
+) -> None:
+    """Replace all the election's bands with ``rows`` of (band number, signed band
+    value, submission id, signed fingerprint), cut for ``bits``; written with COPY."""
+    conn.execute("DELETE FROM photo_fingerprint_bands WHERE election_id = %s", (election_id,))
+    with conn.cursor().copy(
+        "COPY photo_fingerprint_bands"
+        " (election_id, band_bits, band_no, band_value, submission_id, fingerprint) FROM STDIN"
+    ) as copy:
+        for number, value, submission_id, fingerprint in rows:
+            copy.write_row((election_id, bits, number, value, submission_id, fingerprint))

@@ -1,0 +1,87 @@
+"""The submissions domain's vocabulary and shapes: the statuses and reasons stored in
+``submissions``, what the upload receives, and what the API answers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Status(StrEnum):
+    """Where a submission stands (the ``submissions.status`` column)."""
+
+    RECEIVED = "received"  # stored, waiting to be read
+    VERIFIED = "verified"  # read, matches the declared choice: counts
+    REVIEW = "review"  # a person decides
+    REJECTED = "rejected"  # does not count
+    SUPERSEDED = "superseded"  # the same voter's later verified submission counts instead
+
+
+class Reason(StrEnum):
+    """Every reason the pipeline itself writes into ``submissions.reasons``. The
+    others are the reader's: its verdict (``unreadable``, ``blank``, ...) and the
+    reasons it gives (``ocr.reader.BallotReading``)."""
+
+    CHOICE_MISMATCH = "choice_mismatch"  # a valid ballot, not marked as declared
+    DUPLICATE_PHOTO = "duplicate_photo"  # the very bytes of an earlier submission's photo
+    NEAR_DUPLICATE_PHOTO = "near_duplicate_photo"  # an earlier photo re-saved, rescaled, cropped
+    PROCESSING_FAILED = "processing_failed"  # every attempt to read it failed
+    REPLACED_BY_LATER_SUBMISSION = "replaced_by_later_submission"  # with Status.SUPERSEDED
+
+
+class SubmissionStatus(BaseModel):
+    """``GET /v1/submissions/{id}``: a submission's state."""
+
+    submission_id: uuid.UUID
+    election_id: str
+    precinct_id: str
+    status: Status
+    reasons: list[str]
+    marks: list[str] | None
+
+
+class SubmissionAccepted(BaseModel):
+    """The upload's answer (202 when new, 200 for a retry of the same request)."""
+
+    submission_id: uuid.UUID
+    status: Status
+    reasons: list[str]
+    status_url: str
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    """An upload's fields, as received (checked by ``service.accept``)."""
+
+    election_id: str
+    precinct_id: str
+    declared_choice: list[str]
+    submission_id: str
+    photo: bytes
+    voter_id: str
+
+
+class SubmissionForm(BaseModel):
+    """The upload's ``multipart/form-data`` body. Documentation only (OpenAPI): the
+    route parses the body itself, in memory and size-capped (``routes._read_form``)."""
+
+    photo: bytes = Field(
+        description="The ballot photo (JPEG or PNG). Its metadata is stripped before it is "
+        "stored; the size is capped by GOLOS_MAX_UPLOAD_BYTES."
+    )
+    election_id: str = Field(description="The election's id, e.g. by-2020-president.")
+    precinct_id: str = Field(description="The polling station's id within the election.")
+    declared_choice: str = Field(
+        description="The option ids the voter marked, comma-separated, e.g. tsikhanouskaya."
+    )
+    submission_id: uuid.UUID = Field(
+        description="A UUID the client generates once per ballot and re-sends on every "
+        "retry (idempotency key): a retry is answered with the first result."
+    )
+    voter_id: str = Field(
+        description="The voter's phone number or other identifier; stored only as a keyed "
+        "hash, so that a voter counts once per election."
+    )

@@ -1,0 +1,158 @@
+"""The HTTP edge: one handler for every domain error, dependencies a test replaces,
+and the upload's body documented in OpenAPI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api import errors
+from api.deps import conn_dep, pool_dep, queue_dep
+from api.elections.schemas import ElectionNotFound
+from api.errors import GolosError
+from api.submissions.schemas import SubmissionForm
+
+DOMAIN_ERRORS = [
+    errors.BadRequest,
+    errors.NotFound,
+    errors.Conflict,
+    errors.TooLarge,
+    errors.UnsupportedMediaType,
+    errors.Invalid,
+    errors.ServiceUnavailable,
+]
+
+
+def test_the_error_list_covers_every_error_class() -> None:
+    declared = {c for c in GolosError.__subclasses__() if c.__module__ == "api.errors"}
+    assert declared == set(DOMAIN_ERRORS)
+
+
+@pytest.mark.parametrize("error", DOMAIN_ERRORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_every_domain_error_answers_its_status_with_field_and_message(
+    app: FastAPI, error: type[GolosError], kind: str
+) -> None:
+    def sync_route() -> None:
+        raise error("some_field", "what went wrong")
+
+    async def async_route() -> None:
+        raise error("some_field", "what went wrong")
+
+    app.add_api_route("/boom", sync_route if kind == "sync" else async_route)
+    response = TestClient(app).get("/boom")
+    assert response.status_code == error.status_code
+    assert response.json() == {"detail": {"field": "some_field", "message": "what went wrong"}}
+
+
+def test_a_domain_subclass_and_an_explicit_status_use_the_same_handler(app: FastAPI) -> None:
+    def unknown_election() -> None:
+        raise ElectionNotFound("nowhere")
+
+    def explicit() -> None:
+        raise GolosError("state", "not now", status_code=423)
+
+    app.add_api_route("/unknown", unknown_election)
+    app.add_api_route("/explicit", explicit)
+    client = TestClient(app)
+    response = client.get("/unknown")
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": {"field": "election_id", "message": "no election 'nowhere'"}
+    }
+    response = client.get("/explicit")
+    assert (response.status_code, response.json()["detail"]["field"]) == (423, "state")
+
+
+def test_path_parameter_validation_keeps_fastapis_answer(app: FastAPI, database: str) -> None:
+    response = TestClient(app).get("/v1/reports/not-a-uuid")
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)  # FastAPI's own list of problems
+
+
+class _RecordingConnection:
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def execute(self, query: str) -> None:
+        self.queries.append(query)
+
+
+def test_health_answers_through_the_connection_dependency(app: FastAPI) -> None:
+    connection = _RecordingConnection()
+
+    def stub() -> Iterator[_RecordingConnection]:
+        yield connection
+
+    app.dependency_overrides[conn_dep] = stub
+    response = TestClient(app).get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert connection.queries == ["SELECT 1"]
+
+
+def test_health_answers_from_the_database(app: FastAPI, database: str) -> None:
+    response = TestClient(app).get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_an_unreachable_database_is_503_with_a_clear_body(app: FastAPI) -> None:
+    def unreachable() -> Iterator[psycopg.Connection]:
+        raise psycopg.OperationalError("connection refused")
+        yield  # a generator, like conn_dep
+
+    app.dependency_overrides[conn_dep] = unreachable
+    response = TestClient(app).get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": {"field": "database", "message": "the database is unavailable; retry later"}
+    }
+
+
+FORM_FIELDS = {
+    "photo",
+    "election_id",
+    "precinct_id",
+    "declared_choice",
+    "submission_id",
+    "voter_id",
+}
+
+
+def test_the_upload_documents_every_field_of_its_multipart_body(app: FastAPI) -> None:
+    body = app.openapi()["paths"]["/v1/submissions"]["post"]["requestBody"]
+    assert body["required"] is True
+    schema = body["content"]["multipart/form-data"]["schema"]
+    assert set(schema["properties"]) == FORM_FIELDS
+    assert set(schema["required"]) == FORM_FIELDS
+    photo = schema["properties"]["photo"]
+    assert (photo["type"], photo["format"]) == ("string", "binary")
+    assert schema["properties"]["submission_id"]["format"] == "uuid"
+    assert all(field["description"] for field in schema["properties"].values())
+
+
+@pytest.mark.parametrize("missing", sorted(FORM_FIELDS))
+def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing: str) -> None:
+    # Refused before any database work: the pool and the queue are never used.
+    app.dependency_overrides[pool_dep] = lambda: None
+    app.dependency_overrides[queue_dep] = lambda: None
+    fields = {
+        "election_id": "by-2020-president",
+        "precinct_id": "p1",
+        "declared_choice": "tsikhanouskaya",
+        "submission_id": str(uuid.uuid4()),
+        "voter_id": "+375291234567",
+    }
+    assert set(SubmissionForm.model_fields) == FORM_FIELDS
+    data = {k: v for k, v in fields.items() if k != missing}
+    files = {} if missing == "photo" else {"photo": ("b.jpg", b"jpeg bytes", "image/jpeg")}
+    if not files:
+        data["filler"] = "x"  # still a multipart body
+        files = {"other": ("x.txt", b"", "text/plain")}
+    response = TestClient(app).post("/v1/submissions", data=data, files=files)
+    assert response.status_code in (400, 422)
+    assert response.json()["detail"]["field"] == missing

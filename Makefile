@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint messages system-deps clean
 
 demo: $(STAMP)
 	$(VENV)/bin/golos demo $(DEMO_ARGS)
@@ -15,6 +15,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy api ocr tally mobile_stub infra seeds
+
+# The pages' messages: extract them from the templates (babel.cfg), then merge them
+# into each language's catalogue; new messages arrive untranslated in ru and be.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -o infra/locale/golos.pot --project=Golos --version=1 --copyright-holder="Golos contributors" --msgid-bugs-address="the Golos issue tracker" --add-location=file --sort-by-file --no-wrap .
+	$(VENV)/bin/pybabel -q update -i infra/locale/golos.pot -d infra/locale -D golos --no-wrap --ignore-obsolete
 
 system-deps:
 	@bash infra/system-deps.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs with apt what the platform needs from the system and is missing:
 # Tesseract with the Russian and Belarusian models, PostgreSQL server binaries,
-# and Python's venv module.
+# Python's venv module, and Chromium (the tests open report.html in it through
+# Playwright, which is pointed at /usr/bin/chromium and never downloads a browser).
 set -euo pipefail
 
 missing=()
@@ -17,6 +18,7 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postg
     missing+=(postgresql)
 fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

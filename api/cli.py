@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,10 @@ import typer
 
 from api.elections.formats import FormatError
 from infra import db
+from infra.pages import DEFAULT_LANGUAGE, LANGUAGES
+from infra.progress import progress_bar
 from infra.settings import get_settings
+from tally.vocab import FlagKind
 
 app = typer.Typer(
     help="Golos: crowdsourced verification of election results.", no_args_is_help=True
@@ -41,13 +43,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def ensure_database() -> None:
     """Start the embedded cluster if it is the one in use, and migrate the schema."""
-    from infra.migrate import migrate
-    from infra.pg import EmbeddedPostgres
+    from infra.migrate import ensure_database
 
-    settings = get_settings()
-    if settings.embedded:
-        EmbeddedPostgres(settings.pg_dir).start()
-    migrate(settings.dsn)
+    ensure_database(get_settings())
 
 
 @db_app.command("start")
@@ -84,14 +82,9 @@ def db_status() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations."""
-    from infra.migrate import migrate
+    from infra.migrate import ensure_database
 
-    settings = get_settings()
-    if settings.embedded:
-        from infra.pg import EmbeddedPostgres
-
-        EmbeddedPostgres(settings.pg_dir).start()
-    applied = migrate(settings.dsn)
+    applied = ensure_database(get_settings())
     typer.echo(f"applied {len(applied)} migrations" if applied else "schema up to date")
 
 
@@ -99,12 +92,13 @@ def db_migrate() -> None:
 def election_load(folder: Path) -> None:
     """Create or update an election from an election/1 definition folder."""
     from api.elections.service import load_election
-    from infra.storage import get_store
+    from infra.storage import LocalPhotoStore
 
     ensure_database()
+    store = LocalPhotoStore(get_settings().photos_path)
     try:
-        with db.connection() as conn:
-            result = load_election(conn, folder, get_store())
+        with db.connection() as conn, progress_bar() as bar:
+            result = load_election(conn, folder, store, progress=bar)
     except FormatError as exc:
         raise _fail(f"refused, nothing stored:\n{exc}") from None
     official = f", {result.official_rows} official protocols" if result.official_rows else ""
@@ -133,8 +127,8 @@ def official_import(election_id: str, file: Path) -> None:
     from api.elections.service import import_official
 
     ensure_database()
-    with _import_errors(file), db.connection() as conn:
-        result = import_official(conn, election_id, file.read_bytes(), file.name)
+    with _import_errors(file), db.connection() as conn, progress_bar() as bar:
+        result = import_official(conn, election_id, file.read_bytes(), file.name, progress=bar)
     replaced = (
         f" (replaces import {result.replaced_import_id})" if result.replaced_import_id else ""
     )
@@ -192,49 +186,24 @@ def worker(
     processes: Annotated[int, typer.Option(help="Worker processes to run")] = 1,
 ) -> None:
     """Run the jobs of the queue (reading photos)."""
+    from api.worker import failed, reading_progress, run_worker, spawn_workers
+
     ensure_database()
-    if processes <= 1:
-        asyncio.run(run_worker(wait=not until_empty))
-        return
-    # Several processes: this one only supervises, and passes a stop on to them.
-    command = [sys.executable, "-m", "api.cli", "worker"]
-    children = [
-        subprocess.Popen([*command, *(["--until-empty"] if until_empty else [])])
-        for _ in range(processes)
-    ]
 
-    def forward(signum: int, frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+    def run() -> list[int]:
+        if processes <= 1:
+            asyncio.run(run_worker(wait=not until_empty))
+            return [0]
+        # Several processes: this one only supervises, and passes a stop on to them.
+        return spawn_workers(processes, until_empty).wait()
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    if any(code not in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes):
+    if until_empty:  # the queue's end is an end to show progress towards
+        with progress_bar() as bar, reading_progress(bar):
+            codes = run()
+    else:
+        codes = run()
+    if failed(codes):
         raise _fail(f"a worker process failed (exit codes {codes})")
-
-
-async def run_worker(wait: bool) -> None:
-    from api.main import queue_app
-    from api.submissions import jobs
-    from api.submissions.service import pending_ids
-    from infra.queue import retry_stalled_jobs
-
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    job_queue = queue_app()
-    async with job_queue.open_async():
-        await retry_stalled_jobs(job_queue)
-        # Submissions recorded while the queue was unreachable get their job now.
-        with db.connection() as conn:
-            orphans = pending_ids(conn)
-        for sid in orphans:
-            await jobs.enqueue(job_queue, sid)
-        await job_queue.run_worker_async(
-            wait=wait,
-            concurrency=1,
-            install_signal_handlers=True,
-        )
 
 
 @ocr_app.command("ballot")
@@ -263,13 +232,39 @@ def ocr_ballot(
 
 
 @app.command()
+def flags(election_id: str) -> None:
+    """Recompute and store the election's flags (proof and statistical), writing no file."""
+    from api.elections.service import ElectionNotFound
+    from api.flags.service import run_flags
+
+    ensure_database()
+    with db.connection() as conn:
+        try:
+            with progress_bar() as bar:
+                run = run_flags(conn, election_id, progress=bar)
+        except ElectionNotFound as exc:
+            raise _fail(str(exc)) from None
+    by_kind = Counter(finding.kind for finding in run.findings)
+    typer.echo(
+        f"{election_id}: {len(run.findings)} flags "
+        f"({by_kind[FlagKind.PROOF]} proof, {by_kind[FlagKind.STATISTICAL]} statistical) "
+        f"at {len({finding.precinct_id for finding in run.proof})} precincts with proof"
+    )
+
+
+@app.command()
 def report(
     election_id: str,
     out: Annotated[Path, typer.Option(help="Folder to write the report files into")],
+    lang: Annotated[
+        str, typer.Option(help=f"Language of report.html: {', '.join(LANGUAGES)}")
+    ] = DEFAULT_LANGUAGE,
 ) -> None:
     """Recompute flags and write the discrepancy report (report/1) into a folder."""
+    if lang not in LANGUAGES:
+        raise _fail(f"--lang: {lang!r} is not one of {', '.join(LANGUAGES)}", code=2)
     from api.elections.service import ElectionNotFound, get_election
-    from tally.report import write_report
+    from api.reports.service import write_election_report
 
     ensure_database()
     with db.connection() as conn:
@@ -277,50 +272,24 @@ def report(
             get_election(conn, election_id)
         except ElectionNotFound as exc:
             raise _fail(str(exc)) from None
-        summary = write_report(conn, election_id, out)
+        with progress_bar() as bar:
+            summary = write_election_report(conn, election_id, out, lang=lang, progress=bar)
     typer.echo(
         f"{out}: {sum(summary['flags'].values())} flags, "
         f"{summary['precincts_with_proof']} precincts with proof"
     )
 
 
-@app.command()
-def demo(
-    voters: Annotated[int, typer.Option(help="Simulated voters uploading photos")] = 1200,
-    stations: Annotated[int, typer.Option(help="Polling stations they vote at")] = 60,
-    precincts: Annotated[
-        int, typer.Option(help="Load only this many precincts (0: all 5,767)")
-    ] = 0,
-    workers: Annotated[int, typer.Option(help="Worker processes reading photos")] = 2,
-    out: Annotated[Path, typer.Option(help="Where the report goes")] = Path("out/demo"),
-    seed: int = 7,
-    reset: Annotated[
-        bool,
-        typer.Option(
-            help="Allow clearing the seeded election's crowd data in an "
-            "external database (GOLOS_DATABASE_URL)"
-        ),
-    ] = False,
-) -> None:
-    """The whole platform on the seeded election: upload, read, tally, flag, report."""
-    from api.demo import run_demo
-
-    ensure_database()
-    try:
-        run_demo(
-            voters=voters,
-            stations=stations,
-            precincts=precincts,
-            workers=workers,
-            out=out,
-            seed=seed,
-            reset=reset,
-        )
-    except RuntimeError as exc:
-        raise _fail(str(exc)) from None
+def _add_installed_commands() -> None:
+    """Add the commands other installed packages register under the entry-point group
+    ``golos.commands`` (name = a typer command function). The demo is one: it lives
+    with the seeds, which the product does not import."""
+    for entry in entry_points(group="golos.commands"):
+        app.command(name=entry.name)(entry.load())
 
 
 def main() -> None:
+    _add_installed_commands()
     app()
 
 

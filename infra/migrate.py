@@ -1,10 +1,14 @@
-"""Schema migrations with yoyo: plain SQL files in ``infra/migrations``."""
+"""Schema migrations with yoyo (plain SQL files in ``infra/migrations``), and the
+database made ready for use: started when embedded, then migrated."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
+
+from infra.pg import EmbeddedPostgres
+from infra.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,3 +28,12 @@ def migrate(dsn: str) -> list[str]:
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return [m.id for m in pending]
+
+
+def ensure_database(settings: Settings) -> list[str]:
+    """Make the configured database ready: start the embedded cluster if it is the
+    one in use (creating it on first use), then apply pending migrations; return
+    the ids applied."""
+    if settings.embedded:
+        EmbeddedPostgres(settings.pg_dir).start()
+    return migrate(settings.dsn)

@@ -11,6 +11,8 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.files import atomic_write_bytes, sync_directory
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOLOS_", extra="ignore")
@@ -67,21 +69,19 @@ class Settings(BaseSettings):
 @cache
 def _generated_key(path: Path) -> bytes:
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole under a private name, then linked into place: a process
-        # that finds the file never reads it half-written, and two processes
-        # starting at once agree on one key.
+        # Written whole and durable under a private name, then linked into place.
+        # A link, not a rename: a rename would replace a key another process created
+        # meanwhile and may already use, while a link refuses an existing name, so
+        # two processes starting at once agree on the first key, and a process that
+        # finds the file never reads it half-written.
         staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write_bytes(staging, secrets.token_hex(32).encode("ascii"), permissions=0o600)
         try:
             os.link(staging, path)
         except FileExistsError:
             pass
+        else:
+            sync_directory(path.parent)
         finally:
             staging.unlink()
     return path.read_bytes().strip()

@@ -8,11 +8,11 @@ object-store backend implements.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from infra.files import atomic_write_bytes
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -37,26 +37,11 @@ class LocalPhotoStore:
         path = self._path(key)
         if path.exists():
             return key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash never leaves a half-written photo under its key.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        # The rename is durable only once its directory is: a crash must not lose
-        # a photo whose submission is already committed.
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # Written whole, then renamed into place: a crash never leaves a half-written
+        # photo under its key. Durable: the rename is synced with its directory, so a
+        # crash cannot lose a photo whose submission is already committed. Two uploads
+        # of one photo at once both write the same bytes; the second rename is harmless.
+        atomic_write_bytes(path, data, permissions=0o600, durable=True)
         return key
 
     def get(self, key: str) -> bytes:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from infra.files import atomic_write_bytes, atomic_writer, sync_directory
+
 # Answers after which re-sending cannot help: the submission itself is wrong.
 FINAL_CLIENT_ERRORS = frozenset({400, 404, 409, 413, 415, 422})
 
@@ -67,12 +69,20 @@ class Outbox:
         folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, submission: Submission, photo: bytes) -> None:
+        """Keep a submission on the device. When this returns, it survives a crash or
+        a flat battery: each file is written whole, synced, and renamed into place."""
         item = self.folder / submission.submission_id
-        item.mkdir(exist_ok=True)
-        (item / "photo.jpg").write_bytes(photo)
+        try:
+            item.mkdir()
+        except FileExistsError:
+            pass
+        else:
+            sync_directory(self.folder)
+        atomic_write_bytes(item / "photo.jpg", photo, durable=True)
         record = {**asdict(submission), "queued_ns": time.time_ns()}
         # The record last: an item without it was never completely queued.
-        (item / "submission.json").write_text(json.dumps(record))
+        with atomic_writer(item / "submission.json", "w", durable=True) as handle:
+            json.dump(record, handle)
 
     def pending(self) -> list[str]:
         """Undelivered submissions, oldest first: when a voter changed their mind
@@ -115,6 +125,9 @@ class Outbox:
                     reasons=body.get("reasons", []) if detail is None else [str(detail)],
                     attempts=attempt,
                 )
+                # The record first: a crash half-way leaves an item that is no longer
+                # pending, never a pending record without its photo.
+                (item / "submission.json").unlink()
                 for f in item.iterdir():
                     f.unlink()
                 item.rmdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -10,6 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+
+from api.submissions.schemas import Status
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def golos(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +57,39 @@ def test_election_load_official_import_and_report(
     assert summary["precincts_with_official"] == 1
     assert (out / "discrepancies.csv").read_text().startswith("precinct_id,region,district,flag")
 
+    assert '<html lang="en"' in (out / "report.html").read_text()
+
+    belarusian = golos("report", "by-2020-president", "--out", str(out), "--lang", "be")
+    assert belarusian.returncode == 0, belarusian.stderr
+    assert '<html lang="be"' in (out / "report.html").read_text()
+    unknown = golos("report", "by-2020-president", "--out", str(out), "--lang", "xx")
+    assert unknown.returncode == 2 and "--lang: 'xx' is not one of ru, be, en" in unknown.stderr
+
     missing = golos("report", "nowhere", "--out", str(out))
+    assert missing.returncode == 1 and "no election 'nowhere'" in missing.stderr
+
+
+def test_flags_runs_the_flag_stage_alone_and_stores_what_it_found(
+    conn: psycopg.Connection, election_dir: Path, tmp_path: Path, make_official: Callable
+) -> None:
+    # p1's protocol gives more ballots cast than issued: protocol_arithmetic.
+    broken = make_official({"p1": {"lukashenko": 10}}).replace(",1000,15,15,", ",1000,12,15,")
+    (election_dir / "official.csv").write_text(broken)
+    assert golos("election", "load", str(election_dir)).returncode == 0
+
+    before = set(tmp_path.iterdir())
+    flagged = subprocess.run(
+        [sys.executable, "-m", "api.cli", "flags", "by-2020-president"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert flagged.returncode == 0, flagged.stderr
+    assert "1 precincts with proof" in flagged.stdout
+    assert set(tmp_path.iterdir()) == before  # a stage of its own: no report files
+    conn.commit()
+    stored = conn.execute("SELECT precinct_id, flag, kind FROM flags").fetchall()
+    assert ("p1", "protocol_arithmetic", "proof") in stored
+
+    missing = golos("flags", "nowhere")
     assert missing.returncode == 1 and "no election 'nowhere'" in missing.stderr
 
 
@@ -110,3 +147,52 @@ def test_embedded_database_starts_and_stops(database: str) -> None:
     finally:
         run("db", "stop")
         subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def test_the_demo_is_a_command_though_the_product_does_not_import_it() -> None:
+    listed = golos("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "demo" in listed.stdout
+    demo = golos("demo", "--help")
+    assert demo.returncode == 0, demo.stderr
+    for option in ("--voters", "--stations", "--precincts", "--workers", "--out", "--seed"):
+        assert option in demo.stdout
+    assert "--reset" in demo.stdout
+
+
+def test_nothing_in_api_imports_the_seeds() -> None:
+    offenders = []
+    for path in sorted((ROOT / "api").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {module}"
+                for module in modules
+                if module == "seeds" or module.startswith("seeds.")
+            ]
+    assert offenders == []
+
+
+def test_worker_until_empty_reads_what_waits_in_several_processes(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sids = []
+    for seed, choice in enumerate(["tsikhanouskaya", "lukashenko"]):
+        response = submit(ballot_photo([choice], seed=60 + seed), choice=choice)
+        assert response.status_code == 202, response.text
+        sids.append(response.json()["submission_id"])
+    worked = golos("worker", "--until-empty", "--processes", "2")
+    assert worked.returncode == 0, worked.stderr
+    # The progress bar, on stderr only: both photos were waiting, both were read.
+    assert "photos read" in worked.stderr and "2/2" in worked.stderr
+    assert worked.stdout == ""
+    conn.commit()
+    statuses: dict[str, str] = dict(
+        conn.execute("SELECT id::text, status FROM submissions").fetchall()
+    )
+    assert statuses == {sid: Status.VERIFIED for sid in sids}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from mobile_stub.client import FlakyTransport, GolosClient, Outbox, Submission
@@ -38,6 +39,7 @@ def test_outbox_delivers_through_dropped_requests(
     assert all(o is not None and o.http_status == 202 for o in outcomes)
     assert sum(o.attempts for o in outcomes if o) > len(outcomes)
     assert outbox.pending() == []
+    assert list(outbox.folder.iterdir()) == []  # nothing of a delivered ballot stays
     conn.commit()
     assert conn.execute("SELECT count(*) FROM submissions").fetchone() == (4,)
 
@@ -102,3 +104,27 @@ def test_the_outbox_sends_oldest_first(tmp_path: Path) -> None:
     for sid in ids:
         outbox.add(Submission(sid, "e", "p", "a", "+375290000003"), b"photo")
     assert outbox.pending() == ids
+
+
+def test_a_record_whose_rewrite_fails_half_way_stays_as_it_was(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    sid = str(uuid.uuid4())
+    outbox.add(Submission(sid, "e", "p", "a", "+375290000004"), b"photo")
+    record = outbox.folder / sid / "submission.json"
+    before = record.read_bytes()
+    # A value that cannot be written: json.dump has written the fields before it,
+    # then fails, as a write cut short by a crash or a full disk would.
+    broken = Submission(sid, "e", "p", "b", object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        outbox.add(broken, b"photo")
+    assert record.read_bytes() == before
+    assert sorted(p.name for p in record.parent.iterdir()) == ["photo.jpg", "submission.json"]
+    assert outbox.pending() == [sid]
+
+
+def test_an_item_whose_record_was_never_written_is_not_pending(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    sid = str(uuid.uuid4())
+    with pytest.raises(TypeError):
+        outbox.add(Submission(sid, "e", "p", "a", object()), b"photo")  # type: ignore[arg-type]
+    assert outbox.pending() == []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from procrastinate import App, PsycopgConnector
 from procrastinate.jobs import Status
 
-__all__ = ["App", "is_waiting", "make_app", "retry_stalled_jobs", "running_locks"]
+__all__ = ["App", "make_app", "retry_stalled_jobs", "running_locks", "waiting_locks"]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,23 @@ async def retry_stalled_jobs(
     return retried
 
 
-async def is_waiting(app: App, queueing_lock: str) -> bool:
-    """Whether a job with this queueing lock waits in the queue (not yet started).
+# This module is the one place that knows the queue's tables. procrastinate's
+# job manager lists jobs one filter value at a time; checking a page of
+# submissions needs one query for many locks, on the unique index procrastinate
+# keeps on the queueing lock of waiting jobs (procrastinate_jobs_queueing_lock_idx).
+_WAITING_LOCKS = """
+    SELECT queueing_lock FROM procrastinate_jobs
+    WHERE queueing_lock = ANY(%(locks)s) AND status = 'todo'
+"""
 
-    One indexed probe: procrastinate keeps a unique index on the queueing lock of
-    waiting jobs, and plans its listing query with the values given."""
-    waiting = await app.job_manager.list_jobs_async(
-        queueing_lock=queueing_lock, status=Status.TODO.value
-    )
-    return any(True for _ in waiting)
+
+async def waiting_locks(app: App, queueing_locks: list[str]) -> set[str]:
+    """Which of these queueing locks have a job waiting in the queue (not yet
+    started). One index probe per lock, in one query."""
+    if not queueing_locks:
+        return set()
+    rows = await app.connector.execute_query_all_async(_WAITING_LOCKS, locks=queueing_locks)
+    return {row["queueing_lock"] for row in rows}
 
 
 async def running_locks(app: App, queue_name: str) -> set[str]:

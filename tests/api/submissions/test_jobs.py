@@ -88,23 +88,19 @@ def test_orphans_are_queued_page_after_page(conn: psycopg.Connection, loaded: st
     assert queued == len(sids)
 
 
-def test_the_walk_stops_at_a_page_of_waiting_submissions(
+def test_orphans_behind_a_page_of_waiting_submissions_are_queued_in_the_same_sweep(
     conn: psycopg.Connection, loaded: str
 ) -> None:
-    # The oldest received submissions are the ones about to be read: a full page of
-    # them with their jobs waiting ends the walk; the orphans behind are queued by
-    # a later sweep, once those ahead are read.
-    ahead = _received(conn, 2)
+    # After a queue outage the orphans are the newest uploads, behind older
+    # submissions whose jobs still wait: one sweep must reach them all.
+    ahead = _received(conn, 4)
     behind = _received(conn, 3)
 
-    async def work(app: queue.App) -> tuple[int, int]:
+    async def work(app: queue.App) -> tuple[int, list[str]]:
         for sid in ahead:
             await enqueue(app, sid)
-        stopped = await enqueue_pending(app, page_size=2)
-        for sid in ahead:
-            repository.record_decision(conn, sid, Status.VERIFIED, [], ["tsikhanouskaya"], None)
-        conn.commit()
-        return stopped, await enqueue_pending(app, page_size=2)
+        return await enqueue_pending(app, page_size=2), await _waiting(app)
 
-    stopped, later = _with_queue(work)
-    assert (stopped, later) == (0, len(behind))
+    queued, waiting = _with_queue(work)
+    assert queued == len(behind)
+    assert sorted(waiting) == sorted(job_lock(sid) for sid in ahead + behind)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 
 from api.deps import Conn
 from api.elections.routes import router as elections_router
@@ -17,6 +19,25 @@ from api.submissions.routes import router as submissions_router
 from api.worker import queue_app
 from infra import db
 from infra.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# What a client told to retry waits first: a database restart takes seconds.
+RETRY_AFTER_SECONDS = 5
+# SQLSTATEs of a server that is going away or not yet accepting connections.
+_SHUTTING_DOWN = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means the database is out of reach (retry later),
+    not that a statement went wrong. Pure."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    sqlstate = exc.sqlstate
+    # No SQLSTATE: the connection failed before or without a server answer.
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _SHUTTING_DOWN
 
 
 def _answer(error: GolosError) -> JSONResponse:
@@ -43,10 +64,19 @@ def create_app() -> FastAPI:
         return _answer(exc)
 
     @app.exception_handler(psycopg.OperationalError)
-    async def database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        """The database cannot be reached (or broke off the request): 503, so that
-        clients and load balancers retry later rather than take it for a bug."""
-        return _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
+    @app.exception_handler(PoolTimeout)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        """The database cannot be reached or broke off the connection: 503 with
+        Retry-After, so that phones and load balancers retry rather than take it for
+        a bug. Any other operational error (a deadlock, a statement timeout) is a
+        bug to look at: logged with its traceback, answered 500."""
+        if not database_unreachable(exc):
+            log.error("database error on %s", request.url.path, exc_info=exc)
+            return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+        log.warning("database unavailable on %s: %s", request.url.path, exc)
+        answer = _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
+        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
 
     app.include_router(submissions_router)
     app.include_router(elections_router)

@@ -10,11 +10,13 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from psycopg_pool import PoolTimeout
 
 from api import errors
 from api.deps import conn_dep, pool_dep, queue_dep
 from api.elections.schemas import ElectionNotFound
 from api.errors import GolosError
+from api.main import database_unreachable
 from api.submissions.schemas import SubmissionForm
 
 DOMAIN_ERRORS = [
@@ -108,9 +110,40 @@ def test_an_unreachable_database_is_503_with_a_clear_body(app: FastAPI) -> None:
     app.dependency_overrides[conn_dep] = unreachable
     response = TestClient(app).get("/healthz")
     assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     assert response.json() == {
         "detail": {"field": "database", "message": "the database is unavailable; retry later"}
     }
+
+
+def test_a_deadlock_is_a_logged_500_not_an_outage(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    def deadlocked() -> Iterator[psycopg.Connection]:
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+        yield
+
+    app.dependency_overrides[conn_dep] = deadlocked
+    response = TestClient(app, raise_server_exceptions=False).get("/healthz")
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("error", "unreachable"),
+    [
+        (psycopg.OperationalError("connection refused"), True),
+        (psycopg.errors.AdminShutdown("terminating connection"), True),
+        (psycopg.errors.ConnectionFailure("connection failure"), True),
+        (PoolTimeout("couldn't get a connection after 30 sec"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), False),
+        (psycopg.errors.QueryCanceled("statement timeout"), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_only_a_database_out_of_reach_is_unreachable(error: Exception, unreachable: bool) -> None:
+    assert database_unreachable(error) is unreachable
 
 
 FORM_FIELDS = {

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,7 +47,16 @@ from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance
 from ocr.marks import MIN_MATCH, BoxScore, score_box
 from ocr.template import LoadedTemplate, TemplateError, load_template
 
-Verdict = Literal["valid", "blank", "overmarked", "not_a_ballot", "unreadable"]
+
+class Verdict(StrEnum):
+    """The reader's verdict on a photo (ballot-template/1 ``verdict``)."""
+
+    VALID = "valid"  # a ballot of the template with 1..max_marks marked boxes
+    BLANK = "blank"  # a ballot of the template with no marked box
+    OVERMARKED = "overmarked"  # more than max_marks marked boxes
+    NOT_A_BALLOT = "not_a_ballot"  # not this template's ballot
+    UNREADABLE = "unreadable"  # cannot decide: a person reviews it
+
 
 WORK_SIDE = 1600  # long side the photo is worked at; more only costs time
 MAX_PIXELS = 40_000_000
@@ -233,23 +243,23 @@ def _refined(
 
 def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> BallotReading:
     if float(np.percentile(photo, 95)) < DARK_LEVEL:
-        return _reading("unreadable", 0.9, ["too_dark"])
+        return _reading(Verdict.UNREADABLE, 0.9, ["too_dark"])
 
     alignment, problem = _locate(template, photo)
     clock.lap("align")
     if alignment is None or problem not in (None, "alignment_not_refined"):
         small, _ = resize_long_side(photo, 800)
         if edge_sharpness(small) < BLURRY_EDGES:
-            return _reading("unreadable", 0.6, ["blurred", "alignment_failed"])
+            return _reading(Verdict.UNREADABLE, 0.6, ["blurred", "alignment_failed"])
         inliers = alignment.inliers if alignment is not None else 0
         return _reading(
-            "not_a_ballot",
+            Verdict.NOT_A_BALLOT,
             1.0 - 0.5 * min(1.0, inliers / MIN_INLIERS),
             ["alignment_failed", problem or "too_few_matches"],
         )
     homography = alignment.homography
     if _outside(template, homography, photo.shape[:2]):
-        return _reading("unreadable", 0.8, ["cut_off"])
+        return _reading(Verdict.UNREADABLE, 0.8, ["cut_off"])
     header = _check_header(template, photo, homography)
     clock.lap("header_ocr")
     if problem == "alignment_not_refined":
@@ -284,11 +294,11 @@ def _unrefined(photo: np.ndarray, header: BallotReading | float) -> BallotReadin
         small, _ = resize_long_side(photo, 800)
         if edge_sharpness(small) >= BLURRY_EDGES:
             reasons = ["alignment_not_refined", "header_keywords_missing"]
-            return _reading("not_a_ballot", 0.7, reasons)
-        return _reading("unreadable", 0.6, ["blurred", "alignment_uncertain"])
-    if isinstance(header, BallotReading) and header.verdict == "not_a_ballot":
+            return _reading(Verdict.NOT_A_BALLOT, 0.7, reasons)
+        return _reading(Verdict.UNREADABLE, 0.6, ["blurred", "alignment_uncertain"])
+    if isinstance(header, BallotReading) and header.verdict == Verdict.NOT_A_BALLOT:
         return header
-    return _reading("unreadable", 0.6, ["alignment_uncertain"])
+    return _reading(Verdict.UNREADABLE, 0.6, ["alignment_uncertain"])
 
 
 def _check_header(
@@ -300,7 +310,7 @@ def _check_header(
     crops = keyword_crops(template.header, photo, homography)
     blur, _ = estimate_blur(crops, template.header.reference_blurs)
     if blur > BLUR_MAX:
-        return _reading("unreadable", 0.8, ["blurred"])
+        return _reading(Verdict.UNREADABLE, 0.8, ["blurred"])
     found = check_keywords(
         template.header, photo, homography, tpl.header_keywords, tpl.ocr_languages
     )
@@ -310,12 +320,12 @@ def _check_header(
         # half read (a signature across it), OCR may just have failed, and a
         # person should look rather than the vote be dropped.
         if blur >= BLUR_DOUBTFUL:
-            return _reading("unreadable", 0.6, ["blurred", "header_keywords_missing"])
+            return _reading(Verdict.UNREADABLE, 0.6, ["blurred", "header_keywords_missing"])
         if weakest >= UNCLEAR_RATIO:
-            return _reading("unreadable", 0.6, ["header_keywords_unclear"])
+            return _reading(Verdict.UNREADABLE, 0.6, ["header_keywords_unclear"])
         missing = [k for k, r in found.items() if r < MIN_RATIO]
         return _reading(
-            "not_a_ballot",
+            Verdict.NOT_A_BALLOT,
             0.9 if len(missing) == len(found) else 0.7,
             ["header_keywords_missing"],
         )
@@ -330,22 +340,22 @@ def _decide(
 ) -> BallotReading:
     tpl = template.template
     if not all(s.visible for s in scores):
-        return _reading("unreadable", 0.8, ["cut_off"])
+        return _reading(Verdict.UNREADABLE, 0.8, ["cut_off"])
     if any(s.match < MIN_MATCH or s.at_limit for s in scores):
         # A box not found where the page fit puts it: reading it could count
         # the printed outline as a mark, so nobody should guess.
-        return _reading("unreadable", 0.6, ["alignment_uncertain"])
+        return _reading(Verdict.UNREADABLE, 0.6, ["alignment_uncertain"])
     if float(np.median([s.contrast for s in scores])) < CONTRAST_MIN:
-        return _reading("unreadable", 0.7, ["low_contrast"])
+        return _reading(Verdict.UNREADABLE, 0.7, ["low_contrast"])
     decision = decide_marks(scores, tpl.max_marks)
     confidence = min(_alignment_confidence(alignment), header_confidence, decision.confidence)
     if decision.ambiguous:
-        return _reading("unreadable", 0.5, ["ambiguous_mark"])
+        return _reading(Verdict.UNREADABLE, 0.5, ["ambiguous_mark"])
     if not decision.marked:
-        return _reading("blank", confidence, [])
+        return _reading(Verdict.BLANK, confidence, [])
     if len(decision.marked) > tpl.max_marks:
-        return _reading("overmarked", confidence, [], decision.marked)
-    return _reading("valid", confidence, [], decision.marked)
+        return _reading(Verdict.OVERMARKED, confidence, [], decision.marked)
+    return _reading(Verdict.VALID, confidence, [], decision.marked)
 
 
 def same_photo(a: BallotReading, b: BallotReading) -> bool:
@@ -370,21 +380,23 @@ def read_ballot(
     try:
         gray = decode_gray(image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE)
     except ImageRejected as exc:
-        return _reading("unreadable", 1.0, [exc.reason])
+        return _reading(Verdict.UNREADABLE, 1.0, [exc.reason])
     except MemoryError:
-        return _reading("unreadable", 1.0, ["too_many_pixels"])
+        return _reading(Verdict.UNREADABLE, 1.0, ["too_many_pixels"])
     if min(gray.shape) < 32:
-        return _reading("unreadable", 1.0, ["too_small"])
+        return _reading(Verdict.UNREADABLE, 1.0, ["too_small"])
     photo, _ = resize_long_side(gray, WORK_SIDE)
     clock.lap("decode")
     try:
         return _read_gray(template, photo, clock)
     except (pytesseract.TesseractError, RuntimeError, OSError):
         # Tesseract missing, killed or timed out: a person must look at it.
-        return _reading("unreadable", 0.0, ["ocr_failed"])
+        return _reading(Verdict.UNREADABLE, 0.0, ["ocr_failed"])
     except cv2.error:
         # Geometry so degenerate that OpenCV refuses it: not something to guess on.
-        return _reading("unreadable", 0.0, ["processing_failed"])
+        # (Not api.submissions.schemas.Reason.PROCESSING_FAILED: that one is the
+        # pipeline giving up after its retries.)
+        return _reading(Verdict.UNREADABLE, 0.0, ["opencv_failed"])
 
 
 def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[str, Any]]:
@@ -405,14 +417,14 @@ def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[s
         )
     for photo in photos:
         if template is None:
-            reading = _reading("unreadable", 1.0, [template_reason])
+            reading = _reading(Verdict.UNREADABLE, 1.0, [template_reason])
         else:
             try:
                 data = Path(photo).read_bytes()
             except FileNotFoundError:
-                reading = _reading("unreadable", 1.0, ["file_not_found"])
+                reading = _reading(Verdict.UNREADABLE, 1.0, ["file_not_found"])
             except OSError:
-                reading = _reading("unreadable", 1.0, ["file_unreadable"])
+                reading = _reading(Verdict.UNREADABLE, 1.0, ["file_unreadable"])
             else:
                 reading = read_ballot(template, data)
         yield {"photo": str(photo), **reading.model_dump(exclude={"fingerprint", "pose"})}

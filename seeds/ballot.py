@@ -200,14 +200,6 @@ MUNICIPAL_DESIGN = BallotDesign(
     small_size=20,
 )
 
-# The designs that are not the seeded one: the reader must read them all from
-# their template folders alone (the evaluation set uses every one of them).
-OTHER_DESIGNS: tuple[BallotDesign, ...] = (
-    REFERENDUM_DESIGN,
-    BY_PARLIAMENT_DESIGN,
-    MUNICIPAL_DESIGN,
-)
-
 
 @lru_cache(maxsize=32)
 def _font(family: str, bold: bool, size: int) -> ImageFont.FreeTypeFont:

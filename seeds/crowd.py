@@ -22,7 +22,6 @@ import numpy as np
 from seeds.model import SeedElection
 
 VoterKind = Literal["honest", "blank", "overmarked", "reused_photo", "not_a_ballot", "mismatch"]
-HONEST_KINDS: tuple[VoterKind, ...] = ("honest", "blank", "overmarked")
 ATTACK_KINDS: tuple[VoterKind, ...] = ("reused_photo", "not_a_ballot", "mismatch")
 INVALID = "invalid"  # the truth's invalid ballots: the pool blank and overmarked come from
 PHONE_PREFIX = "+37529"

@@ -84,7 +84,6 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("against_all", "Against all"),
 )
 OPTION_IDS: list[str] = [oid for oid, _ in OPTIONS]
-OPTION_LABELS: dict[str, str] = dict(OPTIONS)
 INCUMBENT = "lukashenko"
 CHALLENGER = "tsikhanouskaya"
 # Options whose votes fraudsters also shave, in the order they take from them.

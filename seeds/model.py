@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tally.vocab import PROTOCOL_LINES_OPTIONAL, PROTOCOL_LINES_REQUIRED, ProtocolLine
+
 SEED_DIR: Path = Path(__file__).parent / "by-2020"
 
 ELECTION_FILE = "election.json"
@@ -28,19 +30,14 @@ PRECINCT_COLUMNS: tuple[str, ...] = (
     "region",
     "district",
     "name",
-    "registered",
+    ProtocolLine.REGISTERED,
     "address",
     "latitude",
     "longitude",
 )
 # Protocol lines before and after the per-option columns (official-results/1).
-HEAD_COUNT_COLUMNS: tuple[str, ...] = ("registered", "ballots_issued", "ballots_cast", "invalid")
-TAIL_COUNT_COLUMNS: tuple[str, ...] = (
-    "ballots_issued_early",
-    "ballots_issued_home",
-    "ballots_received",
-    "ballots_cancelled",
-)
+HEAD_COUNT_COLUMNS: tuple[str, ...] = PROTOCOL_LINES_REQUIRED
+TAIL_COUNT_COLUMNS: tuple[str, ...] = PROTOCOL_LINES_OPTIONAL
 FALSIFIED_COLUMNS: tuple[str, ...] = (
     "precinct_id",
     "scheme",

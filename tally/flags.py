@@ -29,7 +29,7 @@ from tally.proof import (
     crowd_exceeds_turnout,
     protocol_arithmetic,
 )
-from tally.vocab import EvidenceLevel, Flag, FlagKind, Source
+from tally.vocab import EvidenceLevel, Flag, FlagKind, ProtocolLine, Source
 
 # A precinct as the elections list it: (precinct_id, region, district, name).
 Precinct = tuple[str, str, str, str]
@@ -93,7 +93,7 @@ def proof_findings(evidence: Evidence) -> list[Finding]:
     names; a source is never added to another.
     """
     official = evidence.official_votes
-    cast = {p: lines.get("ballots_cast") for p, lines in evidence.protocols.items()}
+    cast = {p: lines.get(ProtocolLine.BALLOTS_CAST) for p, lines in evidence.protocols.items()}
     findings = crowd_exceeds_official(evidence.photo_tally, official, Source.PHOTOS)
     findings += crowd_exceeds_turnout(evidence.photo_voters, cast, Source.PHOTOS)
     for source, (level, counts) in sorted(evidence.crowd_sources.items()):
@@ -124,10 +124,10 @@ def stations_table(
         precinct_id=np.array([p[0] for p in known], dtype=object),
         region=np.array([p[1] for p in known], dtype=object),
         district=np.array([p[2] for p in known], dtype=object),
-        registered=column("registered"),
-        issued=column("ballots_issued"),
-        cast=column("ballots_cast"),
-        invalid=column("invalid"),
+        registered=column(ProtocolLine.REGISTERED),
+        issued=column(ProtocolLine.BALLOTS_ISSUED),
+        cast=column(ProtocolLine.BALLOTS_CAST),
+        invalid=column(ProtocolLine.INVALID),
         votes=votes.reshape(len(known), len(option_ids)),
         option_ids=list(option_ids),
         excluded=np.array([p[0] in left_out for p in known], dtype=bool),

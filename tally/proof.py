@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tally.vocab import FLAG_KIND, EvidenceLevel, Flag, FlagKind, Source
+from tally.vocab import FLAG_KIND, EvidenceLevel, Flag, FlagKind, ProtocolLine, Source
 
 Op = Literal["==", "<=", ">="]
 
@@ -55,10 +55,14 @@ class Check:
 # is an inequality: the difference is spoiled or lost ballots, which the
 # official-results format has no line for.
 STANDARD_CHECKS = (
-    Check(("ballots_cast",), "==", ("invalid", "@options")),
-    Check(("ballots_cast",), "<=", ("ballots_issued",)),
-    Check(("ballots_issued",), "<=", ("registered",)),
-    Check(("ballots_received",), ">=", ("ballots_issued", "ballots_cancelled")),
+    Check((ProtocolLine.BALLOTS_CAST,), "==", (ProtocolLine.INVALID, "@options")),
+    Check((ProtocolLine.BALLOTS_CAST,), "<=", (ProtocolLine.BALLOTS_ISSUED,)),
+    Check((ProtocolLine.BALLOTS_ISSUED,), "<=", (ProtocolLine.REGISTERED,)),
+    Check(
+        (ProtocolLine.BALLOTS_RECEIVED,),
+        ">=",
+        (ProtocolLine.BALLOTS_ISSUED, ProtocolLine.BALLOTS_CANCELLED),
+    ),
 )
 
 

@@ -42,6 +42,7 @@ from tally.vocab import (
     Flag,
     FlagKind,
     ForensicTest,
+    ProtocolLine,
     ReportFile,
     ReviewStatus,
     Source,
@@ -232,10 +233,10 @@ def _totals(stations: Stations) -> dict[str, Any]:
         return int(np.nansum(a)) if a.size else 0
 
     return {
-        "registered": total(stations.registered),
-        "ballots_issued": total(stations.issued),
-        "ballots_cast": total(stations.cast),
-        "invalid": total(stations.invalid),
+        ProtocolLine.REGISTERED: total(stations.registered),
+        ProtocolLine.BALLOTS_ISSUED: total(stations.issued),
+        ProtocolLine.BALLOTS_CAST: total(stations.cast),
+        ProtocolLine.INVALID: total(stations.invalid),
         "options": {o: total(stations.votes[:, j]) for j, o in enumerate(stations.option_ids)},
     }
 
@@ -308,7 +309,7 @@ def write_report(
         discrepancies,
         regional,
         images,
-        f"Golos report: {data.election_id}",
+        election_id=data.election_id,
         lang=lang,
     )
     atomic_write_text(out / ReportFile.PAGE, page)

@@ -54,7 +54,15 @@ import jinja2
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
 from infra.pages import DEFAULT_LANGUAGE, environment
-from tally.vocab import DISCREPANCY_COLUMNS, FLAG_KIND, Flag, FlagKind, ReviewStatus
+from tally.vocab import (
+    DISCREPANCY_COLUMNS,
+    FLAG_KIND,
+    Flag,
+    FlagKind,
+    ProtocolLine,
+    ReportFile,
+    ReviewStatus,
+)
 
 # Rows shown on the page; every row is in discrepancies.csv. Two hundred proof rows
 # keep the page readable and light on a phone; the statistical rows are leads and
@@ -124,10 +132,25 @@ SIGNAL_COLUMNS = _columns(
 DECLARED_COLUMNS = PROOF_COLUMNS
 NUMERIC_COLUMNS = frozenset(("crowd", "official", "statistic", "p_value", "q_value"))
 
-# Image file name stems, in the order the distributions are shown, and the kind of
-# caption each gets (first match wins; the captions are in the templates).
-_PLOT_ORDER = ("fingerprint", "turnout", "share")
-_CAPTION_KINDS = ("fingerprint", "turnout", "share", "crowd")
+
+def _stem(name: str) -> str:
+    """A file name without its extension. Pure."""
+    return name.rsplit(".", 1)[0]
+
+
+# The distribution plots in the order they are shown (by file-name prefix), and the
+# plots whose captions the templates hold (CAPTIONS, keyed by the plot's file): an
+# image gets the caption of the first plot whose file-name stem its own holds.
+_PLOT_ORDER: tuple[str, ...] = tuple(
+    _stem(plot)
+    for plot in (ReportFile.KLIMEK_PLOT, ReportFile.TURNOUT_PLOT, ReportFile.LEADER_SHARE_PLOT)
+)
+_CAPTIONED_PLOTS: tuple[ReportFile, ...] = (
+    ReportFile.KLIMEK_PLOT,
+    ReportFile.TURNOUT_PLOT,
+    ReportFile.LEADER_SHARE_PLOT,
+    ReportFile.CROWD_VS_OFFICIAL_PLOT,
+)
 
 
 # ---------------------------------------------------------------- values
@@ -409,7 +432,7 @@ class Figure:
 
     name: str
     uri: str | None
-    caption: str  # one of _CAPTION_KINDS, or "" for the bare name
+    caption: str  # one of _CAPTIONED_PLOTS, or "" for the bare name
 
 
 def image_mime(data: bytes) -> str | None:
@@ -427,11 +450,11 @@ def image_mime(data: bytes) -> str | None:
 
 
 def caption_kind(name: str) -> str:
-    """Which caption an image gets, from its file name. Pure."""
-    stem = name.rsplit(".", 1)[0].lower()
-    for kind in _CAPTION_KINDS:
-        if stem.startswith(kind) or kind in stem:
-            return kind
+    """Which plot's caption an image gets, from its file name ("" for none). Pure."""
+    stem = _stem(name).lower()
+    for plot in _CAPTIONED_PLOTS:
+        if _stem(plot) in stem:
+            return plot
     return ""
 
 
@@ -576,7 +599,7 @@ def option_totals(
     options = totals.get("options")
     if not isinstance(options, Mapping):
         return []
-    cast = totals.get("ballots_cast")
+    cast = totals.get(ProtocolLine.BALLOTS_CAST)
     return [
         OptionTotal(str(o), labels.get(str(o), str(o)), v, format_percent(v, cast, style))
         for o, v in options.items()
@@ -634,12 +657,18 @@ def page_context(
     discrepancies: Sequence[Mapping[str, Any]],
     regional: Sequence[Mapping[str, Any]],
     images: Mapping[str, bytes],
-    title: str,
+    title: str | None = None,
     *,
+    election_id: str | None = None,
     lang: str = DEFAULT_LANGUAGE,
     max_proof_rows: int = MAX_PROOF_ROWS,
 ) -> dict[str, Any]:
-    """Everything ``report.html`` shows, prepared for the templates. Pure."""
+    """Everything ``report.html`` shows, prepared for the templates. Pure.
+
+    The page's title is ``title`` as given, or else "Golos report: <election_id>"
+    in the page's language (a translated message of the templates)."""
+    if title is None and election_id is None:
+        raise ValueError("a report page needs a title or an election id")
     style = number_style(lang)
     kinds = flag_kinds(discrepancies)
     flags = count_flags(summary.get("flags"), kinds)
@@ -674,6 +703,7 @@ def page_context(
     note = summary.get("note")
     return {
         "title": title,
+        "election_id": election_id,
         "summary": summary,
         "labels": labels,
         "election": summary.get("election"),
@@ -742,6 +772,7 @@ def report_environment(lang: str) -> jinja2.Environment:
             "prose_keys": PROSE_KEYS,
             "dismissed": ReviewStatus.DISMISSED.value,
             "Flag": Flag,
+            "ReportFile": ReportFile,
         }
     )
     return env
@@ -752,18 +783,21 @@ def render_report(
     discrepancies: list[dict[str, Any]],
     regional: list[dict[str, Any]],
     images: dict[str, bytes],
-    title: str,
+    title: str | None = None,
     *,
+    election_id: str | None = None,
     lang: str = DEFAULT_LANGUAGE,
     max_proof_rows: int = MAX_PROOF_ROWS,
 ) -> str:
-    """The whole ``report.html`` page in ``lang`` (see the module docstring)."""
+    """The whole ``report.html`` page in ``lang`` (see the module docstring); its
+    title is ``title``, or else the translated "Golos report: <election_id>"."""
     context = page_context(
         summary or {},
         discrepancies or [],
         regional or [],
         images or {},
         title,
+        election_id=election_id,
         lang=lang,
         max_proof_rows=max_proof_rows,
     )

@@ -88,10 +88,6 @@ _CONVERTERS: Mapping[str, Callable[[object], Any]] = {
 }
 
 
-def _csv_cell_bool(value: bool | None) -> str:
-    return "" if value is None else ("true" if value else "false")
-
-
 def _column_type(types: Mapping[str, str], column: str) -> str:
     kind = types.get(column, "string")
     if kind == "str":

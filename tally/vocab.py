@@ -52,11 +52,6 @@ FLAG_KIND: MappingProxyType[Flag, FlagKind] = MappingProxyType(
 )
 
 
-def flags_of_kind(kind: FlagKind) -> tuple[Flag, ...]:
-    """The flag names of one kind, in declaration order. Pure."""
-    return tuple(flag for flag in Flag if FLAG_KIND[flag] is kind)
-
-
 class ReviewStatus(StrEnum):
     """An observer's decision on a flag (report/1 ``review_status``)."""
 
@@ -80,19 +75,22 @@ class Source(StrEnum):
     PROTOCOL = "protocol"  # the protocol alone
 
 
-# Protocol lines (official-results/1 columns besides the options), in file order.
-PROTOCOL_LINES: tuple[str, ...] = (
-    "registered",
-    "ballots_issued",
-    "ballots_cast",
-    "invalid",
-    "ballots_issued_early",
-    "ballots_issued_home",
-    "ballots_received",
-    "ballots_cancelled",
-)
-PROTOCOL_LINES_REQUIRED: tuple[str, ...] = PROTOCOL_LINES[:4]
-PROTOCOL_LINES_OPTIONAL: tuple[str, ...] = PROTOCOL_LINES[4:]
+class ProtocolLine(StrEnum):
+    """The protocol lines (official-results/1 columns besides the options), in file order."""
+
+    REGISTERED = "registered"
+    BALLOTS_ISSUED = "ballots_issued"
+    BALLOTS_CAST = "ballots_cast"
+    INVALID = "invalid"
+    BALLOTS_ISSUED_EARLY = "ballots_issued_early"
+    BALLOTS_ISSUED_HOME = "ballots_issued_home"
+    BALLOTS_RECEIVED = "ballots_received"
+    BALLOTS_CANCELLED = "ballots_cancelled"
+
+
+PROTOCOL_LINES: tuple[ProtocolLine, ...] = tuple(ProtocolLine)
+PROTOCOL_LINES_REQUIRED: tuple[ProtocolLine, ...] = PROTOCOL_LINES[:4]
+PROTOCOL_LINES_OPTIONAL: tuple[ProtocolLine, ...] = PROTOCOL_LINES[4:]
 
 # report/1 discrepancies.csv / .parquet: the spec's columns, in order, and types.
 DISCREPANCY_COLUMNS: tuple[str, ...] = (

@@ -19,7 +19,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.errors import Invalid
-from tally.vocab import PROTOCOL_LINES_OPTIONAL, PROTOCOL_LINES_REQUIRED, EvidenceLevel, Source
+from tally.vocab import (
+    PROTOCOL_LINES_OPTIONAL,
+    PROTOCOL_LINES_REQUIRED,
+    EvidenceLevel,
+    ProtocolLine,
+    Source,
+)
 
 OPTION_ID = re.compile(r"^[a-z0-9_]+$")
 MAX_REPORTED_PROBLEMS = 20
@@ -284,7 +290,7 @@ def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[Precinct
     problems = _Problems(file)
     _check_header(header, PRECINCT_REQUIRED, problems)
     problems.raise_if_any()
-    known = {"precinct_id", "region", "district", "name", "registered"}
+    known = {"precinct_id", "region", "district", "name", ProtocolLine.REGISTERED}
     extra = [h for h in header if h not in known]
     parsed: list[PrecinctRow] = []
     first_line: dict[str, int] = {}
@@ -294,9 +300,9 @@ def parse_precincts_csv(text: str, file: str = "precincts.csv") -> list[Precinct
             if not cells[column].strip():
                 problems.add("a value is required", line, column)
         _once(precinct_id, line, first_line, problems)
-        registered, problem = _count(cells.get("registered", ""), allow_empty=True)
+        registered, problem = _count(cells.get(ProtocolLine.REGISTERED, ""), allow_empty=True)
         if problem:
-            problems.add(problem, line, "registered")
+            problems.add(problem, line, ProtocolLine.REGISTERED)
         parsed.append(
             PrecinctRow(
                 precinct_id=precinct_id,

@@ -34,11 +34,10 @@ from typing import Any, NamedTuple
 import psycopg
 
 from api.submissions import repository
-from api.submissions.schemas import Reason, Status
+from api.submissions.schemas import Status
 from ocr.reader import NEAR_DUPLICATE_BITS
 
 HASH_BITS = 64
-NEAR_DUPLICATE = Reason.NEAR_DUPLICATE_PHOTO
 CANDIDATE_STATUSES = (Status.VERIFIED, Status.REVIEW, Status.SUPERSEDED)
 
 
@@ -91,11 +90,6 @@ def to_signed(value: int) -> int:
 def to_unsigned(value: int) -> int:
     """PostgreSQL's bigint back to unsigned 64-bit. Pure."""
     return value + (1 << HASH_BITS) if value < 0 else value
-
-
-def lock_election(conn: psycopg.Connection, election_id: str) -> None:
-    """Serialise fingerprint check-and-record per election, until the transaction ends."""
-    repository.lock_fingerprints(conn, election_id)
 
 
 def band_rows(value: int, bits: int) -> tuple[list[int], list[int]]:
@@ -169,7 +163,7 @@ def record_fingerprint(
 def recut_bands(conn: psycopg.Connection, election_id: str, bits: int) -> int:
     """Re-cut an election's bands for `bits` if any were cut for another value (the
     constant changed since they were written); returns how many photos were re-cut.
-    Call under lock_election."""
+    Call under repository.lock_fingerprints."""
     cut = repository.band_bits_range(conn, election_id)
     if cut is None or cut == (bits, bits):
         return 0
@@ -201,7 +195,7 @@ def check_and_record(
     photo's fingerprint is recorded (with the match, for the reviewer). Holds the
     election's lock until the transaction ends."""
     value = parse_fingerprint(fingerprint)
-    lock_election(conn, election_id)
+    repository.lock_fingerprints(conn, election_id)
     recut_bands(conn, election_id, bits)
     match = find_near_duplicate(
         conn, election_id, value, exclude=submission_id, bits=bits, confirm=confirm

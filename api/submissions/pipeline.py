@@ -18,7 +18,7 @@ from api.submissions.duplicates import Candidate, check_and_record
 from api.submissions.repository import Pending
 from api.submissions.schemas import Reason, Status
 from infra.storage import PhotoStore
-from ocr.reader import BallotReading, read_ballot, same_photo
+from ocr.reader import BallotReading, Verdict, read_ballot, same_photo
 from tally.repository import count_ballot
 
 
@@ -36,11 +36,11 @@ def decide(reading: BallotReading, declared: list[str]) -> Decision:
     disagreement goes to a person, and so does a photo the reader is unsure of.
     The reasons are the reader's verdict and its reasons, or the pipeline's Reason.
     """
-    if reading.verdict == "valid":
+    if reading.verdict == Verdict.VALID:
         if sorted(reading.marks) == sorted(declared):
             return Decision(Status.VERIFIED, [], reading.marks)
         return Decision(Status.REVIEW, [Reason.CHOICE_MISMATCH], reading.marks)
-    if reading.verdict == "unreadable":
+    if reading.verdict == Verdict.UNREADABLE:
         return Decision(Status.REVIEW, [reading.verdict, *reading.reasons], None)
     return Decision(Status.REJECTED, [reading.verdict, *reading.reasons], reading.marks or None)
 

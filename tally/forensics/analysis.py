@@ -78,10 +78,6 @@ def _figure(a: np.ndarray) -> np.ndarray:
     return x
 
 
-def _opt(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
 def analyse(stations: Stations, *, draws: int = 1000, seed: int = 0) -> Analysis:
     """Run every statistical test and the clean-station estimate (module docstring)."""
     st = stations

@@ -20,6 +20,7 @@ from tally.plots import crowd_vs_official_png, fingerprint_png, histogram_png
 from tally.report_page import (
     MAX_SIGNAL_ROWS,
     NumberStyle,
+    caption_kind,
     count_flags,
     flag_kinds,
     format_number,
@@ -27,7 +28,7 @@ from tally.report_page import (
     render_report,
     value_shape,
 )
-from tally.vocab import FLAG_KIND, Flag, FlagKind, ReviewStatus
+from tally.vocab import FLAG_KIND, Flag, FlagKind, ReportFile, ReviewStatus
 
 MALICIOUS = '<script>alert("x")</script><img src=x onerror=alert(1)> & "q"'
 REPO = Path(__file__).resolve().parents[2]
@@ -500,6 +501,23 @@ def test_each_language_renders_with_its_lang_attribute_and_translated_banners() 
     assert banners["be"]["stat"].startswith("Гэта не доказы.")
 
 
+def test_the_platforms_title_is_translated_and_a_callers_kept() -> None:
+    election = "by-2020 <&>"
+    expected = {
+        "en": "Golos report: by-2020 &lt;&amp;&gt;",
+        "ru": "Отчёт Golos: by-2020 &lt;&amp;&gt;",
+        "be": "Справаздача Golos: by-2020 &lt;&amp;&gt;",
+    }
+    for lang in LANGUAGES:
+        page = render_report(_summary(), [], [], {}, election_id=election, lang=lang)
+        assert f"<title>{expected[lang]}</title>" in page
+        assert f"<h1>{expected[lang]}</h1>" in page
+    page = render_report(_summary(), [], [], {}, "Выборы", election_id=election, lang="ru")
+    assert "<title>Выборы</title>" in page and "<h1>Выборы</h1>" in page
+    with pytest.raises(ValueError, match="title or an election id"):
+        render_report(_summary(), [], [], {})
+
+
 def test_russian_and_belarusian_pages_write_numbers_their_way() -> None:
     for lang in ("ru", "be"):
         page = render_report(
@@ -547,6 +565,22 @@ def test_ru_and_be_catalogues_translate_every_message_of_the_page() -> None:
         }
         missing = sorted(messages - set(translated))
         assert not missing, (path, missing[:10])
+
+
+def test_the_platforms_plots_get_their_captions() -> None:
+    for plot in (
+        ReportFile.KLIMEK_PLOT,
+        ReportFile.TURNOUT_PLOT,
+        ReportFile.LEADER_SHARE_PLOT,
+        ReportFile.CROWD_VS_OFFICIAL_PLOT,
+    ):
+        assert caption_kind(plot) == plot
+    assert caption_kind("turnout_hist.png") == ReportFile.TURNOUT_PLOT
+    assert caption_kind("photo.png") == ""
+    images = {plot: _images()["fingerprint.png"] for plot in ReportFile if plot.endswith(".png")}
+    page = render_report({}, [], [], images, "t")
+    assert page.index("turnout.png:") < page.index("leader_share.png:")
+    assert "leader_share.png: Leader share per station in 0.1 pp bins" in page
 
 
 def test_value_shapes() -> None:

@@ -22,13 +22,14 @@ import pytest
 from PIL import Image
 
 from api.reports.service import write_election_report
-from api.submissions.duplicates import NEAR_DUPLICATE, lock_election
 from api.submissions.pipeline import decide, process_submission
+from api.submissions.repository import lock_fingerprints
+from api.submissions.schemas import Reason
 from api.worker import run_worker
 from infra.settings import get_settings
-from infra.storage import get_store
+from infra.storage import photo_store
 from ocr.ink import hamming
-from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading
+from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, Verdict
 from tally.vocab import DISCREPANCY_COLUMNS
 
 
@@ -45,7 +46,7 @@ def _statuses(conn: psycopg.Connection) -> dict[str, tuple[str, list[str]]]:
 
 
 def _reading(verdict: str, marks: list[str]) -> BallotReading:
-    return BallotReading(verdict=verdict, marks=marks, confidence=0.9, reasons=[])  # type: ignore[arg-type]
+    return BallotReading(verdict=Verdict(verdict), marks=marks, confidence=0.9, reasons=[])
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def test_processing_twice_has_the_effect_of_once(
     _drain()
     before = _statuses(conn)
     cache = get_settings().data_dir.resolve() / "templates"
-    assert process_submission(conn, get_store(), sid, cache) is None
+    assert process_submission(conn, photo_store(get_settings()), sid, cache) is None
     assert _statuses(conn) == before
 
 
@@ -285,7 +286,7 @@ def test_a_resaved_copy_of_a_verified_photo_goes_to_review_and_counts_once(
 
     statuses = _statuses(conn)
     assert statuses[first] == ("verified", [])
-    assert statuses[second] == ("review", [NEAR_DUPLICATE])
+    assert statuses[second] == ("review", [Reason.NEAR_DUPLICATE_PHOTO])
     assert _votes(conn, "tsikhanouskaya") == 1
     rows = _fingerprint_rows(conn)
     assert rows[first] == (None, None)
@@ -341,12 +342,12 @@ def test_of_two_near_duplicates_processed_at_once_exactly_one_counts(
 
     def work(sid: uuid.UUID) -> None:
         with psycopg.connect(database) as c:
-            results[sid] = process_submission(c, get_store(), sid, cache)
+            results[sid] = process_submission(c, photo_store(get_settings()), sid, cache)
 
     # Hold the election's fingerprint lock until both workers have read their photo
     # and wait on it: without the lock both would find nothing and both would count.
     with psycopg.connect(database) as blocker:
-        lock_election(blocker, ELECTION)
+        lock_fingerprints(blocker, ELECTION)
         threads = [threading.Thread(target=work, args=(sid,)) for sid in sids]
         for t in threads:
             t.start()

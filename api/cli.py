@@ -92,10 +92,10 @@ def db_migrate() -> None:
 def election_load(folder: Path) -> None:
     """Create or update an election from an election/1 definition folder."""
     from api.elections.service import load_election
-    from infra.storage import LocalPhotoStore
+    from infra.storage import photo_store
 
     ensure_database()
-    store = LocalPhotoStore(get_settings().photos_path)
+    store = photo_store(get_settings())
     try:
         with db.connection() as conn, progress_bar() as bar:
             result = load_election(conn, folder, store, progress=bar)
@@ -283,9 +283,19 @@ def report(
 def _add_installed_commands() -> None:
     """Add the commands other installed packages register under the entry-point group
     ``golos.commands`` (name = a typer command function). The demo is one: it lives
-    with the seeds, which the product does not import."""
+    with the seeds, which the product does not import. One that cannot be loaded is
+    left out with a warning: the platform's own commands never depend on it."""
     for entry in entry_points(group="golos.commands"):
-        app.command(name=entry.name)(entry.load())
+        try:
+            command = entry.load()
+        except Exception as exc:
+            typer.secho(
+                f"warning: command {entry.name!r} ({entry.value}) not loaded: {exc}",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            continue
+        app.command(name=entry.name)(command)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from infra import db, queue
 from infra.settings import Settings, get_settings
-from infra.storage import LocalPhotoStore, PhotoStore
+from infra.storage import PhotoStore, photo_store
 
 
 def settings_dep() -> Settings:
@@ -31,7 +31,7 @@ AppSettings = Annotated[Settings, Depends(settings_dep)]
 
 
 def store_dep(settings: AppSettings) -> PhotoStore:
-    return LocalPhotoStore(settings.photos_path)
+    return photo_store(settings)
 
 
 Store = Annotated[PhotoStore, Depends(store_dep)]

@@ -36,8 +36,9 @@ from infra import db, queue
 from infra.progress import Progress
 from infra.settings import Settings, get_settings
 
-# How often the progress of reading is read back from the database.
-POLL_SECONDS = 1.0
+# How often the progress bar of `golos worker --until-empty` counts the backlog:
+# each count scans the waiting submissions' index, so not every second.
+PROGRESS_SECONDS = 2.0
 # How long stopped workers get to finish their current job before being killed:
 # reading one photo takes a few seconds.
 STOP_GRACE_SECONDS = 30.0
@@ -134,25 +135,28 @@ def reading_progress(progress: Progress) -> Iterator[None]:
     """While the block runs, show how many of the photos waiting to be read (in any
     election) have been read.
 
-    A thread counts, once a second, the submissions waiting to be read and those that
-    arrived since its last look (two index seeks, api.submissions.repository.intake):
-    the total is what waited at the start plus what arrived, and what no longer waits
-    has been read (or decided without reading). It reads through its own pooled
-    connection, and only reads.
+    A thread counts, every PROGRESS_SECONDS, the submissions waiting to be read and
+    those that arrived since its last look (api.submissions.repository.intake: a
+    scan of the backlog's partial index and a seek on seq): the total is what
+    waited at the start plus what arrived, and what no longer waits has been read
+    (or decided without reading). It reads through its own pooled connection, and
+    only reads; it looks once more when the block ends, so the bar ends true.
     """
     done = threading.Event()
 
-    def intake(after_seq: int) -> submissions.Intake:
+    def intake(after_seq: int | None) -> submissions.Intake:
         with db.connection() as conn:
+            if after_seq is None:
+                after_seq = submissions.newest_seq(conn)
             return submissions.intake(conn, after_seq)
 
     def poll() -> None:
         # total = what waited at the start + what arrived since; read = total - waiting.
-        first = intake(0)
+        first = intake(None)
         total, last_seq = first.waiting, first.last_seq
         progress.stage("photos read", total=total)
         while True:
-            stopping = done.wait(POLL_SECONDS)
+            stopping = done.wait(PROGRESS_SECONDS)
             now = intake(last_seq)
             total, last_seq = total + now.arrived, now.last_seq
             progress.update(max(total - now.waiting, 0), total=total)

@@ -52,7 +52,7 @@ def main() -> None:
     from infra import db
     from infra.pg import EmbeddedPostgres
     from infra.settings import get_settings
-    from infra.storage import get_store
+    from infra.storage import photo_store
     from tally import repository as tally_repository
 
     ensure_database()
@@ -68,7 +68,7 @@ def main() -> None:
                 elections_repository.delete_election(conn, election_id)
                 conn.commit()
                 started = time.perf_counter()
-                load_election(conn, args.folder, get_store())
+                load_election(conn, args.folder, photo_store(get_settings()))
                 imports.append(time.perf_counter() - started)
                 out = Path(tempfile.mkdtemp(prefix="golos-report-"))
                 started = time.perf_counter()

@@ -105,19 +105,25 @@ class _Bar:
             self._progress.update(self._task, completed=completed)
 
 
-@contextmanager
-def progress_bar(console: Console | None = None) -> Iterator[Progress]:
-    """A ``Progress`` drawn with rich on stderr (plain lines when not a terminal)."""
-    with RichProgress(
+def rich_bars(console: Console | None = None) -> RichProgress:
+    """The platform's look for progress bars (description, bar, n/total, time), on
+    stderr unless told otherwise; for callers that draw several bars at once."""
+    return RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console or Console(stderr=True),
         transient=False,
-    ) as progress:
+    )
+
+
+@contextmanager
+def progress_bar(console: Console | None = None) -> Iterator[Progress]:
+    """A ``Progress`` drawn with rich on stderr (plain lines when not a terminal).
+    The last stage is shown complete only when the block succeeds: a failed command
+    leaves its bar where the work stopped."""
+    with rich_bars(console) as progress:
         bar = _Bar(progress)
-        try:
-            yield bar
-        finally:
-            bar._finish()
+        yield bar
+        bar._finish()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from infra.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -51,7 +54,6 @@ class LocalPhotoStore:
         return self._path(key).exists()
 
 
-def get_store() -> PhotoStore:
-    from infra.settings import get_settings
-
-    return LocalPhotoStore(get_settings().photos_path)
+def photo_store(settings: Settings) -> PhotoStore:
+    """The configured photo store (the one place that chooses the backend)."""
+    return LocalPhotoStore(settings.photos_path)

@@ -8,7 +8,8 @@ report and says how the flags compare with the seeded falsifications.
 The demo lives with the seeds: the product (``api/``) never imports it. The
 ``golos`` command finds it through the entry point ``golos.commands: demo``
 (pyproject.toml), so every ``golos`` run imports this module to learn the
-command's options; the platform's heavier modules are imported when it runs.
+command's options (about 0.3 s more than the CLI loads anyway: OpenCV, the seed
+generator, the phone stub).
 """
 
 from __future__ import annotations
@@ -34,15 +35,14 @@ import httpx
 import numpy as np
 import typer
 from PIL import Image
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
+from rich.progress import TaskID
 
 from infra import db
 from infra.migrate import ensure_database
-from infra.progress import progress_bar
+from infra.progress import progress_bar, rich_bars
 from infra.settings import get_settings
-from infra.storage import LocalPhotoStore
+from infra.storage import photo_store
 from mobile_stub.client import FlakyTransport, GolosClient, Outbox, Outcome, Submission
 from ocr.template import BallotTemplate
 from seeds.crowd import SimulatedVoter, provable_precincts, simulate_crowd
@@ -243,14 +243,7 @@ class _Phones:
 
 @contextmanager
 def _phones_progress(phones: int) -> Iterator[_Phones]:
-    with RichProgress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as progress:
+    with rich_bars() as progress:
         yield _Phones(progress, phones)
 
 
@@ -282,7 +275,7 @@ def run_demo(
         write_subset(SEED_DIR, folder, precincts)
     election = load_seed(folder)
     with db.connection() as conn, progress_bar() as bar:
-        loaded = load_election(conn, folder, LocalPhotoStore(settings.photos_path), progress=bar)
+        loaded = load_election(conn, folder, photo_store(settings), progress=bar)
     _say(
         f"loaded {loaded.election_id}: {loaded.precincts} precincts, "
         f"{loaded.official_rows} official protocols"

@@ -25,7 +25,7 @@ from infra import db
 from infra.migrate import migrate
 from infra.pg import EmbeddedPostgres
 from infra.settings import get_settings
-from infra.storage import get_store
+from infra.storage import photo_store
 from ocr.template import BallotTemplate, load_template
 
 
@@ -150,7 +150,7 @@ def loaded(conn: psycopg.Connection, election_dir: Path, make_official: Callable
             {"p1": {"lukashenko": 300, "tsikhanouskaya": 1}, "p2": {"tsikhanouskaya": 200}}
         )
     )
-    load_election(conn, election_dir, get_store())
+    load_election(conn, election_dir, photo_store(get_settings()))
     conn.commit()
     return "by-2020-president"
 

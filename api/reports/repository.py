@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.rows import class_row
 
-from api.reports.schemas import Report, ReportStatus
+from api.reports.schemas import Report, ReportState
 
 
 def create(conn: psycopg.Connection, election_id: str) -> Report:
@@ -45,7 +45,7 @@ def mark_running(conn: psycopg.Connection, report_id: uuid.UUID) -> str | None:
     """
     row = conn.execute(
         "UPDATE reports SET status = %s WHERE id = %s AND status IN (%s, %s) RETURNING election_id",
-        (ReportStatus.RUNNING, report_id, ReportStatus.QUEUED, ReportStatus.RUNNING),
+        (ReportState.RUNNING, report_id, ReportState.QUEUED, ReportState.RUNNING),
     ).fetchone()
     return None if row is None else str(row[0])
 
@@ -54,7 +54,7 @@ def mark_ready(conn: psycopg.Connection, report_id: uuid.UUID, files: Sequence[s
     """The report's files are written: these names can be downloaded."""
     conn.execute(
         "UPDATE reports SET status = %s, files = %s, finished_at = now() WHERE id = %s",
-        (ReportStatus.READY, list(files), report_id),
+        (ReportState.READY, list(files), report_id),
     )
 
 
@@ -62,7 +62,7 @@ def mark_failed(conn: psycopg.Connection, report_id: uuid.UUID, error: str) -> N
     """The report could not be written; ``error`` says why."""
     conn.execute(
         "UPDATE reports SET status = %s, error = %s, finished_at = now() WHERE id = %s",
-        (ReportStatus.FAILED, error, report_id),
+        (ReportState.FAILED, error, report_id),
     )
 
 

@@ -7,7 +7,6 @@ import uuid
 import anyio.from_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
 
 from api.deps import AppSettings, Conn, JobQueue
 from api.elections.service import get_election
@@ -18,17 +17,8 @@ from api.reports.schemas import Report, ReportStatus
 router = APIRouter(tags=["reports"])
 
 
-class ReportAnswer(BaseModel):
-    report_id: uuid.UUID
-    election_id: str
-    status: ReportStatus
-    error: str | None
-    status_url: str
-    files: dict[str, str]  # name -> download URL
-
-
-def _answer(request: Request, report: Report) -> ReportAnswer:
-    return ReportAnswer(
+def _answer(request: Request, report: Report) -> ReportStatus:
+    return ReportStatus(
         report_id=report.id,
         election_id=report.election_id,
         status=report.status,
@@ -44,7 +34,7 @@ def _answer(request: Request, report: Report) -> ReportAnswer:
 @router.post("/v1/elections/{election_id}/reports", status_code=202)
 def request_report(
     election_id: str, request: Request, conn: Conn, job_queue: JobQueue
-) -> ReportAnswer:
+) -> ReportStatus:
     """Start generating the election's report (report/1) in the background."""
     # A plain route: FastAPI runs it in its thread pool, so the database calls never
     # block the event loop. The job is queued on the event loop, which owns the
@@ -59,7 +49,7 @@ def request_report(
 
 
 @router.get("/v1/reports/{report_id}", name="report_status")
-def report_status(report_id: uuid.UUID, request: Request, conn: Conn) -> ReportAnswer:
+def report_status(report_id: uuid.UUID, request: Request, conn: Conn) -> ReportStatus:
     report = service.get(conn, report_id)
     if report is None:
         raise NotFound("report_id", "no such report")

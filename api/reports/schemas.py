@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 
-class ReportStatus(StrEnum):
+class ReportState(StrEnum):
     """Where a report stands (the ``reports.status`` column)."""
 
     QUEUED = "queued"  # asked for; no worker has started it
@@ -22,6 +22,18 @@ class Report(BaseModel):
 
     id: uuid.UUID
     election_id: str
-    status: ReportStatus
+    status: ReportState
     files: list[str]
     error: str | None
+
+
+class ReportStatus(BaseModel):
+    """The answer about a report (OpenAPI component ``ReportStatus``): its state and,
+    once ready, each file's download URL."""
+
+    report_id: uuid.UUID
+    election_id: str
+    status: ReportState
+    error: str | None
+    status_url: str
+    files: dict[str, str]  # name -> download URL

@@ -20,7 +20,7 @@ import psycopg
 from api.elections import repository as elections
 from api.flags.service import run_flags
 from api.reports import repository
-from api.reports.schemas import Report, ReportStatus
+from api.reports.schemas import Report, ReportState
 from api.submissions import repository as submissions
 from infra.pages import DEFAULT_LANGUAGE
 from infra.progress import SILENT, Progress
@@ -30,7 +30,7 @@ from tally.report import ImportedSource, ReportData, write_report
 
 __all__ = [
     "Report",
-    "ReportStatus",
+    "ReportState",
     "create",
     "file_path",
     "folder",
@@ -89,7 +89,7 @@ def folder(root: Path, report_id: uuid.UUID) -> Path:
     return root / str(report_id)
 
 
-def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> ReportStatus:
+def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> ReportState:
     """Write the report's files; idempotent (a retried job starts the folder afresh).
 
     Commits as it goes: the claim first (so the report shows as running), then the
@@ -99,7 +99,7 @@ def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> Repo
     election_id = repository.mark_running(conn, report_id)
     conn.commit()
     if election_id is None:
-        return ReportStatus.READY
+        return ReportState.READY
     out = folder(root, report_id)
     shutil.rmtree(out, ignore_errors=True)
     try:
@@ -111,11 +111,11 @@ def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> Repo
         raise
     repository.mark_ready(conn, report_id, sorted(p.name for p in out.iterdir() if p.is_file()))
     conn.commit()
-    return ReportStatus.READY
+    return ReportState.READY
 
 
 def file_path(root: Path, report: Report, name: str) -> Path | None:
     """A file of a ready report, by its listed name only (never a path from the client)."""
-    if report.status != ReportStatus.READY or name not in report.files:
+    if report.status != ReportState.READY or name not in report.files:
         return None
     return folder(root, report.id) / name

@@ -20,7 +20,7 @@ from api.submissions.repository import ReceivedRef
 from api.submissions.schemas import Reason
 from infra import db, queue
 from infra.settings import get_settings
-from infra.storage import get_store
+from infra.storage import photo_store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def process_submission_job(context: JobContext, submission_id: str) -> None:
     attempt = context.job.attempts + 1 if context.job else 1
     try:
         with db.connection() as conn:
-            process_submission(conn, get_store(), sid, settings.data_dir.resolve() / "templates")
+            process_submission(
+                conn, photo_store(settings), sid, settings.data_dir.resolve() / "templates"
+            )
     except Exception:
         if attempt < MAX_ATTEMPTS:
             raise  # procrastinate retries it

@@ -244,7 +244,13 @@ class Intake(NamedTuple):
 
 def intake(conn: psycopg.Connection, after_seq: int) -> Intake:
     """How many submissions wait to be read, and how many arrived after ``after_seq``.
-    Two index seeks (submissions_waiting, submissions_seq): cheap at any table size."""
+
+    The waiting count scans the partial index submissions_waiting (migration 0005):
+    it costs as much as the backlog is long, not the table. The arrivals are a range
+    of submissions_seq from ``after_seq``: pass the last answer's ``last_seq`` (or
+    ``newest_seq`` at the start), never 0 on a big table. A row inserted before
+    another but committed after it may be counted late or not at all: a progress
+    bar's figure, not an audit's."""
     waiting = conn.execute(
         "SELECT count(*) FROM submissions WHERE status = %s", (Status.RECEIVED,)
     ).fetchone()
@@ -254,6 +260,13 @@ def intake(conn: psycopg.Connection, after_seq: int) -> Intake:
     ).fetchone()
     assert waiting is not None and arrived is not None
     return Intake(int(waiting[0]), int(arrived[0]), int(arrived[1]))
+
+
+def newest_seq(conn: psycopg.Connection) -> int:
+    """The newest submission's seq (0 when there is none): one seek on submissions_seq."""
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM submissions").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def count_by_status(conn: psycopg.Connection, election_id: str) -> dict[str, int]:

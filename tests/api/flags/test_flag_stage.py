@@ -11,7 +11,7 @@ import pytest
 from api.elections.service import ElectionNotFound, load_election
 from api.flags.service import run_flags
 from infra.settings import get_settings
-from infra.storage import get_store
+from infra.storage import photo_store
 from tally import repository as tallies
 from tally.vocab import FLAG_KIND, Flag, FlagKind, ReviewStatus, Source
 
@@ -32,7 +32,7 @@ def evidence(
     (election_dir / "official.csv").write_text(
         official.replace("p2,1000,205,205,", "p2,1000,204,205,")
     )
-    load_election(conn, election_dir, get_store())
+    load_election(conn, election_dir, photo_store(get_settings()))
     for _ in range(2):
         tallies.count_ballot(conn, ELECTION, "p1", ["tsikhanouskaya"], 1)
     conn.commit()

@@ -12,7 +12,7 @@ import pytest
 
 from api.elections.service import ElectionNotFound
 from api.reports import repository, service
-from api.reports.schemas import ReportStatus
+from api.reports.schemas import ReportState
 from infra.progress import Recorded
 from infra.settings import Settings
 from tally.vocab import Flag
@@ -60,12 +60,12 @@ def test_a_background_report_is_written_once(
     conn: psycopg.Connection, loaded: str, tmp_path: Path
 ) -> None:
     report = service.create(conn, loaded)
-    assert (report.status, report.files, report.error) == (ReportStatus.QUEUED, [], None)
+    assert (report.status, report.files, report.error) == (ReportState.QUEUED, [], None)
     assert service.file_path(tmp_path, report, "summary.json") is None  # not ready
 
-    assert service.generate(conn, report.id, tmp_path) is ReportStatus.READY
+    assert service.generate(conn, report.id, tmp_path) is ReportState.READY
     ready = service.get(conn, report.id)
-    assert ready is not None and ready.status is ReportStatus.READY
+    assert ready is not None and ready.status is ReportState.READY
     assert "summary.json" in ready.files and "report.html" in ready.files
     path = service.file_path(tmp_path, ready, "summary.json")
     assert path is not None and path.is_file()
@@ -73,7 +73,7 @@ def test_a_background_report_is_written_once(
 
     # A retried job finds it done and writes nothing.
     path.unlink()
-    assert service.generate(conn, report.id, tmp_path) is ReportStatus.READY
+    assert service.generate(conn, report.id, tmp_path) is ReportState.READY
     assert not path.exists()
 
 
@@ -90,7 +90,7 @@ def test_a_failed_report_says_why(
         service.generate(conn, report.id, tmp_path)
     failed = service.get(conn, report.id)
     assert failed is not None
-    assert (failed.status, failed.error) == (ReportStatus.FAILED, "RuntimeError: disk full")
+    assert (failed.status, failed.error) == (ReportState.FAILED, "RuntimeError: disk full")
 
 
 def test_reports_of_an_election_are_cleared(conn: psycopg.Connection, loaded: str) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from api.deps import settings_dep
 from infra.settings import get_settings
-from infra.storage import get_store
+from infra.storage import photo_store
 
 
 def _stored(conn: psycopg.Connection) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def test_upload_is_accepted_and_queued(
     assert _stored(conn) == (1, 1)
     row = conn.execute("SELECT photo_sha256, voter_key FROM submissions").fetchone()
     assert row is not None and len(row[1]) == 32
-    stored = Image.open(io.BytesIO(get_store().get(row[0])))
+    stored = Image.open(io.BytesIO(photo_store(get_settings()).get(row[0])))
     assert stored.format == "JPEG" and not stored.getexif() and "exif" not in stored.info
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -30,61 +31,9 @@ from tally.report_page import (
 )
 from tally.vocab import FLAG_KIND, Flag, FlagKind, ReportFile, ReviewStatus
 
-MALICIOUS = '<script>alert("x")</script><img src=x onerror=alert(1)> & "q"'
+Rows = Callable[[], list[dict[str, Any]]]  # the discrepancy_rows fixture (conftest.py)
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _discrepancy_rows() -> list[dict[str, Any]]:
-    return [
-        {
-            "precinct_id": "01-1",
-            "region": "Республика Адыгея (Адыгея)",
-            "district": "1 Адыгейская",
-            "flag": "crowd_exceeds_official",
-            "kind": "proof",
-            "option": "opt2",
-            "source": "photos",
-            "crowd": 120,
-            "official": 86,
-            "statistic": None,
-            "p_value": None,
-            "q_value": None,
-            "detail": MALICIOUS,
-            "review_status": "open",
-        },
-        {
-            "precinct_id": "01-2",
-            "region": "Республика Адыгея (Адыгея)",
-            "district": "1 Адыгейская",
-            "flag": "protocol_arithmetic",
-            "kind": "proof",
-            "option": None,
-            "source": "protocol",
-            "crowd": None,
-            "official": 2100,
-            "statistic": None,
-            "p_value": None,
-            "q_value": None,
-            "detail": 'ballots_cast 2100 > ballots_issued 2090, "quoted"\nsecond line',
-            "review_status": "confirmed",
-        },
-        {
-            "precinct_id": "77-3",
-            "region": "город Москва",
-            "district": "77 район Щукино",
-            "flag": "integer_percent",
-            "kind": "statistical",
-            "option": "opt4",
-            "source": "protocol",
-            "crowd": None,
-            "official": 1500,
-            "statistic": 75.0,
-            "p_value": 1.5e-05,
-            "q_value": 0.0123,
-            "detail": "turnout 80.00%, share 75.00%",
-            "review_status": "dismissed",
-        },
-    ]
 
 
 def _summary() -> dict[str, Any]:
@@ -181,9 +130,9 @@ def _assert_no_external(page: str) -> None:
     assert "<link" not in page.lower()
 
 
-def test_html_full_report() -> None:
+def test_html_full_report(discrepancy_rows: Rows) -> None:
     images = _images()
-    page = render_report(_summary(), _discrepancy_rows(), _regional(), images, "Выборы <2020> & co")
+    page = render_report(_summary(), discrepancy_rows(), _regional(), images, "Выборы <2020> & co")
     assert page.startswith("<!DOCTYPE html>")
     _assert_no_external(page)
     # Sections, in order: proof, then statistics, then estimates.
@@ -220,8 +169,8 @@ def test_html_full_report() -> None:
     assert "507,477" in page
 
 
-def test_html_truncates_proof_rows_and_points_to_csv() -> None:
-    rows = [dict(_discrepancy_rows()[0], precinct_id=f"p-{i}", detail="d") for i in range(30)]
+def test_html_truncates_proof_rows_and_points_to_csv(discrepancy_rows: Rows) -> None:
+    rows = [dict(discrepancy_rows()[0], precinct_id=f"p-{i}", detail="d") for i in range(30)]
     page = render_report(_summary(), rows, [], {}, "t", max_proof_rows=10)
     assert "The first 10 of 30 proof flags" in page and "discrepancies.csv" in page
     assert "p-9<" in page and "p-10<" not in page
@@ -410,10 +359,12 @@ def test_flag_kind_comes_from_the_vocabulary_then_from_the_rows() -> None:
     assert counts.total == 6
 
 
-def test_a_newer_platforms_flags_show_under_the_kind_their_rows_declare() -> None:
+def test_a_newer_platforms_flags_show_under_the_kind_their_rows_declare(
+    discrepancy_rows: Rows,
+) -> None:
     summary = _summary()  # carries brand_new_rule, which no row declares
     summary["flags"]["newer_proof_rule"] = 1
-    row = dict(_discrepancy_rows()[0], flag="newer_proof_rule", detail="newer")
+    row = dict(discrepancy_rows()[0], flag="newer_proof_rule", detail="newer")
     page = _parse(render_report(summary, [row], [], {}, "t"))
     assert "newer_proof_rule" in page.cells["proof"]
     assert "newer_proof_rule" not in "".join(page.text["other-flags"])
@@ -436,9 +387,9 @@ def test_declared_crowd_counts_are_statistical_signals_with_their_source() -> No
 # ---------------------------------------------------------------- escaping, self-containment
 
 
-def test_data_is_escaped_never_markup() -> None:
+def test_data_is_escaped_never_markup(discrepancy_rows: Rows) -> None:
     script = "<script>alert(1)</script>"
-    rows = [dict(row, region=script, detail=script) for row in _discrepancy_rows()]
+    rows = [dict(row, region=script, detail=script) for row in discrepancy_rows()]
     regional = [dict(_regional()[0], region=script)]
     summary = _summary()
     summary["option_labels"] = {"opt1": script}
@@ -452,8 +403,8 @@ def test_data_is_escaped_never_markup() -> None:
         assert not [tag for tag, _ in _parse(page).tags if tag == "script"]
 
 
-def test_the_page_is_self_contained_with_its_stylesheet_inline() -> None:
-    page = render_report(_summary(), _discrepancy_rows(), _regional(), _images(), "t")
+def test_the_page_is_self_contained_with_its_stylesheet_inline(discrepancy_rows: Rows) -> None:
+    page = render_report(_summary(), discrepancy_rows(), _regional(), _images(), "t")
     _assert_no_external(page)
     parsed = _parse(page)
     for tag, attributes in parsed.tags:
@@ -480,12 +431,12 @@ def test_templates_mark_nothing_safe() -> None:
 # ---------------------------------------------------------------- languages
 
 
-def test_each_language_renders_with_its_lang_attribute_and_translated_banners() -> None:
+def test_each_language_renders_with_its_lang_attribute_and_translated_banners(
+    discrepancy_rows: Rows,
+) -> None:
     banners: dict[str, dict[str, str]] = {}
     for lang in LANGUAGES:
-        page = render_report(
-            _summary(), _discrepancy_rows(), _regional(), _images(), "t", lang=lang
-        )
+        page = render_report(_summary(), discrepancy_rows(), _regional(), _images(), "t", lang=lang)
         parsed = _parse(page)
         assert parsed.html_lang == lang
         assert set(parsed.banners) == {"proof", "stat", "est"}
@@ -518,11 +469,9 @@ def test_the_platforms_title_is_translated_and_a_callers_kept() -> None:
         render_report(_summary(), [], [], {})
 
 
-def test_russian_and_belarusian_pages_write_numbers_their_way() -> None:
+def test_russian_and_belarusian_pages_write_numbers_their_way(discrepancy_rows: Rows) -> None:
     for lang in ("ru", "be"):
-        page = render_report(
-            _summary(), _discrepancy_rows(), _regional(), _images(), "t", lang=lang
-        )
+        page = render_report(_summary(), discrepancy_rows(), _regional(), _images(), "t", lang=lang)
         assert "507\xa0477" in page and "1\xa0700" in page  # no-break space between thousands
         assert "34,00%" in page and "115,2" in page  # decimal comma
     style = NumberStyle()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,64 +16,12 @@ import pytest
 from tally.tables import write_table
 from tally.vocab import DISCREPANCY_COLUMNS, DISCREPANCY_TYPES
 
-MALICIOUS = '<script>alert("x")</script><img src=x onerror=alert(1)> & "q"'
+Rows = Callable[[], list[dict[str, Any]]]  # the discrepancy_rows fixture (conftest.py)
 
 
-def _discrepancy_rows() -> list[dict[str, Any]]:
-    return [
-        {
-            "precinct_id": "01-1",
-            "region": "Республика Адыгея (Адыгея)",
-            "district": "1 Адыгейская",
-            "flag": "crowd_exceeds_official",
-            "kind": "proof",
-            "option": "opt2",
-            "source": "photos",
-            "crowd": 120,
-            "official": 86,
-            "statistic": None,
-            "p_value": None,
-            "q_value": None,
-            "detail": MALICIOUS,
-            "review_status": "open",
-        },
-        {
-            "precinct_id": "01-2",
-            "region": "Республика Адыгея (Адыгея)",
-            "district": "1 Адыгейская",
-            "flag": "protocol_arithmetic",
-            "kind": "proof",
-            "option": None,
-            "source": "protocol",
-            "crowd": None,
-            "official": 2100,
-            "statistic": None,
-            "p_value": None,
-            "q_value": None,
-            "detail": 'ballots_cast 2100 > ballots_issued 2090, "quoted"\nsecond line',
-            "review_status": "confirmed",
-        },
-        {
-            "precinct_id": "77-3",
-            "region": "город Москва",
-            "district": "77 район Щукино",
-            "flag": "integer_percent",
-            "kind": "statistical",
-            "option": "opt4",
-            "source": "protocol",
-            "crowd": None,
-            "official": 1500,
-            "statistic": 75.0,
-            "p_value": 1.5e-05,
-            "q_value": 0.0123,
-            "detail": "turnout 80.00%, share 75.00%",
-            "review_status": "dismissed",
-        },
-    ]
-
-
-def test_write_table_round_trip(tmp_path: Path) -> None:
-    rows = _discrepancy_rows()
+def test_write_table_round_trip(tmp_path: Path, discrepancy_rows: Rows) -> None:
+    malicious = discrepancy_rows()[0]["detail"]
+    rows = discrepancy_rows()
     # A missing key is a missing value; NaN in a float column is a null too.
     del rows[0]["statistic"]
     rows[1]["q_value"] = float("nan")
@@ -89,7 +38,7 @@ def test_write_table_round_trip(tmp_path: Path) -> None:
     for name in ("precinct_id", "region", "detail", "option", "review_status"):
         assert table.schema.field(name).type == pa.string()
     back = table.to_pylist()
-    assert back[0]["detail"] == MALICIOUS
+    assert back[0]["detail"] == malicious
     assert back[0]["crowd"] == 120 and back[0]["statistic"] is None
     assert back[1]["option"] is None and back[1]["crowd"] is None and back[1]["q_value"] is None
     assert back[1]["detail"] == rows[1]["detail"]
@@ -102,7 +51,7 @@ def test_write_table_round_trip(tmp_path: Path) -> None:
     records = list(csv.DictReader(io.StringIO(text)))
     assert tuple(records[0].keys()) == DISCREPANCY_COLUMNS
     assert len(records) == 3
-    assert records[0]["detail"] == MALICIOUS
+    assert records[0]["detail"] == malicious
     assert records[0]["statistic"] == "" and records[0]["crowd"] == "120"
     assert records[1]["option"] == "" and records[1]["q_value"] == ""
     assert records[1]["detail"] == rows[1]["detail"]  # quotes and line break survive

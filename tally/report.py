@@ -38,6 +38,7 @@ from tally.vocab import (
     PRECINCT_FLAG_COLUMNS,
     PRECINCT_ID_COLUMNS,
     PROTOCOL_LINES,
+    SUMMARY_NOTE,
     EvidenceLevel,
     Flag,
     FlagKind,
@@ -48,12 +49,6 @@ from tally.vocab import (
     Source,
     official_column,
     source_column,
-)
-
-NOTE = (
-    "proof flags are contradictions between numbers; statistical tests are never "
-    "proof of anything at a single station; estimates rest on the assumptions "
-    "written next to them"
 )
 
 
@@ -264,7 +259,7 @@ def report_summary(data: ReportData, discrepancies: Sequence[Mapping[str, Any]])
         "tests": run.analysis.tests,
         "estimates": estimates,
         "crowd": _crowd_summary(data),
-        "note": NOTE,
+        "note": SUMMARY_NOTE,
     }
 
 

@@ -57,6 +57,7 @@ from infra.pages import DEFAULT_LANGUAGE, environment
 from tally.vocab import (
     DISCREPANCY_COLUMNS,
     FLAG_KIND,
+    SUMMARY_NOTE,
     Flag,
     FlagKind,
     ProtocolLine,
@@ -709,7 +710,8 @@ def page_context(
         "election": summary.get("election"),
         "report_format": summary.get("format", "report/1"),
         "dates": [(key, summary[key]) for key in DATE_KEYS if summary.get(key) is not None],
-        "note": note if isinstance(note, str) and note else None,
+        # The platform's own note is said, translated, by the bullets under it.
+        "note": note if isinstance(note, str) and note and note != SUMMARY_NOTE else None,
         "flags": flags,
         "proof_rows": proof_rows[:max_proof_rows],
         "proof_total": len(proof_rows),

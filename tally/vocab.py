@@ -130,6 +130,16 @@ def source_column(source: str, option: str) -> str:
     return f"{source}_{option}"
 
 
+# summary.json's "note": what proof, signals and estimates are. report.html says
+# the same in the reader's language, so it shows a summary's note only when it is
+# another one (a report written by another release or platform).
+SUMMARY_NOTE = (
+    "proof flags are contradictions between numbers; statistical tests are never "
+    "proof of anything at a single station; estimates rest on the assumptions "
+    "written next to them"
+)
+
+
 class ForensicTest(StrEnum):
     """The keys of summary.json's "tests" (report/1), in report order; also the keys of
     the analysis' figures for the plots. The spec names Klimek's turnout x share test

@@ -29,7 +29,7 @@ from tally.report_page import (
     render_report,
     value_shape,
 )
-from tally.vocab import FLAG_KIND, Flag, FlagKind, ReportFile, ReviewStatus
+from tally.vocab import FLAG_KIND, SUMMARY_NOTE, Flag, FlagKind, ReportFile, ReviewStatus
 
 Rows = Callable[[], list[dict[str, Any]]]  # the discrepancy_rows fixture (conftest.py)
 
@@ -540,3 +540,14 @@ def test_value_shapes() -> None:
     assert value_shape([1, "a"]) == "scalar_list" and value_shape(["a", "b"]) == "items"
     assert value_shape([{"a": 1}]) == "records"
     assert value_shape({"a": 1}, depth=7) == "deep"
+
+
+def test_the_platforms_own_note_is_said_in_the_readers_language_not_repeated_in_english(
+    discrepancy_rows: Rows,
+) -> None:
+    summary = dict(_summary(), note=SUMMARY_NOTE)
+    page = render_report(summary, discrepancy_rows(), [], {}, "t", lang="ru")
+    assert SUMMARY_NOTE not in page
+    assert "Статистические сигналы" in page
+    foreign = dict(_summary(), note="a note from another release")
+    assert "a note from another release" in render_report(foreign, [], [], {}, "t", lang="ru")

@@ -11,13 +11,18 @@ blocking call on the event loop. An ``async`` route that must touch the database
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
+from api.accounts.schemas import Principal, Role, Via
+from api.errors import Forbidden, Unauthorized
 from infra import db, queue
 from infra.settings import Settings, get_settings
 from infra.storage import PhotoStore, photo_store
@@ -61,3 +66,125 @@ def queue_dep(request: Request) -> queue.App:
 
 
 JobQueue = Annotated[queue.App, Depends(queue_dep)]
+
+
+# --- Who is calling ----------------------------------------------------------------
+#
+# A caller proves who they are in one of three ways (api.accounts.schemas.Via):
+# an account's browser session (cookie), an account's API token or a voter's device
+# token (both ``Authorization: Bearer``, told apart by their prefix). Every route
+# declares who may call it with exactly one of ``require(role, ...)`` or ``PUBLIC``
+# (tests/api/test_authorisation.py walks every route and checks both the declaration
+# and that everyone else is refused). The roles show in the OpenAPI schema as the
+# security requirement's role list (OpenAPI 3.1 allows role names for non-OAuth
+# schemes).
+
+SESSION_COOKIE = "golos_session"
+CSRF_COOKIE = "golos_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_bearer = HTTPBearer(
+    auto_error=False, description="an account's API token or a voter's device token"
+)
+_session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="a browser session (pages)"
+)
+
+
+def principal_dep(
+    conn: Conn,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    session: Annotated[str | None, Security(_session_cookie)],
+) -> Principal | None:
+    """The caller, or None for an anonymous one. A bearer token that is present but
+    unknown or expired is refused outright (401), never taken for anonymous."""
+    from api.accounts import service as accounts
+    from api.voters import service as voters
+
+    if bearer is not None:
+        token = bearer.credentials
+        found: Principal | None = None
+        if token.startswith(accounts.API_TOKEN_PREFIX):
+            found = accounts.token_principal(conn, token)
+        elif token.startswith(voters.DEVICE_TOKEN_PREFIX):
+            found = voters.device_principal(conn, token)
+        if found is None:
+            raise Unauthorized("authorization", "unknown, expired or revoked token")
+        return found
+    if session:
+        return accounts.session_principal(conn, session)
+    return None
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(principal_dep)]
+
+
+def csrf_token_for(settings: Settings, nonce: str, session_sha256: bytes | None) -> str:
+    """The token a page's forms carry: an HMAC of the browser's CSRF cookie and its
+    session (OWASP's signed double-submit cookie), so a token is worthless with
+    another browser's cookie or after logging in or out. Pure."""
+    session = session_sha256.hex() if session_sha256 else ""
+    message = f"{nonce}|{session}".encode()
+    return hmac.new(settings.app_key(), message, hashlib.sha256).hexdigest()
+
+
+async def check_csrf(request: Request, settings: Settings, principal: Principal | None) -> None:
+    """Refuse (403) an unsafe request carried by the browser's cookies unless it has
+    the CSRF token of this browser's pages (form field or header). Requests that
+    prove who they are with a bearer token carry no ambient credential and pass."""
+    if request.method not in _UNSAFE_METHODS:
+        return
+    if principal is not None and principal.via is not Via.SESSION:
+        return
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(CSRF_FIELD, "")
+        sent = value if isinstance(value, str) else ""
+    session = principal.session_sha256 if principal is not None else None
+    expected = csrf_token_for(settings, nonce, session)
+    if not nonce or not hmac.compare_digest(sent, expected):
+        raise Forbidden(
+            CSRF_FIELD, "the form is stale or did not come from this site; reload the page"
+        )
+
+
+def require(*roles: Role) -> Any:
+    """A dependency admitting only callers with one of ``roles`` (401 for an
+    anonymous caller, 403 for another role; forms also need their CSRF token).
+    Use as ``principal: Annotated[Principal, require(Role.OBSERVER, Role.ADMIN)]``."""
+    allowed = frozenset(roles)
+
+    async def dependency(
+        request: Request,
+        settings: AppSettings,
+        principal: Annotated[Principal | None, Security(principal_dep, scopes=[*map(str, roles)])],
+    ) -> Principal:
+        if principal is None:
+            raise Unauthorized("authorization", "log in (or verify your phone) first")
+        if principal.role not in allowed:
+            raise Forbidden("authorization", f"this needs the role {' or '.join(map(str, roles))}")
+        await check_csrf(request, settings, principal)
+        return principal
+
+    dependency.golos_roles = allowed  # type: ignore[attr-defined]
+    return Depends(dependency)
+
+
+async def _public(
+    request: Request, settings: AppSettings, principal: MaybePrincipal
+) -> Principal | None:
+    """Anyone may call; a form posted with the browser's cookies still needs its CSRF
+    token (the login form, the language switch)."""
+    await check_csrf(request, settings, principal)
+    return principal
+
+
+_public.golos_roles = None  # type: ignore[attr-defined]
+PUBLIC: Any = Depends(_public)
+# The caller of a public route, if they are logged in: ``caller: Public``.
+Public = Annotated[Principal | None, PUBLIC]

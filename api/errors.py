@@ -19,6 +19,10 @@ class GolosError(Exception):
         if status_code is not None:
             self.status_code = status_code
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the body (none by default)."""
+        return {}
+
     def body(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
 
@@ -27,6 +31,21 @@ class BadRequest(GolosError):
     """The request is malformed (a missing idempotency key, a body that is not a form)."""
 
     status_code = 400
+
+
+class Unauthorized(GolosError):
+    """No credential, or one that is wrong or expired: log in (or verify) first."""
+
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(GolosError):
+    """The caller is known but their role may not do this."""
+
+    status_code = 403
 
 
 class NotFound(GolosError):
@@ -57,3 +76,16 @@ class ServiceUnavailable(GolosError):
     """A part the platform needs is down for now (the database): retry later."""
 
     status_code = 503
+
+
+class TooManyRequests(GolosError):
+    """Too many attempts in a short time (a login, a verification code): wait."""
+
+    status_code = 429
+
+    def __init__(self, field: str, message: str, retry_after: int = 60) -> None:
+        super().__init__(field, message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -8,14 +8,16 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import PoolTimeout
 
-from api.deps import Conn
+from api.deps import PUBLIC, Conn
 from api.elections.routes import router as elections_router
 from api.errors import GolosError, ServiceUnavailable
 from api.reports.routes import router as reports_router
 from api.submissions.routes import router as submissions_router
+from api.web import STATIC_DIR, error_page, is_page_request
 from api.worker import queue_app
 from infra import db
 from infra.settings import get_settings
@@ -41,7 +43,9 @@ def database_unreachable(exc: BaseException) -> bool:
 
 
 def _answer(error: GolosError) -> JSONResponse:
-    return JSONResponse({"detail": error.body()}, status_code=error.status_code)
+    return JSONResponse(
+        {"detail": error.body()}, status_code=error.status_code, headers=error.headers()
+    )
 
 
 @asynccontextmanager
@@ -58,9 +62,12 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Golos", version="0.1.0", lifespan=lifespan)
 
     @app.exception_handler(GolosError)
-    async def golos_error(request: Request, exc: GolosError) -> JSONResponse:
+    async def golos_error(request: Request, exc: GolosError) -> Response:
         """Every domain error, answered with its status and the field at fault (the
-        one place an error becomes an answer)."""
+        one place an error becomes an answer): JSON for the API, a page (or, for
+        401, the login page) for a person's browser."""
+        if is_page_request(request):
+            return error_page(request, get_settings(), exc)
         return _answer(exc)
 
     @app.exception_handler(psycopg.OperationalError)
@@ -82,7 +89,9 @@ def create_app() -> FastAPI:
     app.include_router(elections_router)
     app.include_router(reports_router)
 
-    @app.get("/healthz", tags=["ops"])
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["ops"], dependencies=[PUBLIC])
     def health(conn: Conn) -> dict[str, str]:
         conn.execute("SELECT 1")
         return {"status": "ok"}

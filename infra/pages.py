@@ -3,7 +3,7 @@
 ``environment(lang)`` builds a Jinja2 ``Environment`` that
 
 * loads templates from the ``templates/`` folder of each package in
-  :data:`TEMPLATE_PACKAGES` (``tally`` for ``report.html``; the web app adds its
+  :data:`TEMPLATE_PACKAGES` (``tally`` for ``report.html``; the web app passes its
   package there, and a template name is looked up in that order);
 * escapes every ``{{ value }}`` of an ``.html`` template (autoescaping), so text
   that came from data can never become markup; nothing marks data safe;
@@ -13,9 +13,11 @@
   ``_()`` / ``ngettext()`` calls (the ``jinja2.ext.i18n`` extension, new-style:
   placeholders are escaped, translations are trusted markup because they are ours).
 
-Catalogues are the text files ``infra/locale/<lang>/LC_MESSAGES/golos.po`` (no
-compiled ``.mo`` is kept in the repository): they are compiled in memory with
-Babel the first time a language is used and kept for the life of the process.
+Catalogues are the text files ``infra/locale/<lang>/LC_MESSAGES/*.po``: ``golos.po``
+for the report and one per area of the web app (``web.po``, ``accounts.po``, ...),
+merged into one catalogue per language (no compiled ``.mo`` is kept in the
+repository): they are compiled in memory with Babel the first time a language is
+used and kept for the life of the process.
 ``babel.cfg`` at the repository root tells ``pybabel extract`` where the messages
 are (``make messages`` extracts them and updates the catalogues).
 
@@ -50,9 +52,16 @@ TEMPLATE_PACKAGES: tuple[str, ...] = ("tally",)
 _ESCAPED_EXTENSIONS = ("html", "htm", "xml")
 
 
-def catalogue_path(lang: str) -> Path:
-    """The ``.po`` file of one language. Pure."""
-    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+def catalogue_path(lang: str, domain: str = DOMAIN) -> Path:
+    """The ``.po`` file of one language and area. Pure."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
+
+
+def catalogue_paths(lang: str) -> list[Path]:
+    """Every ``.po`` file of one language: ``golos.po`` first, then the others by name."""
+    folder = LOCALE_DIR / lang / "LC_MESSAGES"
+    others = sorted(p for p in folder.glob("*.po") if p.stem != DOMAIN)
+    return [catalogue_path(lang), *others]
 
 
 def _check_language(lang: str) -> None:
@@ -62,14 +71,22 @@ def _check_language(lang: str) -> None:
 
 @functools.cache
 def translations(lang: str) -> Translations:
-    """The compiled gettext catalogue of ``lang``, read from its ``.po`` file once.
+    """The compiled gettext catalogue of ``lang``, read from its ``.po`` files once
+    and merged (a message translated in two files takes the later file's text).
 
     A malformed catalogue raises ``ValueError`` naming the file and the line.
     Fuzzy entries (translations a tool guessed and nobody checked) are left out:
     their messages show in English.
     """
     _check_language(lang)
-    path = catalogue_path(lang)
+    paths = catalogue_paths(lang)
+    merged = _compile(paths[0], lang)
+    for path in paths[1:]:
+        merged.merge(_compile(path, lang))
+    return merged
+
+
+def _compile(path: Path, lang: str) -> Translations:
     with path.open("rb") as po:
         try:
             catalogue = read_po(po, locale=lang, domain=DOMAIN, abort_invalid=True)
@@ -84,15 +101,19 @@ def translations(lang: str) -> Translations:
     return Translations(compiled, domain=DOMAIN)
 
 
-def environment(lang: str = DEFAULT_LANGUAGE) -> jinja2.Environment:
-    """A new Jinja2 environment for pages in ``lang`` (see the module docstring).
+def environment(
+    lang: str = DEFAULT_LANGUAGE, packages: tuple[str, ...] = TEMPLATE_PACKAGES
+) -> jinja2.Environment:
+    """A new Jinja2 environment for pages in ``lang`` (see the module docstring),
+    loading templates from the ``templates/`` folders of ``packages`` in order (the
+    web app passes its own packages; infra names none of them but the report's).
 
     The template global ``lang`` holds the language code, for ``<html lang>``.
     """
     _check_language(lang)
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
-            [jinja2.PackageLoader(package, "templates") for package in TEMPLATE_PACKAGES]
+            [jinja2.PackageLoader(package, "templates") for package in packages]
         ),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=_ESCAPED_EXTENSIONS, default_for_string=True, default=False

@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     # Key for the HMAC of voter identifiers. Unset: generated once, kept in data_dir.
     voter_secret: SecretStr | None = None
 
+    # Key that signs the pages' CSRF tokens. Unset: generated once, kept in data_dir.
+    secret_key: SecretStr | None = None
+    # A browser session ends this long after login, used or not (ASVS 3.3: an
+    # absolute lifetime; an observer's shift on election night is under 12 hours).
+    session_hours: float = 12.0
+    # Mark cookies Secure (sent over HTTPS only). Set it in production behind TLS;
+    # off by default so that the demo works on http://127.0.0.1.
+    secure_cookies: bool = False
+
     max_upload_bytes: int = 15_000_000
     # 4000 px on the long side is the largest photo the reader expects (spec);
     # this leaves room for 6000x4000 and bounds decoding memory (~100 MB).
@@ -63,6 +72,18 @@ class Settings(BaseSettings):
             key = _generated_key(self.data_dir.resolve() / "voter-secret")
         if len(key) < 32:
             raise ValueError("GOLOS_VOTER_SECRET must be at least 32 characters")
+        return key
+
+    def app_key(self) -> bytes:
+        """The key that signs CSRF tokens (api/web.py). Set GOLOS_SECRET_KEY in
+        production (every API process must share it); unset, generated once into
+        the data folder."""
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value().encode()
+        else:
+            key = _generated_key(self.data_dir.resolve() / "app-secret")
+        if len(key) < 32:
+            raise ValueError("GOLOS_SECRET_KEY must be at least 32 characters")
         return key
 
 

@@ -21,12 +21,15 @@ from api.submissions.schemas import SubmissionForm
 
 DOMAIN_ERRORS = [
     errors.BadRequest,
+    errors.Unauthorized,
+    errors.Forbidden,
     errors.NotFound,
     errors.Conflict,
     errors.TooLarge,
     errors.UnsupportedMediaType,
     errors.Invalid,
     errors.ServiceUnavailable,
+    errors.TooManyRequests,
 ]
 
 
@@ -46,8 +49,8 @@ def test_every_domain_error_answers_its_status_with_field_and_message(
     async def async_route() -> None:
         raise error("some_field", "what went wrong")
 
-    app.add_api_route("/boom", sync_route if kind == "sync" else async_route)
-    response = TestClient(app).get("/boom")
+    app.add_api_route("/v1/boom", sync_route if kind == "sync" else async_route)
+    response = TestClient(app).get("/v1/boom")
     assert response.status_code == error.status_code
     assert response.json() == {"detail": {"field": "some_field", "message": "what went wrong"}}
 
@@ -59,15 +62,15 @@ def test_a_domain_subclass_and_an_explicit_status_use_the_same_handler(app: Fast
     def explicit() -> None:
         raise GolosError("state", "not now", status_code=423)
 
-    app.add_api_route("/unknown", unknown_election)
-    app.add_api_route("/explicit", explicit)
+    app.add_api_route("/v1/unknown", unknown_election)
+    app.add_api_route("/v1/explicit", explicit)
     client = TestClient(app)
-    response = client.get("/unknown")
+    response = client.get("/v1/unknown")
     assert response.status_code == 404
     assert response.json() == {
         "detail": {"field": "election_id", "message": "no election 'nowhere'"}
     }
-    response = client.get("/explicit")
+    response = client.get("/v1/explicit")
     assert (response.status_code, response.json()["detail"]["field"]) == (423, "state")
 
 

@@ -1,0 +1,156 @@
+"""Accounts: passwords, logins, sessions and API tokens.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106's second
+recommended set: 64 MiB, 3 passes); sessions and tokens are 256-bit random values
+of which only the SHA-256 is stored, so a copy of the database logs nobody in.
+Every account change is appended to the audit log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from api.accounts import repository
+from api.accounts.schemas import ACCOUNT_ROLES, Principal, Role, User, Via
+from api.audit import service as audit
+from api.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
+
+_hasher = PasswordHasher()
+
+# Failed logins allowed per username within the window before the next is refused
+# (ASVS 6.3.1: brute force is limited per account). Five wrong tries in a quarter
+# of an hour is beyond a person mistyping and far below a guessing script.
+MAX_LOGIN_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 15 * 60
+MIN_PASSWORD_LENGTH = 12
+
+SESSION_PREFIX = "golos_s_"
+API_TOKEN_PREFIX = "golos_at_"
+
+
+def token_sha256(token: str) -> bytes:
+    """What the database keeps of a session or token. Pure."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_secret(prefix: str) -> str:
+    """A fresh 256-bit random token with a prefix that says what it is (so that a
+    leaked one is recognised by secret scanners)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse a password too short to resist guessing (ASVS 6.2.1). Pure."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 256:
+        raise Invalid("password", "must be at most 256 characters")
+
+
+def add_user(
+    conn: psycopg.Connection, username: str, role: Role, password: str, *, actor: str
+) -> User:
+    """Create an observer, analyst or admin account (audited)."""
+    if role not in ACCOUNT_ROLES:
+        raise Invalid("role", f"must be one of {', '.join(ACCOUNT_ROLES)}; voters have no account")
+    check_password_rules(password)
+    with conn.transaction():
+        user = repository.insert_user(conn, username, role, _hasher.hash(password))
+        if user is None:
+            raise Conflict("username", f"{username!r} is taken")
+        audit.append(conn, actor, "user.add", f"user:{username}", {"role": str(role)})
+    return user
+
+
+def set_disabled(conn: psycopg.Connection, username: str, disabled: bool, *, actor: str) -> User:
+    """Disable (ending its sessions and tokens) or re-enable an account (audited)."""
+    with conn.transaction():
+        user = repository.user_by_name(conn, username)
+        if user is None:
+            raise NotFound("username", f"no account {username!r}")
+        repository.set_disabled(conn, user.id, disabled)
+        action = "user.disable" if disabled else "user.enable"
+        audit.append(conn, actor, action, f"user:{username}", {})
+    updated = repository.user_by_id(conn, user.id)
+    assert updated is not None
+    return updated
+
+
+def login(conn: psycopg.Connection, username: str, password: str, *, session_hours: float) -> str:
+    """Check a password and open a session; returns the session token for the cookie.
+
+    Refuses with 429 after MAX_LOGIN_FAILURES failures for that username within
+    the window, whether the name exists or not (so that the answer does not tell
+    which names exist), and with 401 for a wrong name, password or disabled account.
+    """
+    name = username.strip().lower()[:40]
+    failures = repository.recent_login_failures(conn, name, LOGIN_WINDOW_SECONDS)
+    if failures >= MAX_LOGIN_FAILURES:
+        raise TooManyRequests(
+            "username", "too many failed logins; wait and try again", LOGIN_WINDOW_SECONDS
+        )
+    user = repository.user_by_name(conn, name)
+    if user is None or user.disabled or not _verify(conn, user, password):
+        repository.record_login_failure(conn, name)
+        conn.commit()  # the failure counts even though the request is refused
+        raise Unauthorized("password", "wrong username or password")
+    repository.clear_login_failures(conn, name)
+    repository.delete_expired_sessions(conn)
+    token = new_secret(SESSION_PREFIX)
+    repository.insert_session(conn, token_sha256(token), user.id, session_hours)
+    return token
+
+
+def _verify(conn: psycopg.Connection, user: User, password: str) -> bool:
+    stored = repository.password_hash(conn, user.id)
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(stored):
+        repository.set_password_hash(conn, user.id, _hasher.hash(password))
+    return True
+
+
+def logout(conn: psycopg.Connection, session_token: str) -> None:
+    repository.delete_session(conn, token_sha256(session_token))
+
+
+def _principal(user: User, via: Via, session: bytes | None = None) -> Principal:
+    return Principal(
+        role=user.role, via=via, user_id=user.id, username=user.username, session_sha256=session
+    )
+
+
+def session_principal(conn: psycopg.Connection, session_token: str) -> Principal | None:
+    """The caller behind a session cookie, or None when it is unknown or expired."""
+    digest = token_sha256(session_token)
+    user = repository.session_user(conn, digest)
+    return None if user is None else _principal(user, Via.SESSION, digest)
+
+
+def token_principal(conn: psycopg.Connection, api_token: str) -> Principal | None:
+    """The caller behind an account's API token, or None when it is unknown,
+    expired or revoked."""
+    user = repository.token_user(conn, token_sha256(api_token))
+    return None if user is None else _principal(user, Via.API_TOKEN)
+
+
+def create_token(
+    conn: psycopg.Connection, principal: Principal, name: str, days: int
+) -> tuple[str, datetime]:
+    """A new API token for the caller's own account (audited); shown once."""
+    assert principal.user_id is not None
+    token = new_secret(API_TOKEN_PREFIX)
+    with conn.transaction():
+        expires = repository.insert_token(conn, token_sha256(token), principal.user_id, name, days)
+        audit.append(
+            conn, principal.actor, "token.add", f"user:{principal.username}", {"name": name}
+        )
+    return token, expires

@@ -1,0 +1,133 @@
+"""The audit trail: an append-only, hash-chained log of every review decision,
+override and account change.
+
+Each entry's hash is the SHA-256 of its own fields and the previous entry's hash
+(:func:`entry_hash`), so changing, removing or reordering any entry breaks every
+link after it; :func:`verify` walks the chain and names the first broken link.
+The database refuses UPDATE, DELETE and TRUNCATE on the table (migration 0007);
+the chain catches what someone with the owner's rights does after disabling that.
+
+Concurrency: :func:`append` takes a transaction-scoped advisory lock before it
+reads the last entry, so appends are serialised and each links to the entry
+committed before it; the lock is released when the caller's transaction commits,
+which also makes the entry part of the same transaction as the decision it records
+(a decision rolled back leaves no entry, an entry never lacks its decision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from api.audit import repository
+from api.audit.repository import Entry
+
+GENESIS = "0" * 64
+
+
+def entry_hash(
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """The hash of one entry: SHA-256 over a canonical JSON of its fields. Pure."""
+    canonical = json.dumps(
+        {
+            "seq": seq,
+            "at": at.astimezone(UTC).isoformat(timespec="milliseconds"),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "detail": detail,
+            "prev_hash": prev_hash,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def append(
+    conn: psycopg.Connection, actor: str, action: str, subject: str, detail: dict[str, Any]
+) -> Entry:
+    """Append an entry within the caller's transaction (see the module docstring).
+
+    ``actor`` is an account's username (never a voter's identity); ``action`` a
+    dotted name such as ``review.propose``; ``subject`` what it is about, such as
+    ``submission:<uuid>``, ``flag:<id>`` or ``user:<name>``; ``detail`` a small JSON
+    object of strings and integers.
+    """
+    repository.lock_for_append(conn)
+    last = repository.last(conn)
+    seq, prev = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    at = repository.now(conn)
+    digest = entry_hash(seq, at, actor, action, subject, detail, prev)
+    entry = Entry(seq, at, actor, action, subject, detail, prev, digest)
+    repository.insert(conn, entry)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The outcome of :func:`check_chain`: how many entries were good, and the first
+    broken link (its seq and what is wrong) if any."""
+
+    checked: int
+    broken_at: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def check_chain(entries: Iterable[Entry]) -> ChainCheck:
+    """Walk entries in seq order and find the first broken link. Pure.
+
+    A link is broken when an entry's seq is not the one after its predecessor's
+    (an entry removed or inserted), its prev_hash is not its predecessor's hash
+    (reordered or removed), or its hash does not match its own fields (changed).
+    """
+    expected_seq, prev = 1, GENESIS
+    checked = 0
+    for entry in entries:
+        if entry.seq != expected_seq:
+            return ChainCheck(checked, entry.seq, f"entry {expected_seq} is missing")
+        if entry.prev_hash != prev:
+            return ChainCheck(checked, entry.seq, "does not link to the entry before it")
+        recomputed = entry_hash(
+            entry.seq,
+            entry.at,
+            entry.actor,
+            entry.action,
+            entry.subject,
+            entry.detail,
+            entry.prev_hash,
+        )
+        if recomputed != entry.hash:
+            return ChainCheck(checked, entry.seq, "its content was changed after it was written")
+        checked += 1
+        expected_seq, prev = entry.seq + 1, entry.hash
+    return ChainCheck(checked)
+
+
+def verify(conn: psycopg.Connection) -> ChainCheck:
+    """Check the whole stored chain (read in batches)."""
+    return check_chain(repository.entries(conn))
+
+
+def recent(
+    conn: psycopg.Connection, limit: int = 50, subject_prefix: str | None = None
+) -> list[Entry]:
+    return repository.recent(conn, limit, subject_prefix)

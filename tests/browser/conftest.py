@@ -1,0 +1,191 @@
+"""Browser tests: the real app served by uvicorn on 127.0.0.1, driven by Debian's
+Chromium through Playwright (never a downloaded browser), every request to
+anywhere else refused, axe-core (vendored in the axe-playwright-python package)
+checking each page. A failing test leaves a screenshot in ``GOLOS_SCREENSHOTS``
+(default ``out/browser-failures``).
+
+The module-scoped ``site`` fixture empties the database and loads the seeded
+election (``seeds/by-2020``: real stations with addresses and coordinates)
+once per test module; tests of a module share it and add what they need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from psycopg import sql
+
+from api.elections.service import load_election
+from api.main import create_app
+from infra import db
+from infra.settings import get_settings
+from infra.storage import photo_store
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SEEDED = Path(__file__).resolve().parents[2] / "seeds" / "by-2020"
+SEEDED_ID = "by-2020-president"
+PHONE = {"width": 390, "height": 844}
+# axe's impact levels that fail a test; "minor" and "moderate" are reported only.
+SERIOUS = ("serious", "critical")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(database: str) -> Iterator[str]:
+    """The platform's app under uvicorn in a thread; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert thread.is_alive(), "the server did not start"
+        assert time.monotonic() < deadline, "the server did not start within 30 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    election_id: str
+    dsn: str
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.dsn)
+
+
+@pytest.fixture(scope="module")
+def site(server: str, database: str) -> Site:
+    """An emptied database with the seeded election loaded, served at ``url``."""
+    with psycopg.connect(database, autocommit=True) as c:
+        tables = [t for t in db.data_tables(c) if t != "audit_log"]
+        c.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(map(sql.Identifier, tables))
+            )
+        )
+    shutil.rmtree(get_settings().photos_path, ignore_errors=True)
+    with psycopg.connect(database) as c:
+        load_election(c, SEEDED, photo_store(get_settings()))
+        c.commit()
+    return Site(server, SEEDED_ID, database)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make system-deps`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
+def _offline(context: BrowserContext, base: str) -> list[str]:
+    """Refuse every request not for the platform itself; the list fills with them."""
+    refused: list[str] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        if url.startswith((base, "data:", "blob:")):
+            route.continue_()
+        else:
+            refused.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+    return refused
+
+
+@pytest.fixture
+def new_page(
+    browser: Browser, site: Site, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Page]]:
+    """Opens pages in fresh browser contexts (one per person: its own cookies),
+    phone-sized unless told otherwise, with the network beyond the site refused.
+    Every page of a failed test is saved as a screenshot."""
+    contexts: list[tuple[BrowserContext, list[str]]] = []
+    pages: list[Page] = []
+
+    def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Page:
+        context = browser.new_context(
+            locale=locale, viewport=viewport or PHONE, base_url=site.url  # type: ignore[arg-type]
+        )
+        refused = _offline(context, site.url)
+        contexts.append((context, refused))
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        pages.append(page)
+        return page
+
+    yield make
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        folder = Path(os.environ.get("GOLOS_SCREENSHOTS", "out/browser-failures"))
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, page in enumerate(pages):
+            with contextlib.suppress(Exception):  # a closed page has nothing to show
+                page.screenshot(path=str(folder / f"{request.node.name}-{n}.png"), full_page=True)
+    for context, refused in contexts:
+        context.close()
+        assert not refused, f"pages asked for outside addresses: {refused}"
+
+
+_axe = Axe()
+
+
+@pytest.fixture
+def accessible() -> Callable[[Page], None]:
+    """Runs axe-core on the page and fails on any serious or critical violation."""
+
+    def check(page: Page) -> None:
+        results = _axe.run(page)
+        serious = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"]
+            if v["impact"] in SERIOUS
+        ]
+        assert not serious, f"axe on {page.url}:\n" + "\n".join(serious)
+
+    return check

@@ -25,7 +25,14 @@ import psycopg
 import pytest
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Route,
+    ViewportSize,
+    sync_playwright,
+)
 from psycopg import sql
 
 from api.elections.service import load_election
@@ -149,9 +156,10 @@ def new_page(
     pages: list[Page] = []
 
     def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Page:
-        context = browser.new_context(
-            locale=locale, viewport=viewport or PHONE, base_url=site.url  # type: ignore[arg-type]
-        )
+        size: ViewportSize = {"width": PHONE["width"], "height": PHONE["height"]}
+        if viewport is not None:
+            size = {"width": viewport["width"], "height": viewport["height"]}
+        context = browser.new_context(locale=locale, viewport=size, base_url=site.url)
         refused = _offline(context, site.url)
         contexts.append((context, refused))
         page = context.new_page()

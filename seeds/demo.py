@@ -79,9 +79,20 @@ def command(
             "external database (GOLOS_DATABASE_URL)"
         ),
     ] = False,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Keep the web app running afterwards until Ctrl-C "
+            "(default: when the output is a terminal)",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="The web app's port when it keeps running")] = 8000,
 ) -> None:
-    """The whole platform on the seeded election: upload, read, tally, flag, report."""
-    ensure_database(get_settings())
+    """The whole platform on the seeded election: upload, read, tally, flag, report;
+    then the web app, with demo accounts for observers, an analyst and an admin."""
+    settings = get_settings()
+    ensure_database(settings)
     try:
         run_demo(
             voters=voters,
@@ -92,9 +103,92 @@ def command(
             seed=seed,
             reset=reset,
         )
+        accounts = demo_accounts(settings.data_dir.resolve() / DEMO_ACCOUNTS_FILE)
     except RuntimeError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+    if serve is None:
+        serve = sys.stdout.isatty()
+    if serve:
+        _serve_until_interrupted(port, workers, out, accounts)
+    else:
+        _print_web_app(f"http://127.0.0.1:{port}", accounts, running=False)
+
+
+# The demo's accounts: two observers (the two-person rule needs two), an analyst and
+# an admin. Their passwords are made at random on the first run and kept, readable
+# by the owner only, in the data folder, so that a demo database never has a
+# password anyone could know from this source.
+DEMO_ACCOUNTS: tuple[tuple[str, str], ...] = (
+    ("observer1", "observer"),
+    ("observer2", "observer"),
+    ("analyst", "analyst"),
+    ("admin", "admin"),
+)
+DEMO_ACCOUNTS_FILE = "demo-accounts.json"
+
+
+def demo_accounts(path: Path) -> list[tuple[str, str, str]]:
+    """(username, role, password) of the demo accounts, made on first use."""
+    import secrets
+
+    from api.accounts import repository as accounts_repository
+    from api.accounts import service as accounts
+    from api.accounts.schemas import Role
+    from infra.files import atomic_write_bytes
+
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    made: list[tuple[str, str, str]] = []
+    with db.connection() as conn:
+        for username, role in DEMO_ACCOUNTS:
+            exists = accounts_repository.user_by_name(conn, username) is not None
+            if exists and username in known:
+                made.append((username, role, known[username]))
+                continue
+            if exists:  # made by someone else: not ours to reset
+                continue
+            password = secrets.token_urlsafe(12)
+            accounts.add_user(conn, username, Role(role), password, actor="golos demo")
+            known[username] = password
+            made.append((username, role, password))
+    atomic_write_bytes(path, json.dumps(known, indent=2).encode(), permissions=0o600)
+    return made
+
+
+def _print_web_app(base: str, accounts: list[tuple[str, str, str]], *, running: bool) -> None:
+    settings = get_settings()
+    _say("")
+    if running:
+        _say(f"The web app is running at {base}/  (Ctrl-C stops it)")
+    else:
+        _say(
+            f"The web app: run `golos serve --port {base.rsplit(':', 1)[1]}` and "
+            "`golos worker`, then open " + base + "/"
+        )
+    _say(f"  results and map     {base}/  {base}/map  (public: aggregates only)")
+    _say(
+        f"  voters              {base}/vote  (verification codes of the development "
+        f"verifier: {settings.data_dir.resolve()}/dev-codes.jsonl)"
+    )
+    _say(f"  log in              {base}/login")
+    for username, role, password in accounts:
+        _say(f"    {role:<9} {username:<10} password {password}")
+    _say(f"  (passwords kept in {settings.data_dir.resolve() / DEMO_ACCOUNTS_FILE})")
+
+
+def _serve_until_interrupted(
+    port: int, workers: int, out: Path, accounts: list[tuple[str, str, str]]
+) -> None:
+    processes = _start(port, workers, out)
+    try:
+        _print_web_app(f"http://127.0.0.1:{port}", accounts, running=True)
+        while processes.server.poll() is None:
+            time.sleep(1)
+        _say(f"the web app stopped; see {out / 'server.log'}")
+    except KeyboardInterrupt:
+        _say("stopping the web app")
+    finally:
+        processes.stop()
 
 
 def _say(message: str) -> None:

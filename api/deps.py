@@ -94,12 +94,25 @@ _session_cookie = APIKeyCookie(
 
 
 def principal_dep(
-    conn: Conn,
+    pool: Pool,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     session: Annotated[str | None, Security(_session_cookie)],
 ) -> Principal | None:
     """The caller, or None for an anonymous one. A bearer token that is present but
-    unknown or expired is refused outright (401), never taken for anonymous."""
+    unknown or expired is refused outright (401), never taken for anonymous.
+
+    Looked up on a connection of its own, returned to the pool at once: the upload
+    route (async, ``Pool``) must not hold a second connection for the whole
+    request just to know who sent it."""
+    if bearer is None and not session:
+        return None
+    with pool.connection() as conn:
+        return _principal(conn, bearer, session)
+
+
+def _principal(
+    conn: psycopg.Connection, bearer: HTTPAuthorizationCredentials | None, session: str | None
+) -> Principal | None:
     from api.accounts import service as accounts
     from api.voters import service as voters
 

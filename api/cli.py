@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -29,11 +31,15 @@ election_app = typer.Typer(help="Elections.")
 official_app = typer.Typer(help="Official results.")
 crowd_app = typer.Typer(help="Crowd tallies from other platforms and data sets.")
 ocr_app = typer.Typer(help="Reading photos.")
+user_app = typer.Typer(help="Accounts of observers, analysts and admins.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail (hash-chained, append-only).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(election_app, name="election")
 app.add_typer(official_app, name="official")
 app.add_typer(crowd_app, name="crowd")
 app.add_typer(ocr_app, name="ocr")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -278,6 +284,126 @@ def report(
         f"{out}: {sum(summary['flags'].values())} flags, "
         f"{summary['precincts_with_proof']} precincts with proof"
     )
+
+
+def cli_actor() -> str:
+    """The name the audit log records for a change made with this command: the
+    operating-system account that ran it."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        who = str(os.getuid())
+    return f"cli:{who}"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        # The first line of standard input (a script pipes it; it never shows in `ps`).
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="observer, analyst or admin")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create an account (the password is asked twice, hidden, unless piped in)."""
+    from api.accounts import service
+    from api.accounts.schemas import ACCOUNT_ROLES, Role
+    from api.errors import GolosError
+
+    if role not in {str(r) for r in ACCOUNT_ROLES}:
+        raise _fail(f"--role: {role!r} is not one of {', '.join(ACCOUNT_ROLES)}", code=2)
+    password = _read_password(password_stdin)
+    ensure_database()
+    try:
+        with db.connection() as conn:
+            user = service.add_user(conn, username, Role(role), password, actor=cli_actor())
+    except GolosError as exc:
+        raise _fail(f"refused: {exc.field}: {exc.message}") from None
+    typer.echo(f"created {user.role} {user.username}")
+
+
+def _set_disabled(username: str, disabled: bool) -> None:
+    from api.accounts import service
+    from api.errors import GolosError
+
+    ensure_database()
+    try:
+        with db.connection() as conn:
+            user = service.set_disabled(conn, username, disabled, actor=cli_actor())
+    except GolosError as exc:
+        raise _fail(f"refused: {exc.field}: {exc.message}") from None
+    state = "disabled (its sessions ended, its tokens revoked)" if disabled else "enabled"
+    typer.echo(f"{user.username}: {state}")
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable an account: it can no longer log in; its sessions and tokens stop working."""
+    _set_disabled(username, True)
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a disabled account again (its old tokens stay revoked)."""
+    _set_disabled(username, False)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every account: name, role, state, created."""
+    from api.accounts import service
+
+    ensure_database()
+    with db.connection() as conn:
+        users = service.list_users(conn)
+    for user in users:
+        state = "disabled" if user.disabled else "active"
+        created = user.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        typer.echo(f"{user.username}\t{user.role}\t{state}\t{created}")
+    if not users:
+        typer.echo("no accounts", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 naming the first broken link."""
+    from api.audit import service as audit
+
+    ensure_database()
+    with db.connection() as conn:
+        check = audit.verify(conn)
+    if check.ok:
+        typer.echo(f"audit log intact: {check.checked} entries checked")
+        return
+    raise _fail(
+        f"audit log broken at entry {check.broken_at}: {check.problem} "
+        f"({check.checked} entries before it are intact)"
+    )
+
+
+@audit_app.command("show")
+def audit_show(
+    limit: Annotated[int, typer.Option(min=1, help="How many of the newest entries")] = 20,
+) -> None:
+    """The newest entries, newest first (seq, time, actor, action, subject, detail)."""
+    from api.audit import service as audit
+
+    ensure_database()
+    with db.connection() as conn:
+        entries = audit.recent(conn, limit)
+    for e in entries:
+        at = e.at.astimezone(UTC).isoformat(timespec="seconds")
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
+        typer.echo(f"{e.seq}\t{at}\t{e.actor}\t{e.action}\t{e.subject}\t{detail}")
 
 
 def _add_installed_commands() -> None:

@@ -171,11 +171,15 @@ def require(*roles: Role) -> Any:
     anonymous caller, 403 for another role; forms also need their CSRF token).
     Use as ``principal: Annotated[Principal, require(Role.OBSERVER, Role.ADMIN)]``."""
     allowed = frozenset(roles)
+    scopes = [*map(str, roles)]
 
+    # A default, not an Annotated[...] alias: with postponed annotations FastAPI
+    # resolves annotation strings in the module's namespace, where ``scopes``
+    # (a closure variable) does not exist.
     async def dependency(
         request: Request,
         settings: AppSettings,
-        principal: Annotated[Principal | None, Security(principal_dep, scopes=[*map(str, roles)])],
+        principal: Principal | None = Security(principal_dep, scopes=scopes),
     ) -> Principal:
         if principal is None:
             raise Unauthorized("authorization", "log in (or verify your phone) first")

@@ -12,11 +12,17 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import PoolTimeout
 
+from api.accounts.openapi import install as describe_callers
+from api.accounts.routes import router as accounts_router
+from api.analysts.routes import router as analysts_router
 from api.deps import PUBLIC, Conn
 from api.elections.routes import router as elections_router
 from api.errors import GolosError, ServiceUnavailable
+from api.public.routes import router as public_router
 from api.reports.routes import router as reports_router
+from api.review.routes import router as review_router
 from api.submissions.routes import router as submissions_router
+from api.voters.routes import router as voters_router
 from api.web import STATIC_DIR, error_page, is_page_request
 from api.worker import queue_app
 from infra import db
@@ -88,6 +94,11 @@ def create_app() -> FastAPI:
     app.include_router(submissions_router)
     app.include_router(elections_router)
     app.include_router(reports_router)
+    app.include_router(accounts_router)
+    app.include_router(voters_router)
+    app.include_router(review_router)
+    app.include_router(analysts_router)
+    app.include_router(public_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -96,4 +107,5 @@ def create_app() -> FastAPI:
         conn.execute("SELECT 1")
         return {"status": "ok"}
 
+    describe_callers(app)
     return app

@@ -38,7 +38,13 @@ from api.deps import (
     csrf_token_for,
 )
 from api.errors import GolosError
-from infra.pages import DEFAULT_LANGUAGE, LANGUAGES, environment, negotiate_language
+from infra.pages import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    environment,
+    negotiate_language,
+    translations,
+)
 from infra.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -120,8 +126,8 @@ class PageContext:
 
     def gettext(self, message: str, **values: Any) -> str:
         """A message translated into the page's language (for text built in Python)."""
-        text = web_environment(self.lang).globals["gettext"](message)
-        return str(text % values if values else text)
+        text = translations(self.lang).gettext(message)
+        return text % values if values else text
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         env = web_environment(self.lang)

@@ -101,7 +101,7 @@ def insert_token(
         (token_sha256, user_id, name, days),
     ).fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    return row[0]
 
 
 def token_user(conn: psycopg.Connection, token_sha256: bytes) -> User | None:

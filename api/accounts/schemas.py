@@ -89,3 +89,13 @@ class TokenCreated(BaseModel):
     token: str
     name: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What an account holder sees of one of their API tokens (not its value)."""
+
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    revoked: bool

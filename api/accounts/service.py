@@ -9,6 +9,7 @@ Every account change is appended to the audit log in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.accounts import repository
-from api.accounts.schemas import ACCOUNT_ROLES, Principal, Role, User, Via
+from api.accounts.schemas import ACCOUNT_ROLES, Principal, Role, TokenInfo, User, Via
 from api.audit import service as audit
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 
@@ -29,6 +30,13 @@ _hasher = PasswordHasher()
 MAX_LOGIN_FAILURES = 5
 LOGIN_WINDOW_SECONDS = 15 * 60
 MIN_PASSWORD_LENGTH = 12
+# What a username may be (the users table checks the same): lower-case letters,
+# digits and . _ - ; 2 to 40 characters, starting with a letter or digit.
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
+
+# An API token lives at most a year (a leaked one stops working by itself).
+MAX_TOKEN_DAYS = 366
+MAX_TOKEN_NAME = 80
 
 SESSION_PREFIX = "golos_s_"
 API_TOKEN_PREFIX = "golos_at_"
@@ -53,10 +61,23 @@ def check_password_rules(password: str) -> None:
         raise Invalid("password", "must be at most 256 characters")
 
 
+def normalise_username(username: str) -> str:
+    """A username as stored (trimmed, lower case), or Invalid if it cannot be one. Pure."""
+    name = username.strip().lower()
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise Invalid(
+            "username",
+            "2 to 40 characters: latin letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return name
+
+
 def add_user(
     conn: psycopg.Connection, username: str, role: Role, password: str, *, actor: str
 ) -> User:
     """Create an observer, analyst or admin account (audited)."""
+    username = normalise_username(username)
     if role not in ACCOUNT_ROLES:
         raise Invalid("role", f"must be one of {', '.join(ACCOUNT_ROLES)}; voters have no account")
     check_password_rules(password)
@@ -70,6 +91,7 @@ def add_user(
 
 def set_disabled(conn: psycopg.Connection, username: str, disabled: bool, *, actor: str) -> User:
     """Disable (ending its sessions and tokens) or re-enable an account (audited)."""
+    username = username.strip().lower()
     with conn.transaction():
         user = repository.user_by_name(conn, username)
         if user is None:
@@ -122,6 +144,20 @@ def logout(conn: psycopg.Connection, session_token: str) -> None:
     repository.delete_session(conn, token_sha256(session_token))
 
 
+def list_users(conn: psycopg.Connection) -> list[User]:
+    """Every account, by username."""
+    return repository.list_users(conn)
+
+
+def tokens_of(conn: psycopg.Connection, principal: Principal) -> list[TokenInfo]:
+    """The caller's own API tokens (never their values: only hashes are kept), newest first."""
+    assert principal.user_id is not None
+    return [
+        TokenInfo(name=name, created_at=created, expires_at=expires, revoked=revoked)
+        for name, created, expires, revoked in repository.tokens_of(conn, principal.user_id)
+    ]
+
+
 def _principal(user: User, via: Via, session: bytes | None = None) -> Principal:
     return Principal(
         role=user.role, via=via, user_id=user.id, username=user.username, session_sha256=session
@@ -147,6 +183,11 @@ def create_token(
 ) -> tuple[str, datetime]:
     """A new API token for the caller's own account (audited); shown once."""
     assert principal.user_id is not None
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_TOKEN_NAME:
+        raise Invalid("name", f"1 to {MAX_TOKEN_NAME} characters")
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise Invalid("days", f"from 1 to {MAX_TOKEN_DAYS} days")
     token = new_secret(API_TOKEN_PREFIX)
     with conn.transaction():
         expires = repository.insert_token(conn, token_sha256(token), principal.user_id, name, days)

@@ -44,7 +44,7 @@ def last(conn: psycopg.Connection) -> tuple[int, str] | None:
 def now(conn: psycopg.Connection) -> datetime:
     row = conn.execute("SELECT date_trunc('milliseconds', clock_timestamp())").fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    return row[0]
 
 
 def insert(conn: psycopg.Connection, entry: Entry) -> None:

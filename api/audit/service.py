@@ -44,7 +44,9 @@ def entry_hash(
     canonical = json.dumps(
         {
             "seq": seq,
-            "at": at.astimezone(UTC).isoformat(timespec="milliseconds"),
+            # Microseconds: what the database keeps, so that no change to the time
+            # of an entry, however small, leaves its hash unchanged.
+            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": actor,
             "action": action,
             "subject": subject,

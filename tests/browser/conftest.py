@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -197,3 +198,19 @@ def accessible() -> Callable[[Page], None]:
         assert not serious, f"axe on {page.url}:\n" + "\n".join(serious)
 
     return check
+
+
+def _log_in(page: Page, username: str, password: str, next: str | None = None) -> None:
+    """Log in through the login form as a person does (the page's own CSRF token
+    goes with it) and wait for the page the form leads to."""
+    page.goto("/login" + (f"?next={quote(next, safe='')}" if next else ""))
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    with page.expect_navigation():
+        page.locator("form[action='/login'] button[type=submit]").click()
+
+
+@pytest.fixture
+def log_in() -> Callable[..., None]:
+    """``log_in(page, username, password, next=None)``: through the login form."""
+    return _log_in

@@ -22,7 +22,6 @@ from api.audit import service as audit
 from api.deps import PUBLIC, SESSION_COOKIE, AppSettings, Conn, Public, require
 from api.errors import Conflict, GolosError, Invalid
 from api.web import Page, PageContext
-from infra.pages import translations
 
 router = APIRouter(tags=["accounts"])
 
@@ -55,9 +54,9 @@ def when(at: datetime) -> str:
 
 
 def gettext(message: str, page: PageContext, **values: object) -> str:
-    """``message`` in the page's language (what ``page.gettext`` is meant to do)."""
-    text = translations(page.lang).gettext(message)
-    return text % values if values else text
+    """``message`` in the page's language (``page.gettext``, spelt so that the
+    message is the first argument of a ``gettext`` call for extraction)."""
+    return page.gettext(message, **values)
 
 
 def _message(page: PageContext, error: GolosError) -> str:

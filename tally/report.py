@@ -48,6 +48,7 @@ from tally.vocab import (
     ReviewStatus,
     Source,
     official_column,
+    report_review_status,
     source_column,
 )
 
@@ -89,7 +90,12 @@ def discrepancy_rows(
             continue
         region, district = where[flag.precinct_id]
         row = flag._asdict()
-        row.update(region=region, district=district)
+        # report/1 knows open, confirmed and dismissed: awaiting more evidence is open.
+        row.update(
+            region=region,
+            district=district,
+            review_status=report_review_status(row["review_status"]),
+        )
         rows.append({column: row[column] for column in DISCREPANCY_COLUMNS})
     return rows
 

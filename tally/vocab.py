@@ -58,6 +58,17 @@ class ReviewStatus(StrEnum):
     OPEN = "open"
     CONFIRMED = "confirmed"
     DISMISSED = "dismissed"
+    MORE_EVIDENCE = "more_evidence"  # an observer asked for more evidence: still undecided
+
+
+# The statuses of a flag nobody has decided yet (a report's "open" flags).
+UNDECIDED: frozenset[ReviewStatus] = frozenset({ReviewStatus.OPEN, ReviewStatus.MORE_EVIDENCE})
+
+
+def report_review_status(status: str) -> str:
+    """A stored review status as report/1 writes it: the spec knows ``open``,
+    ``confirmed`` and ``dismissed``, and a flag awaiting more evidence is open. Pure."""
+    return str(ReviewStatus.OPEN) if status in UNDECIDED else str(status)
 
 
 class EvidenceLevel(StrEnum):

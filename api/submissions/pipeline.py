@@ -70,7 +70,7 @@ def process_submission(
         if _near_duplicate(conn, pending, sid, decision, reading):
             status, reasons = Status.REVIEW, [*reasons, Reason.NEAR_DUPLICATE_PHOTO]
         if status == Status.VERIFIED and pending.voter_key is not None:
-            status = _one_vote_per_voter(conn, pending, pending.voter_key, sid)
+            status = one_vote_per_voter(conn, pending, pending.voter_key, sid)
         if status == Status.VERIFIED:
             assert decision.marks is not None
             count_ballot(conn, pending.election_id, pending.precinct_id, decision.marks, +1)
@@ -114,7 +114,7 @@ def _near_duplicate(
     return match is not None
 
 
-def _one_vote_per_voter(
+def one_vote_per_voter(
     conn: psycopg.Connection, pending: Pending, voter_key: bytes, sid: uuid.UUID
 ) -> Status:
     """A voter's latest verified submission counts; earlier ones are superseded."""

@@ -23,6 +23,7 @@ from api.reports.routes import router as reports_router
 from api.review.routes import router as review_router
 from api.submissions.routes import router as submissions_router
 from api.voters.routes import router as voters_router
+from api.voters.verifiers import warn_if_development
 from api.web import STATIC_DIR, error_page, is_page_request
 from api.worker import queue_app
 from infra import db
@@ -56,6 +57,8 @@ def _answer(error: GolosError) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Codes that are not really sent must not go unnoticed (GOLOS_VERIFIER=dev).
+    warn_if_development(get_settings())
     # The queue the routes defer jobs to (JobQueue), opened for the server's life.
     job_queue = queue_app(get_settings())
     async with job_queue.open_async():

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     # off by default so that the demo works on http://127.0.0.1.
     secure_cookies: bool = False
 
+    # How voters' phone numbers are verified (api/voters/verifiers.py): "dev" writes
+    # the code to a file in data_dir instead of sending it (demo, tests; a loud
+    # warning at start), or "package.module:Class" naming an SMS or messenger-bot
+    # gateway that implements api.voters.verifiers.Verifier.
+    verifier: str = "dev"
+    # A voter's device token lasts this long: the election period plus days of a
+    # shutdown during which the phone's outbox waits.
+    device_token_days: int = 30
+
     max_upload_bytes: int = 15_000_000
     # 4000 px on the long side is the largest photo the reader expects (spec);
     # this leaves room for 6000x4000 and bounds decoding memory (~100 MB).
@@ -51,6 +60,11 @@ class Settings(BaseSettings):
     @property
     def photos_path(self) -> Path:
         return (self.photo_dir or self.data_dir / "photos").resolve()
+
+    @property
+    def dev_codes_path(self) -> Path:
+        """Where the development verifier appends the codes it would have sent."""
+        return self.data_dir.resolve() / "dev-codes.jsonl"
 
     @property
     def dsn(self) -> str:

@@ -1,8 +1,15 @@
-"""What the phone app does: keep submissions on the device until the server has them.
+"""What the phone app does: verify the voter's phone once, then keep submissions on
+the device until the server has them.
+
+Verification (``GolosClient.verify``): the app asks the platform to send a one-time
+code to the phone, reads it (from the SMS or the messenger; the demo's simulated
+phones read the development verifier's file) and exchanges it for a device token,
+which it keeps and sends with every submission (``Authorization: Bearer``).
 
 During a shutdown a phone may be offline for days. Each submission waits in an
-on-device outbox, with its client-generated id, and is re-sent until the server
-answers; re-sending is safe because the server de-duplicates on that id.
+on-device outbox, with its client-generated id and the device token, and is
+re-sent until the server answers; re-sending is safe because the server
+de-duplicates on that id.
 """
 
 from __future__ import annotations
@@ -13,13 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from infra.files import atomic_write_bytes, atomic_writer, sync_directory
 
-# Answers after which re-sending cannot help: the submission itself is wrong.
-FINAL_CLIENT_ERRORS = frozenset({400, 404, 409, 413, 415, 422})
+# Answers after which re-sending cannot help: the submission itself is wrong, or
+# the device token is (unknown or expired: the voter must verify again).
+FINAL_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 409, 413, 415, 422})
+
+
+class VerificationFailed(Exception):
+    """The phone could not be verified (refused, or no code came)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +41,12 @@ class Submission:
     election_id: str
     precinct_id: str
     declared_choice: str
-    voter_id: str  # the identity the registration bot verified (a phone number)
+    device_token: str  # from GolosClient.verify: who sends it, for the server
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else default
 
 
 @dataclass(frozen=True)
@@ -46,16 +64,94 @@ class GolosClient:
     ) -> None:
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
 
+    def verify(
+        self,
+        election_id: str,
+        phone: str,
+        read_code: Callable[[str], str | None],
+        max_attempts: int = 8,
+        backoff: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Verify ``phone`` for the election; returns the device token.
+
+        ``read_code(challenge_id)`` is the phone's inbox: the code, or None while it
+        has not arrived. Lost requests are re-sent; a confirmation whose answer was
+        lost (the code is then used up) starts again with a new code.
+        """
+        for attempt in range(max_attempts):
+            if attempt:
+                sleep(backoff * 2 ** (attempt - 1))
+            challenge = self._send_json(
+                f"/v1/elections/{election_id}/verification", {"phone": phone}, sleep, backoff
+            )
+            if challenge is None:
+                continue
+            challenge_id = str(challenge["challenge_id"])
+            code = read_code(challenge_id)
+            for wait in range(max_attempts):
+                if code is not None:
+                    break
+                sleep(backoff * 2**wait)
+                code = read_code(challenge_id)
+            if code is None:
+                raise VerificationFailed("no code arrived")
+            confirmed = self._send_json(
+                f"/v1/elections/{election_id}/verification/{challenge_id}",
+                {"code": code},
+                sleep,
+                backoff,
+            )
+            if confirmed is not None:
+                return str(confirmed["device_token"])
+        raise VerificationFailed(f"not verified after {max_attempts} attempts")
+
+    def _send_json(
+        self,
+        path: str,
+        body: dict[str, str],
+        sleep: Callable[[float], None],
+        backoff: float,
+        tries: int = 6,
+    ) -> dict[str, Any] | None:
+        """POST with retries over a lossy network; the answer's JSON, or None when the
+        request may have been consumed (410: start again); VerificationFailed when
+        the server refuses for good."""
+        for attempt in range(tries):
+            try:
+                response = self.http.post(path, json=body)
+            except httpx.TransportError:
+                sleep(backoff * 2**attempt)
+                continue
+            if response.status_code < 300:
+                answer: dict[str, Any] = response.json()
+                return answer
+            if response.status_code == 410:
+                return None  # the code was used by a request whose answer was lost
+            if response.status_code >= 500:
+                sleep(_retry_after(response, backoff * 2**attempt))
+                continue
+            raise VerificationFailed(f"{response.status_code}: {response.text}")
+        return None
+
     def submit(self, submission: Submission, photo: bytes) -> httpx.Response:
         data = asdict(submission)
+        token = data.pop("device_token")
         return self.http.post(
-            "/v1/submissions", data=data, files={"photo": ("ballot.jpg", photo, "image/jpeg")}
+            "/v1/submissions",
+            data=data,
+            files={"photo": ("ballot.jpg", photo, "image/jpeg")},
+            headers={"Authorization": f"Bearer {token}"},
         )
 
-    def status(self, submission_id: str) -> dict:
-        response = self.http.get(f"/v1/submissions/{submission_id}")
+    def status(self, submission_id: str, device_token: str) -> dict[str, Any]:
+        response = self.http.get(
+            f"/v1/submissions/{submission_id}",
+            headers={"Authorization": f"Bearer {device_token}"},
+        )
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def close(self) -> None:
         self.http.close()

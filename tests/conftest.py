@@ -190,7 +190,29 @@ def ballot_photo(ballot_dir: Path) -> Callable[..., bytes]:
 
 
 @pytest.fixture
-def submit(client: TestClient) -> Callable[..., httpx.Response]:
+def device_token(conn: psycopg.Connection) -> Callable[..., str]:
+    """A device token for a voter (a phone number, spelled as the test likes), as
+    if they had verified it; one per voter and election, cached."""
+    from api.voters.service import issue_device_token
+
+    tokens: dict[tuple[str, str], str] = {}
+
+    def make(phone: str, election: str = "by-2020-president") -> str:
+        if (election, phone) not in tokens:
+            tokens[election, phone] = issue_device_token(conn, election, phone)
+            conn.commit()
+        return tokens[election, phone]
+
+    return make
+
+
+@pytest.fixture
+def submit(client: TestClient, device_token: Callable[..., str]) -> Callable[..., httpx.Response]:
+    """Uploads a photo as a verified voter: ``voter`` is their phone number (a new
+    one per submission id unless the test says otherwise); ``headers`` replaces the
+    voter's Authorization header (another token, or {} for nobody)."""
+    made: dict[str, str] = {}
+
     def post(
         photo: bytes,
         *,
@@ -199,18 +221,26 @@ def submit(client: TestClient) -> Callable[..., httpx.Response]:
         sid: str | None = None,
         voter: str | None = None,
         election: str = "by-2020-president",
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         sid = sid or str(uuid.uuid4())
+        # One voter per submission id unless the test says otherwise (+37533...: a
+        # prefix the tests' own numbers do not use).
+        phone = voter or made.setdefault(sid, f"+37533{len(made):07d}")
         data = {
             "election_id": election,
             "precinct_id": precinct,
             "declared_choice": choice,
             "submission_id": sid,
-            # One voter per submission id unless the test says otherwise.
-            "voter_id": voter or f"voter-{sid}",
         }
+        if headers is None:
+            # The token is for the test election: another election's id is refused.
+            headers = {"Authorization": f"Bearer {device_token(phone)}"}
         return client.post(
-            "/v1/submissions", data=data, files={"photo": ("b.jpg", photo, "image/jpeg")}
+            "/v1/submissions",
+            data=data,
+            files={"photo": ("b.jpg", photo, "image/jpeg")},
+            headers=headers,
         )
 
     return post

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from api.submissions.schemas import Reason, Status, SubmissionStatus
@@ -484,3 +485,218 @@ def replace_election_bands(
     ) as copy:
         for number, value, submission_id, fingerprint in rows:
             copy.write_row((election_id, bits, number, value, submission_id, fingerprint))
+
+
+# --- voters ---
+
+
+def submission_voter_key(conn: psycopg.Connection, submission_id: uuid.UUID) -> bytes | None:
+    """The keyed hash of the voter who sent a submission; None when there is none."""
+    row = conn.execute(
+        "SELECT voter_key FROM submissions WHERE id = %s", (submission_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+# --- review ---
+#
+# The observers' review (api/review) reads the submissions in review and decides
+# them here. Nothing below returns a voter_key but ``lock_for_review``, whose
+# result the review service only hands to the one-vote-per-voter rule.
+
+# The last row of a review queue page, to page on from (keyset pagination):
+# (rank, near-duplicate distance or 0, seq).
+ReviewCursor = tuple[int, int, int]
+
+
+class ReviewQueueRow(NamedTuple):
+    submission_id: uuid.UUID
+    precinct_id: str
+    reasons: list[str]
+    declared_choice: list[str]
+    marks: list[str] | None
+    rank: int  # review_submission_rank(reasons) (migration 0009)
+    distance: int  # the near-duplicate's fingerprint distance; 0 for other ranks
+    seq: int
+
+
+class ReviewSubmission(NamedTuple):
+    """A submission as a reviewer sees it: no voter key, no request digest."""
+
+    submission_id: uuid.UUID
+    election_id: str
+    precinct_id: str
+    declared_choice: list[str]
+    status: str
+    reasons: list[str]
+    marks: list[str] | None
+    reading: dict[str, Any] | None
+    photo_sha256: str
+    received_hour: Any
+    near_duplicate_of: uuid.UUID | None
+    distance: int | None
+
+
+class LockedForReview(NamedTuple):
+    pending: Pending  # as the pipeline's one-vote-per-voter rule takes it
+    status: str
+    reasons: list[str]
+    marks: list[str] | None
+
+
+_REVIEW_QUEUE_COLUMNS = sql.SQL(
+    "s.id AS submission_id, s.precinct_id, s.reasons, s.declared_choice, s.marks,"
+    " review_submission_rank(s.reasons)::int AS rank, {distance} AS distance, s.seq"
+)
+
+
+def _review_filters(precinct_ids: Sequence[str] | None, reason: str | None) -> sql.Composable:
+    parts: list[sql.Composable] = []
+    if precinct_ids is not None:
+        parts.append(sql.SQL(" AND s.precinct_id = ANY(%(precincts)s)"))
+    if reason is not None:
+        parts.append(sql.SQL(" AND s.reasons @> ARRAY[%(reason)s]::text[]"))
+    return sql.Composed(parts)
+
+
+_AFTER_EVERY_SEQ = 2**63 - 1
+
+
+def review_queue_page(
+    conn: psycopg.Connection,
+    election_id: str,
+    *,
+    precinct_ids: Sequence[str] | None,
+    reason: str | None,
+    after: ReviewCursor | None,
+    limit: int,
+) -> list[ReviewQueueRow]:
+    """Up to ``limit`` submissions in review after ``after``, in queue order: by
+    review_submission_rank, near-duplicates (rank 0) by fingerprint distance, then
+    by seq. Two range scans of the partial index submissions_review_queue: the
+    near-duplicates (a small group, sorted by distance), then the other ranks
+    straight in index order, so a page costs the same at the start and deep in."""
+    rank, distance, seq = after if after is not None else (-1, -1, -1)
+    params: dict[str, Any] = {
+        "e": election_id,
+        "precincts": list(precinct_ids) if precinct_ids is not None else None,
+        "reason": reason,
+        "d": distance,
+        "seq": seq,
+        "n": limit,
+    }
+    filters = _review_filters(precinct_ids, reason)
+    rows: list[ReviewQueueRow] = []
+    with conn.cursor(row_factory=class_row(ReviewQueueRow)) as cur:
+        if rank <= 0:
+            query = sql.SQL(
+                "SELECT {columns} FROM submissions s"
+                " LEFT JOIN photo_fingerprints f ON f.submission_id = s.id"
+                " WHERE s.election_id = %(e)s AND s.status = 'review'"
+                " AND review_submission_rank(s.reasons) = 0{filters}"
+                " AND (coalesce(f.distance, 64), s.seq) > (%(d)s, %(seq)s)"
+                " ORDER BY coalesce(f.distance, 64), s.seq LIMIT %(n)s"
+            ).format(
+                columns=_REVIEW_QUEUE_COLUMNS.format(
+                    distance=sql.SQL("coalesce(f.distance, 64)::int")
+                ),
+                filters=filters,
+            )
+            rows = cur.execute(query, params).fetchall()
+            params.update(r=0, seq=_AFTER_EVERY_SEQ)  # past every rank-0 row
+        else:
+            params.update(r=rank)
+        if len(rows) < limit:
+            params["n"] = limit - len(rows)
+            query = sql.SQL(
+                "SELECT {columns} FROM submissions s"
+                " WHERE s.election_id = %(e)s AND s.status = 'review'{filters}"
+                " AND (review_submission_rank(s.reasons), s.seq) > (%(r)s, %(seq)s)"
+                " ORDER BY review_submission_rank(s.reasons), s.seq LIMIT %(n)s"
+            ).format(columns=_REVIEW_QUEUE_COLUMNS.format(distance=sql.SQL("0")), filters=filters)
+            rows += cur.execute(query, params).fetchall()
+    return rows
+
+
+def review_submission(
+    conn: psycopg.Connection, submission_id: uuid.UUID
+) -> ReviewSubmission | None:
+    """The submission as a reviewer sees it, with the earlier submission its photo
+    nearly duplicates, if any."""
+    with conn.cursor(row_factory=class_row(ReviewSubmission)) as cur:
+        return cur.execute(
+            """
+            SELECT s.id AS submission_id, s.election_id, s.precinct_id, s.declared_choice,
+                   s.status, s.reasons, s.marks, s.reading, s.photo_sha256, s.received_hour,
+                   f.near_duplicate_of, f.distance::int AS distance
+            FROM submissions s LEFT JOIN photo_fingerprints f ON f.submission_id = s.id
+            WHERE s.id = %s
+            """,
+            (submission_id,),
+        ).fetchone()
+
+
+def lock_for_review(conn: psycopg.Connection, submission_id: uuid.UUID) -> LockedForReview | None:
+    """Lock the submission's row until the transaction ends (the same row lock the
+    pipeline takes first) and return it; None when there is no such submission."""
+    row = conn.execute(
+        """
+        SELECT s.election_id, s.precinct_id, s.declared_choice, s.photo_sha256, s.voter_key,
+               s.seq, o.submission_id = s.id, s.status, s.reasons, s.marks
+        FROM submissions s
+        LEFT JOIN photo_owners o
+               ON o.election_id = s.election_id AND o.photo_sha256 = s.photo_sha256
+        WHERE s.id = %s
+        FOR UPDATE OF s
+        """,
+        (submission_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    pending = Pending(row[0], row[1], list(row[2]), row[3], row[4], row[5], bool(row[6]))
+    return LockedForReview(pending, row[7], list(row[8]), None if row[9] is None else list(row[9]))
+
+
+def set_review_outcome(
+    conn: psycopg.Connection,
+    submission_id: uuid.UUID,
+    status: Status,
+    reasons: Sequence[str],
+    marks: Sequence[str] | None,
+) -> None:
+    """Record a reviewer's decision on a submission (its reading is kept)."""
+    conn.execute(
+        "UPDATE submissions SET status = %s, reasons = %s, marks = %s WHERE id = %s",
+        (status, list(reasons), None if marks is None else list(marks), submission_id),
+    )
+
+
+def photo_key(conn: psycopg.Connection, submission_id: uuid.UUID) -> str | None:
+    """The photo-store key of the submission's photo; None when there is none."""
+    row = conn.execute(
+        "SELECT photo_sha256 FROM submissions WHERE id = %s", (submission_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def station_verified_photos(
+    conn: psycopg.Connection, election_id: str, precinct_id: str, limit: int
+) -> list[uuid.UUID]:
+    """The station's verified submissions, the latest first (partial index
+    submissions_station_verified, migration 0009)."""
+    rows = conn.execute(
+        "SELECT id FROM submissions WHERE election_id = %s AND precinct_id = %s"
+        " AND status = %s ORDER BY seq DESC LIMIT %s",
+        (election_id, precinct_id, Status.VERIFIED, limit),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def count_in_review(conn: psycopg.Connection, election_id: str) -> int:
+    """How many of the election's submissions wait for a reviewer."""
+    row = conn.execute(
+        "SELECT count(*) FROM submissions WHERE election_id = %s AND status = %s",
+        (election_id, Status.REVIEW),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

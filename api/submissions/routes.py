@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.deps import AppSettings, Conn, JobQueue, Pool, Store
-from api.errors import BadRequest, Invalid, TooLarge, UnsupportedMediaType
+from api.accounts.schemas import Principal, Role
+from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
+from api.errors import BadRequest, Forbidden, Invalid, TooLarge, UnsupportedMediaType
 from api.submissions import jobs, service
 from api.submissions.schemas import (
     NewSubmission,
@@ -100,11 +101,12 @@ def _text(fields: dict[str, str | bytes], name: str, missing: type[Invalid | Bad
     return value.strip()
 
 
-def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
+def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubmission:
     photo = fields.get("photo")
     if not isinstance(photo, bytes) or not photo:
         raise Invalid("photo", "a photo file is required")
-    return NewSubmission(
+    assert voter.voter_key is not None
+    new = NewSubmission(
         # IETF Idempotency-Key: a request without its key is malformed (400).
         submission_id=_text(fields, "submission_id", missing=BadRequest),
         election_id=_text(fields, "election_id", missing=Invalid),
@@ -112,9 +114,14 @@ def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
         declared_choice=[
             c.strip() for c in _text(fields, "declared_choice", missing=Invalid).split(",")
         ],
-        voter_id=_text(fields, "voter_id", missing=Invalid),
         photo=photo,
+        voter_key=voter.voter_key,
     )
+    if new.election_id != voter.election_id:
+        raise Forbidden(
+            "election_id", "this phone was verified for another election; verify it again"
+        )
+    return new
 
 
 @router.post("", status_code=202, response_model=SubmissionAccepted, openapi_extra=FORM_OPENAPI)
@@ -125,13 +132,15 @@ async def submit(
     store: Store,
     settings: AppSettings,
     job_queue: JobQueue,
+    voter: Annotated[Principal, require(Role.VOTER)],
 ) -> SubmissionAccepted:
-    """Submit a ballot photo. Idempotent on ``submission_id``: a retry returns the first
-    result (200) and is never counted twice; the same id with other content is refused."""
+    """Submit a ballot photo, as the verified voter of the device token. Idempotent on
+    ``submission_id``: a retry returns the first result (200) and is never counted
+    twice; the same id with other content (or from another voter) is refused."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (decoding the photo, the database) runs in the thread pool.
     fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
-    new = _new_submission(fields)
+    new = _new_submission(fields, voter)
 
     def accept() -> tuple[SubmissionStatus, bool]:
         with pool.connection() as conn:  # committed here, before the job is queued
@@ -139,7 +148,6 @@ async def submit(
                 conn,
                 store,
                 new,
-                voter_secret=settings.voter_key(),
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
             )
@@ -160,5 +168,11 @@ async def submit(
 
 
 @router.get("/{submission_id}", name="submission_status")
-def submission_status(submission_id: uuid.UUID, conn: Conn) -> SubmissionStatus:
-    return service.get_status(conn, submission_id)
+def submission_status(
+    submission_id: uuid.UUID,
+    conn: Conn,
+    caller: Annotated[Principal, require(Role.VOTER, Role.OBSERVER, Role.ADMIN)],
+) -> SubmissionStatus:
+    """A submission's state: for the voter who sent it, observers and admins (to any
+    other voter there is no such submission)."""
+    return service.status_for(conn, submission_id, caller)

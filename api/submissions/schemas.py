@@ -61,18 +61,24 @@ class NewSubmission:
     declared_choice: list[str]
     submission_id: str
     photo: bytes
-    voter_id: str
+    voter_key: bytes  # the verified voter's keyed hash, from their device token
 
 
 class SubmissionForm(BaseModel):
     """The upload's ``multipart/form-data`` body. Documentation only (OpenAPI): the
-    route parses the body itself, in memory and size-capped (``routes._read_form``)."""
+    route parses the body itself, in memory and size-capped (``routes._read_form``).
+    Who sends it is not a field: the voter's device token (``Authorization: Bearer
+    golos_vt_...``, from ``POST /v1/elections/{id}/verification/{challenge_id}``)."""
 
     photo: bytes = Field(
-        description="The ballot photo (JPEG or PNG). Its metadata is stripped before it is "
-        "stored; the size is capped by GOLOS_MAX_UPLOAD_BYTES."
+        description="The ballot photo (JPEG, PNG, or HEIC/HEIF as iPhones take them). Its "
+        "metadata is stripped before it is stored; the size is capped by "
+        "GOLOS_MAX_UPLOAD_BYTES."
     )
-    election_id: str = Field(description="The election's id, e.g. by-2020-president.")
+    election_id: str = Field(
+        description="The election's id, e.g. by-2020-president: the one the device token "
+        "was verified for."
+    )
     precinct_id: str = Field(description="The polling station's id within the election.")
     declared_choice: str = Field(
         description="The option ids the voter marked, comma-separated, e.g. tsikhanouskaya."
@@ -80,8 +86,4 @@ class SubmissionForm(BaseModel):
     submission_id: uuid.UUID = Field(
         description="A UUID the client generates once per ballot and re-sends on every "
         "retry (idempotency key): a retry is answered with the first result."
-    )
-    voter_id: str = Field(
-        description="The voter's phone number or other identifier; stored only as a keyed "
-        "hash, so that a voter counts once per election."
     )

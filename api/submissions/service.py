@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import threading
 import uuid
 from typing import Any
 
 import psycopg
 
+from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
 from api.elections.schemas import ElectionNotFound
 from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge
@@ -28,26 +28,8 @@ from ocr.images import ImageRejected, sanitize_photo
 # Decoding a photo takes up to a few hundred MB for the largest accepted ones:
 # bound how many requests do it at once.
 _decoding = threading.BoundedSemaphore(2)
-_PHONE = re.compile(r"\+?[0-9][0-9 ()-]{5,}")
 # The reader's refusals that are about size, answered 413 rather than 422.
 _TOO_LARGE = ("too_large", "too_many_pixels")
-
-
-def normalise_voter_id(voter_id: str) -> str:
-    """One person, one string: '+375 29 111-22-33', '375291112233' and '00375291112233'
-    are the same phone number; other identifiers are compared case-insensitively. Pure."""
-    value = voter_id.strip()
-    if _PHONE.fullmatch(value):
-        digits = re.sub(r"[^0-9]", "", value)
-        return digits[2:] if digits.startswith("00") else digits
-    return "".join(value.split()).lower()
-
-
-def voter_key(secret: bytes, election_id: str, voter_id: str) -> bytes:
-    """Keyed hash of a voter identifier, per election: a seized database names nobody,
-    and the same person cannot be linked across elections. Pure."""
-    message = f"{election_id}\x00{normalise_voter_id(voter_id)}".encode()
-    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
 def request_digest(new: NewSubmission, voter: bytes) -> str:
@@ -76,6 +58,23 @@ def get_status(conn: psycopg.Connection, submission_id: uuid.UUID) -> Submission
     return status
 
 
+def status_for(
+    conn: psycopg.Connection, submission_id: uuid.UUID, principal: Principal
+) -> SubmissionStatus:
+    """A submission's state as ``principal`` may see it: a voter only their own (any
+    other is "no such submission", which tells them nothing); observers and admins
+    any."""
+    if principal.role is Role.VOTER:
+        sender = repository.submission_voter_key(conn, submission_id)
+        if (
+            sender is None
+            or principal.voter_key is None
+            or not hmac.compare_digest(sender, principal.voter_key)
+        ):
+            raise NotFound("submission_id", "no such submission")
+    return get_status(conn, submission_id)
+
+
 def _existing(conn: psycopg.Connection, sid: uuid.UUID, digest: str) -> SubmissionStatus | None:
     """The state of an earlier request with this id, if it was the same request."""
     stored = repository.request_digest(conn, sid)
@@ -94,7 +93,6 @@ def accept(
     store: PhotoStore,
     new: NewSubmission,
     *,
-    voter_secret: bytes,
     max_bytes: int,
     max_pixels: int,
 ) -> tuple[SubmissionStatus, bool]:
@@ -104,7 +102,7 @@ def accept(
     is never counted twice.
     """
     sid = _parse_submission_id(new.submission_id)
-    voter = voter_key(voter_secret, new.election_id, new.voter_id)
+    voter = new.voter_key
     digest = request_digest(new, voter)
     if (earlier := _existing(conn, sid, digest)) is not None:
         return earlier, False

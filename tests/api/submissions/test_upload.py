@@ -46,13 +46,16 @@ def test_upload_is_accepted_and_queued(
     assert stored.format == "JPEG" and not stored.getexif() and "exif" not in stored.info
 
 
-def test_status_url_answers(client: TestClient, submit: Callable, ballot_photo: Callable) -> None:
+def test_status_url_answers_the_voter_who_sent_it(
+    client: TestClient, submit: Callable, ballot_photo: Callable, device_token: Callable
+) -> None:
     sid = str(uuid.uuid4())
-    submit(ballot_photo(["lukashenko"]), sid=sid, choice="lukashenko")
-    status = client.get(f"/v1/submissions/{sid}")
+    submit(ballot_photo(["lukashenko"]), sid=sid, choice="lukashenko", voter="+375291234567")
+    mine = {"Authorization": f"Bearer {device_token('+375291234567')}"}
+    status = client.get(f"/v1/submissions/{sid}", headers=mine)
     assert status.status_code == 200
     assert status.json()["status"] == "received" and status.json()["precinct_id"] == "p1"
-    assert client.get(f"/v1/submissions/{uuid.uuid4()}").status_code == 404
+    assert client.get(f"/v1/submissions/{uuid.uuid4()}", headers=mine).status_code == 404
 
 
 def test_voter_identity_is_kept_only_as_a_keyed_hash(
@@ -101,7 +104,7 @@ def _truncated_jpeg(photo: bytes) -> bytes:
         ("truncated", 422, "photo", "truncated"),
         ("gif", 422, "photo", "unsupported_format"),
         ("unknown_precinct", 422, "precinct_id", "unknown precinct 'nowhere'"),
-        ("unknown_election", 404, "election_id", "unknown election"),
+        ("other_election", 403, "election_id", "verified for another election"),
         ("unknown_choice", 422, "declared_choice", "'putin' is not an option"),
         ("two_choices", 422, "declared_choice", "at most 1"),
         ("bad_id", 400, "submission_id", "must be a UUID"),
@@ -129,8 +132,8 @@ def test_bad_input_is_refused_and_nothing_is_stored(
         photo = buffer.getvalue()
     elif case == "unknown_precinct":
         kwargs["precinct"] = "nowhere"
-    elif case == "unknown_election":
-        kwargs["election"] = "nowhere-2020"
+    elif case == "other_election":
+        kwargs["election"] = "nowhere-2020"  # the voter's token is for by-2020-president
     elif case == "unknown_choice":
         kwargs["choice"] = "putin"
     elif case == "two_choices":
@@ -177,15 +180,19 @@ def test_decompression_bomb_is_refused(
     assert _stored(conn) == (0, 0)
 
 
-def test_missing_fields_are_named(client: TestClient, conn: psycopg.Connection) -> None:
+def test_missing_fields_are_named(
+    client: TestClient, conn: psycopg.Connection, device_token: Callable
+) -> None:
+    voter = {"Authorization": f"Bearer {device_token('+375291234567')}"}
     response = client.post(
         "/v1/submissions",
         data={"election_id": "by-2020-president", "submission_id": str(uuid.uuid4())},
         files={"photo": ("b.jpg", b"x", "image/jpeg")},
+        headers=voter,
     )
     assert response.status_code == 422
     assert response.json()["detail"]["field"] == "precinct_id"
-    not_multipart = client.post("/v1/submissions", json={"election_id": "x"})
+    not_multipart = client.post("/v1/submissions", json={"election_id": "x"}, headers=voter)
     assert not_multipart.status_code == 415
     assert _stored(conn) == (0, 0)
 
@@ -216,21 +223,24 @@ def test_a_retry_while_the_first_is_in_flight_gets_409(
 
 
 def test_identity_and_key_are_required(
-    client: TestClient, conn: psycopg.Connection, ballot_photo: Callable
+    client: TestClient, conn: psycopg.Connection, ballot_photo: Callable, device_token: Callable
 ) -> None:
     fields = {
         "election_id": "by-2020-president",
         "precinct_id": "p1",
         "declared_choice": "tsikhanouskaya",
         "submission_id": str(uuid.uuid4()),
-        "voter_id": "+375291234567",
     }
+    voter = {"Authorization": f"Bearer {device_token('+375291234567')}"}
     photo = {"photo": ("b.jpg", ballot_photo(["tsikhanouskaya"]), "image/jpeg")}
-    for missing, status in (("submission_id", 400), ("voter_id", 422)):
-        data = {k: v for k, v in fields.items() if k != missing}
-        response = client.post("/v1/submissions", data=data, files=photo)
-        assert response.status_code == status
-        assert response.json()["detail"]["field"] == missing
-    bad = client.post("/v1/submissions", data={**fields, "precinct_id": "p1\x00"}, files=photo)
+    nobody = client.post("/v1/submissions", data=fields, files=photo)
+    assert nobody.status_code == 401 and nobody.json()["detail"]["field"] == "authorization"
+    no_key = {k: v for k, v in fields.items() if k != "submission_id"}
+    response = client.post("/v1/submissions", data=no_key, files=photo, headers=voter)
+    assert response.status_code == 400
+    assert response.json()["detail"]["field"] == "submission_id"
+    bad = client.post(
+        "/v1/submissions", data={**fields, "precinct_id": "p1\x00"}, files=photo, headers=voter
+    )
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "precinct_id"
     assert _stored(conn) == (0, 0)

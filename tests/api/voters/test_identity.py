@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.submissions.service import normalise_voter_id, voter_key
+from api.voters.service import normalise_voter_id, voter_key
 
 SECRET = b"k" * 32
 

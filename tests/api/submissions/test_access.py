@@ -1,0 +1,96 @@
+"""Who may send a ballot photo and who may read a submission's status."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from api.elections.service import load_election
+from infra.settings import get_settings
+from infra.storage import photo_store
+
+
+def _count(conn: psycopg.Connection) -> int:
+    conn.commit()
+    row = conn.execute("SELECT count(*) FROM submissions").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_only_a_verified_voter_may_send_a_photo(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable, account: Callable
+) -> None:
+    photo = ballot_photo(["tsikhanouskaya"])
+    nobody = submit(photo, headers={})
+    assert nobody.status_code == 401 and nobody.json()["detail"]["field"] == "authorization"
+    assert nobody.headers["WWW-Authenticate"] == "Bearer"
+    forged = submit(photo, headers={"Authorization": "Bearer golos_vt_forged"})
+    assert forged.status_code == 401
+    for role in ("observer", "analyst", "admin"):
+        refused = submit(photo, headers=account(role))
+        assert refused.status_code == 403, role
+    assert _count(conn) == 0
+    assert submit(photo).status_code == 202
+
+
+def test_a_voter_reads_only_their_own_submission(
+    client: TestClient,
+    submit: Callable,
+    ballot_photo: Callable,
+    device_token: Callable,
+    account: Callable,
+) -> None:
+    sid = str(uuid.uuid4())
+    sent = submit(ballot_photo(["tsikhanouskaya"]), sid=sid, voter="+375291000001")
+    assert sent.status_code == 202
+    url = f"/v1/submissions/{sid}"
+
+    def read(headers: dict[str, str]) -> int:
+        return client.get(url, headers=headers).status_code
+
+    def voter(phone: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {device_token(phone)}"}
+
+    assert read(voter("+375 29 100-00-01")) == 200  # the same person, another device
+    assert read(voter("+375291000002")) == 404  # another voter is not told it exists
+    assert read({}) == 401
+    assert read(account("observer")) == 200
+    assert read(account("admin")) == 200
+    assert read(account("analyst")) == 403
+
+
+def _load_another_election(conn: psycopg.Connection, election_dir: Path, folder: Path) -> str:
+    """The test election again under another id (its ballot template too)."""
+    shutil.copytree(election_dir, folder)
+    for name in ("election.json", "ballot/template.json"):
+        path = folder / name
+        path.write_text(path.read_text().replace("by-2020-president", "by-2025-president"))
+    load_election(conn, folder, photo_store(get_settings()))
+    conn.commit()
+    return "by-2025-president"
+
+
+def test_a_token_of_another_election_cannot_send_or_read(
+    conn: psycopg.Connection,
+    client: TestClient,
+    submit: Callable,
+    ballot_photo: Callable,
+    device_token: Callable,
+    election_dir: Path,
+    tmp_path: Path,
+) -> None:
+    other = _load_another_election(conn, election_dir, tmp_path / "other")
+    sid = str(uuid.uuid4())
+    phone = "+375291000003"
+    assert submit(ballot_photo(["tsikhanouskaya"]), sid=sid, voter=phone).status_code == 202
+    elsewhere = {"Authorization": f"Bearer {device_token(phone, election=other)}"}
+    refused = submit(ballot_photo(["tsikhanouskaya"], seed=1), headers=elsewhere)
+    assert refused.status_code == 403 and refused.json()["detail"]["field"] == "election_id"
+    # The same person verified for another election is another key: not their submission.
+    assert client.get(f"/v1/submissions/{sid}", headers=elsewhere).status_code == 404
+    assert _count(conn) == 1

@@ -374,15 +374,28 @@ def user_list() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the whole hash chain; exit 1 naming the first broken link."""
+def audit_verify(
+    head: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH of an earlier check's head, written down elsewhere"),
+    ] = None,
+) -> None:
+    """Check the whole hash chain; exit 1 naming the first broken link. Prints the
+    head to write down away from the server (then --head catches a chain cut short
+    or recomputed by someone with the database owner's rights)."""
     from api.audit import service as audit
 
+    try:
+        anchor = audit.parse_head(head) if head is not None else None
+    except ValueError as exc:
+        raise _fail(f"--head: {exc}", code=2) from None
     ensure_database()
     with db.connection() as conn:
-        check = audit.verify(conn)
+        check = audit.verify(conn, anchor)
     if check.ok:
         typer.echo(f"audit log intact: {check.checked} entries checked")
+        if check.head_seq is not None:
+            typer.echo(f"head: {check.head_seq}:{check.head_hash}")
         return
     raise _fail(
         f"audit log broken at entry {check.broken_at}: {check.problem} "

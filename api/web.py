@@ -116,6 +116,9 @@ class PageContext:
             query_lang, request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
         )
         self._remember_lang = query_lang in LANGUAGES
+        # Cookies are Secure when the site is served over HTTPS or configured so
+        # (behind a proxy that terminates TLS, set GOLOS_SECURE_COOKIES).
+        self.secure = settings.secure_cookies or request.url.scheme == "https"
         nonce = request.cookies.get(CSRF_COOKIE, "")
         self._new_nonce = "" if nonce else secrets.token_urlsafe(32)
         self.csrf_token = csrf_token_for(
@@ -149,10 +152,13 @@ class PageContext:
         return response
 
     def set_cookies(self, response: Response) -> None:
-        secure = self.settings.secure_cookies
+        secure = self.secure
         if self._new_nonce:
+            # Lax, not Strict: a page opened from a link in a messenger would
+            # otherwise get no cookie, make a new one and break the forms of the
+            # tabs already open. The token is bound to the session anyway.
             response.set_cookie(
-                CSRF_COOKIE, self._new_nonce, httponly=True, samesite="strict", secure=secure
+                CSRF_COOKIE, self._new_nonce, httponly=True, samesite="lax", secure=secure
             )
         if self._remember_lang:
             response.set_cookie(
@@ -160,6 +166,8 @@ class PageContext:
             )
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)
+        if secure:  # once over HTTPS, only ever over HTTPS (no downgrade to plant cookies)
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
 def page_dep(request: Request, settings: AppSettings, principal: MaybePrincipal) -> PageContext:

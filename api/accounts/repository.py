@@ -126,22 +126,34 @@ def tokens_of(conn: psycopg.Connection, user_id: int) -> list[tuple[str, datetim
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def record_login_failure(conn: psycopg.Connection, username: str) -> None:
-    conn.execute("INSERT INTO login_failures (username) VALUES (%s)", (username,))
+def lock_login(conn: psycopg.Connection, username: str) -> None:
+    """Serialise logins to one username until the transaction ends, so that
+    parallel guesses cannot all read the failure count before any is recorded."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('golos.login:' || %s))", (username,))
 
 
-def recent_login_failures(conn: psycopg.Connection, username: str, window_seconds: int) -> int:
-    """Failed logins for ``username`` within the window; older rows are deleted."""
+def record_login_failure(conn: psycopg.Connection, username: str, network: bytes) -> None:
+    conn.execute(
+        "INSERT INTO login_failures (username, network) VALUES (%s, %s)", (username, network)
+    )
+
+
+def recent_login_failures(
+    conn: psycopg.Connection, username: str, network: bytes, window_seconds: int
+) -> tuple[int, int, int]:
+    """Failed logins within the window: for this username from this network, for
+    this username from anywhere, and from this network for any username. Older
+    rows are deleted first."""
     conn.execute(
         "DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => %s)",
         (window_seconds,),
     )
     row = conn.execute(
-        "SELECT count(*) FROM login_failures WHERE username = %s", (username,)
+        "SELECT count(*) FILTER (WHERE username = %(u)s AND network = %(n)s),"
+        " count(*) FILTER (WHERE username = %(u)s),"
+        " count(*) FILTER (WHERE network = %(n)s)"
+        " FROM login_failures WHERE username = %(u)s OR network = %(n)s",
+        {"u": username, "n": network},
     ).fetchone()
     assert row is not None
-    return int(row[0])
-
-
-def clear_login_failures(conn: psycopg.Connection, username: str) -> None:
-    conn.execute("DELETE FROM login_failures WHERE username = %s", (username,))
+    return int(row[0]), int(row[1]), int(row[2])

@@ -117,7 +117,15 @@ def login(
     or the role's start page; 401 for a wrong name or password, 429 (with
     Retry-After) after too many failures."""
     try:
-        token = service.login(conn, username, password, session_hours=settings.session_hours)
+        token = service.login(
+            conn,
+            username,
+            password,
+            session_hours=settings.session_hours,
+            network=service.network_key(
+                settings.app_key(), request.client.host if request.client else None
+            ),
+        )
     except GolosError as error:
         response = page.render(
             "accounts/login.html",
@@ -141,7 +149,7 @@ def login(
         max_age=int(settings.session_hours * 3600),
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=page.secure,
     )
     page.set_cookies(redirect)
     return redirect
@@ -155,7 +163,10 @@ def logout(request: Request, conn: Conn, settings: AppSettings, caller: Public) 
         service.logout(conn, token)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(
-        SESSION_COOKIE, httponly=True, samesite="lax", secure=settings.secure_cookies
+        SESSION_COOKIE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies or request.url.scheme == "https",
     )
     return response
 
@@ -306,7 +317,7 @@ def _set_disabled(
     page: PageContext, conn: Conn, principal: Principal, username: str, disabled: bool
 ) -> Response:
     try:
-        if disabled and username == principal.username:
+        if disabled and service.normalise_username(username) == principal.username:
             raise Conflict("self", "you cannot disable your own account")
         service.set_disabled(conn, username, disabled, actor=principal.actor)
     except GolosError as error:

@@ -76,6 +76,7 @@ class AuditAction(StrEnum):
     DISAGREE = "review.disagree"
     FINAL = "review.final"
     OVERRIDE = "review.override"
+    STALE = "review.stale"  # a proposal voided because its subject changed
 
 
 def subject_of(kind: SubjectKind, subject_id: uuid.UUID | int) -> str:

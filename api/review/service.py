@@ -27,14 +27,17 @@ Both queues page with a keyset cursor (the last row's sort key), so a deep page
 costs what the first does.
 
 **The two-person rule.** A decision that changes a count (counting a submission
-as read or as declared) and any decision on a ``proof`` flag is a *proposal*
-until a different observer takes the same action (``agree``, or the same action
-from the form); a disagreement sends the subject back to the queue. Other
-decisions (rejecting a submission, decisions on statistical flags) are final at
-once. An admin may finalise alone: that is an *override*, recorded as one in
-the decisions table, shown on the pages and written to the audit log as
-``review.override``. An admin agreeing with an observer's proposal is a second
-person, not an override.
+as read or as declared), rejecting a submission (it takes a ballot out for good:
+one planted observer must not be able to discard one candidate's ballots
+quietly) and any decision on a ``proof`` flag is a *proposal* until a different
+observer takes the same action (``agree``, or the same action from the form); a
+disagreement sends the subject back to the queue. Decisions on statistical flags
+are final at once. An admin may finalise alone: that is an *override*, recorded
+as one in the decisions table, shown on the pages and written to the audit log
+as ``review.override``. An admin agreeing with an observer's proposal is
+recorded as an override too (an admin can make accounts, so an admin's
+agreement is not a second independent person). A proposal voided because its
+subject changed is written to the audit log (``review.stale``).
 
 **Transactions and locks.** Every function here runs in the caller's transaction
 (the route's); the decision, the submission's new status, the tally and the
@@ -95,7 +98,6 @@ from tally.repository import FlagCursor, ReviewFlagRow
 from tally.vocab import FlagKind, ProtocolLine, ReviewStatus
 
 # Changes a count: needs a second observer.
-COUNTING: frozenset[Action] = frozenset({Action.COUNT_READ, Action.COUNT_DECLARED})
 # The thumbnails of a station's verified photos on its page, at most.
 STATION_PHOTOS = 24
 # A note as the audit log keeps it (the decisions table keeps it whole).
@@ -462,6 +464,8 @@ def _clean_note(note: str | None) -> str:
     text = (note or "").strip()
     if len(text) > NOTE_MAX:
         raise Invalid("note", f"a note has at most {NOTE_MAX} characters")
+    if any((ord(c) < 0x20 and c not in "\n\r\t") or ord(c) == 0x7F for c in text):
+        raise Invalid("note", "a note cannot contain control characters")
     return text
 
 
@@ -548,13 +552,15 @@ def _decide(
     user_id, username = _actor(principal)
     proposal = repository.open_proposal(conn, subject.name)
     if proposal is not None and proposal.evidence != subject.evidence:
-        _go_stale(conn, proposal)
+        _go_stale(conn, principal, proposal)
         proposal = None
     overrode = False
+    overridden: int | None = None  # the proposal an admin's other decision set aside
     if proposal is not None:
         if proposal.action is not action:
             if principal.role is Role.ADMIN:
                 overrode = True
+                overridden = proposal.id
                 repository.settle(
                     conn, proposal.id, State.OVERRIDDEN, user_id=user_id, username=username,
                     note=note, override=True,
@@ -594,7 +600,8 @@ def _decide(
         return _outcome(decision)
     result = _apply(conn, decision)
     kind = AuditAction.OVERRIDE if decision.override else AuditAction.FINAL
-    _audit(conn, principal, kind, decision, note=_note(note), result=result)
+    extra: dict[str, str | int] = {"overrode": overridden} if overridden is not None else {}
+    _audit(conn, principal, kind, decision, note=_note(note), result=result, **extra)
     return _outcome(decision, result=result)
 
 
@@ -610,9 +617,13 @@ def _outcome(decision: Decision, result: str | None = None, repeated: bool = Fal
     )
 
 
-def _go_stale(conn: psycopg.Connection, proposal: Decision) -> None:
-    """The subject changed under the proposal (a flag's numbers moved): it is void."""
-    repository.settle(conn, proposal.id, State.STALE, user_id=None, username=None, note=None)
+def _go_stale(conn: psycopg.Connection, principal: Principal, proposal: Decision) -> None:
+    """The subject changed under the proposal (a flag's numbers moved): it is void,
+    and the audit log says so (noticed by ``principal``'s request)."""
+    stale = repository.settle(
+        conn, proposal.id, State.STALE, user_id=None, username=None, note=None
+    )
+    _audit(conn, principal, AuditAction.STALE, stale, proposer=proposal.proposer)
 
 
 def _agree(
@@ -621,16 +632,21 @@ def _agree(
     user_id, username = _actor(principal)
     if proposal.proposed_by == user_id:
         raise Forbidden("decision", "a second observer must agree: not the one who proposed it")
+    by_admin = principal.role is Role.ADMIN
     decision = repository.settle(
-        conn, proposal.id, State.FINAL, user_id=user_id, username=username, note=note
-    )
+        conn, proposal.id, State.FINAL, user_id=user_id, username=username, note=note,
+        override=by_admin,
+    )  # fmt: skip
+    # The decision's effect first, the audit entries last: the audit lock is always
+    # the last lock taken (see the module docstring), or an agreement and an admin's
+    # direct decision at the same station could deadlock.
+    result = _apply(conn, decision)
     _audit(
         conn, principal, AuditAction.AGREE, decision, proposer=proposal.proposer, note=_note(note)
     )
-    result = _apply(conn, decision)
     _audit(
-        conn, principal, AuditAction.FINAL, decision, proposer=proposal.proposer,
-        agreed_by=username, result=result,
+        conn, principal, AuditAction.OVERRIDE if by_admin else AuditAction.FINAL, decision,
+        proposer=proposal.proposer, agreed_by=username, result=result,
     )  # fmt: skip
     return _outcome(decision, result=result)
 
@@ -647,7 +663,7 @@ def _submission_subject(conn: psycopg.Connection, sid: uuid.UUID, action: Action
         name=name,
         election_id=locked.pending.election_id,
         precinct_id=locked.pending.precinct_id,
-        two_person=action in COUNTING,
+        two_person=True,  # counting changes a count; rejecting discards a ballot
         evidence={"status": locked.status, "marks": locked.marks or []},
         settled=locked.status != Status.REVIEW,
     )
@@ -741,7 +757,7 @@ def agree(
             return _outcome(proposal, repeated=True)
         raise Conflict("decision", f"this proposal is {proposal.state} already")
     if subject is None or proposal.evidence != subject.evidence:
-        _go_stale(conn, proposal)
+        _go_stale(conn, principal, proposal)
         return _outcome(proposal.model_copy(update={"state": State.STALE}))
     return _agree(conn, principal, proposal, text)
 

@@ -32,10 +32,14 @@ CREATE TABLE api_tokens (
 );
 CREATE INDEX api_tokens_user ON api_tokens (user_id);
 
--- One row per failed login, per username tried; rows older than the rate-limit
--- window are deleted as logins happen. No address of the caller is kept.
+-- One row per failed login: the username tried and the caller's network, kept only
+-- as a keyed hash of its /24 (IPv4) or /48 (IPv6) prefix (api.accounts.service.
+-- network_key); rows older than the rate-limit window are deleted as logins happen.
 CREATE TABLE login_failures (
     username  text NOT NULL,
+    network   bytea NOT NULL,
     failed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX login_failures_username ON login_failures (username, failed_at);
+CREATE INDEX login_failures_network ON login_failures (network, failed_at);
+CREATE INDEX login_failures_failed_at ON login_failures (failed_at);

@@ -179,6 +179,54 @@ def test_the_sixth_wrong_login_within_the_window_is_refused_with_retry_after(
     assert log_in(client, "observer1").status_code == 429
 
 
+def test_wrong_logins_from_one_network_do_not_lock_the_owner_out_elsewhere(
+    conn: psycopg.Connection, account: Callable[..., dict[str, str]]
+) -> None:
+    from api.accounts import service as accounts
+    from api.errors import TooManyRequests, Unauthorized
+
+    account("observer")
+    secret = b"k" * 32
+    insider = accounts.network_key(secret, "10.1.2.3")
+    assert insider == accounts.network_key(secret, "10.1.2.200")  # one /24, one network
+    for _ in range(accounts.MAX_LOGIN_FAILURES):
+        with pytest.raises(Unauthorized):
+            accounts.login(conn, "observer1", "wrong!", session_hours=1, network=insider)
+    with pytest.raises(TooManyRequests):
+        accounts.login(conn, "observer1", PASSWORD, session_hours=1, network=insider)
+    conn.rollback()
+    owner = accounts.network_key(secret, "192.0.2.7")
+    assert accounts.login(conn, "observer1", PASSWORD, session_hours=1, network=owner)
+
+
+def test_an_unknown_username_costs_the_same_password_check_as_a_known_one(
+    conn: psycopg.Connection,
+    account: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api.accounts import service as accounts
+    from api.errors import Unauthorized
+
+    account("observer")
+    checks: list[str] = []
+    real = accounts._hasher
+
+    class Counting:
+        def verify(self, stored: str, password: str) -> bool:
+            checks.append(stored)
+            return real.verify(stored, password)
+
+        def check_needs_rehash(self, stored: str) -> bool:
+            return real.check_needs_rehash(stored)
+
+    monkeypatch.setattr(accounts, "_hasher", Counting())
+    for name in ("observer1", "nobody-here"):
+        with pytest.raises(Unauthorized):
+            accounts.login(conn, name, "wrong password", session_hours=1)
+        conn.rollback()
+    assert len(checks) == 2
+
+
 def test_an_expired_session_opens_nothing(
     client: TestClient, account: Callable[..., dict[str, str]], conn: psycopg.Connection
 ) -> None:

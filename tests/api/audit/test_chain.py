@@ -260,3 +260,44 @@ def test_changing_any_field_of_any_entry_breaks_the_chain_at_that_entry(
     assert not check.ok
     assert check.checked == position
     assert check.broken_at == tampered[position].seq
+
+
+def rehashed(entries: list[Entry]) -> list[Entry]:
+    """The chain recomputed from its fields, as someone with the owner's rights
+    could after rewriting an entry."""
+    out: list[Entry] = []
+    prev = audit.GENESIS
+    for e in entries:
+        digest = audit.entry_hash(e.seq, e.at, e.actor, e.action, e.subject, e.detail, prev)
+        out.append(replace(e, prev_hash=prev, hash=digest))
+        prev = digest
+    return out
+
+
+def test_an_intact_chain_names_its_head_to_write_down() -> None:
+    entries = chain(4)
+    check = audit.check_chain(entries)
+    assert (check.head_seq, check.head_hash) == (4, entries[-1].hash)
+    assert audit.check_chain(entries, (2, entries[1].hash)).ok
+
+
+def test_a_written_down_head_catches_a_chain_cut_short() -> None:
+    entries = chain(5)
+    head = (5, entries[-1].hash)
+    check = audit.check_chain(entries[:3], head)
+    assert not check.ok and check.broken_at == 4 and "cut short" in (check.problem or "")
+
+
+def test_a_written_down_head_catches_a_chain_rewritten_and_rehashed() -> None:
+    entries = chain(5)
+    head = (4, entries[3].hash)
+    forged = rehashed([*entries[:1], replace(entries[1], actor="someone else"), *entries[2:]])
+    assert audit.check_chain(forged).ok  # the chain alone cannot tell
+    check = audit.check_chain(forged, head)
+    assert not check.ok and check.broken_at == 4
+
+
+@pytest.mark.parametrize("text", ["", "4", "x:" + "0" * 64, "4:abc", "0:" + "0" * 64])
+def test_a_malformed_head_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        audit.parse_head(text)

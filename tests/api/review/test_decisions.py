@@ -178,6 +178,22 @@ def test_an_admin_finalises_alone_as_a_visible_override(
     assert service.submission_detail(conn, sid).decisions[0].override
 
 
+def test_an_admin_agreeing_with_a_proposal_is_recorded_as_an_override(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People
+) -> None:
+    # An admin can make observer accounts: their agreement is no second independent person.
+    observer, admin = person("observer"), person("admin")
+    sid = make_submission()
+    proposed = service.decide_submission(conn, observer, sid, "count_read")
+    conn.commit()
+    start = _last_seq(conn)
+    outcome = service.agree(conn, admin, proposed.decision_id)
+    conn.commit()
+    assert outcome.state is State.FINAL and outcome.override
+    actions = [action for _, action, _ in _audit_since(conn, start)]
+    assert actions == ["review.agree", "review.override"]
+
+
 def test_an_admin_overrides_a_waiting_proposal_with_another_decision(
     conn: psycopg.Connection, make_submission: MakeSubmission, person: People
 ) -> None:
@@ -192,27 +208,42 @@ def test_an_admin_overrides_a_waiting_proposal_with_another_decision(
     assert _tally(conn) == ({}, 0)
 
 
-def test_rejecting_is_final_at_once_with_a_reason_from_the_list(
+def test_rejecting_needs_a_second_observer_and_a_reason_from_the_list(
     conn: psycopg.Connection, make_submission: MakeSubmission, person: People
 ) -> None:
-    observer = person("observer")
+    first, second = person("observer"), person("observer")
     sid = make_submission()
     with pytest.raises(Invalid):
-        service.decide_submission(conn, observer, sid, "reject", reason="because")
+        service.decide_submission(conn, first, sid, "reject", reason="because")
     conn.rollback()
     with pytest.raises(Invalid):  # "other" needs a note
-        service.decide_submission(conn, observer, sid, "reject", reason="other")
+        service.decide_submission(conn, first, sid, "reject", reason="other")
+    conn.rollback()
+    with pytest.raises(Invalid):  # a note is text, not control characters
+        service.decide_submission(conn, first, sid, "reject", reason="other", note="a\x00b")
     conn.rollback()
     start = _last_seq(conn)
-    outcome = service.decide_submission(
-        conn, observer, sid, "reject", reason="photo_reused", note="same photo as at p2"
+    proposed = service.decide_submission(
+        conn, first, sid, "reject", reason="photo_reused", note="same photo as at p2"
     )
     conn.commit()
-    assert outcome.state is State.FINAL and not outcome.override
+    # One person cannot discard a ballot alone.
+    assert proposed.state is State.PROPOSED
+    assert _status(conn, sid)[0] == Status.REVIEW
+    # A double submit changes nothing; counting is refused while a rejection waits.
+    assert service.decide_submission(conn, first, sid, "reject", reason="photo_reused").repeated
+    with pytest.raises(Conflict):
+        service.decide_submission(conn, second, sid, "count_read")
+    conn.rollback()
+    agreed = service.decide_submission(conn, second, sid, "reject", reason="photo_reused")
+    conn.commit()
+    assert agreed.state is State.FINAL and not agreed.override
     assert _status(conn, sid) == (Status.REJECTED, ["photo_reused"], ["lukashenko"])
-    assert _audit_since(conn, start) == [("observer1", "review.final", f"submission:{sid}")]
-    # A double submit changes nothing; another decision on a decided submission is refused.
-    assert service.decide_submission(conn, observer, sid, "reject", reason="photo_reused").repeated
+    assert _audit_since(conn, start) == [
+        ("observer1", "review.propose", f"submission:{sid}"),
+        ("observer2", "review.agree", f"submission:{sid}"),
+        ("observer2", "review.final", f"submission:{sid}"),
+    ]
     with pytest.raises(Conflict):
         service.decide_submission(conn, person("observer"), sid, "count_read")
     conn.rollback()
@@ -334,9 +365,11 @@ def test_a_proposal_on_a_flag_whose_numbers_changed_goes_stale(
     )
     tallies.store_flags(conn, ELECTION, [moved])
     conn.commit()
+    start = _last_seq(conn)
     outcome = service.agree(conn, second, proposed.decision_id)
     conn.commit()
     assert outcome.state is State.STALE
+    assert _audit_since(conn, start) == [("observer2", "review.stale", f"flag:{flag_id}")]
     assert tallies.review_flag(conn, flag_id).review_status == "open"  # type: ignore[union-attr]
 
 

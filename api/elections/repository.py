@@ -11,7 +11,9 @@ Every function runs in the caller's transaction; none opens or commits one.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any, NamedTuple
 
 import psycopg
@@ -129,6 +131,14 @@ def upsert_election(
             protocol_template_json,
         ),
     )
+
+
+def analyse(conn: psycopg.Connection) -> None:
+    """Refresh the planner's statistics of the tables a load fills (a load adds
+    thousands of rows at once; until autovacuum's next pass the planner would take
+    the election for a handful of rows and join them row by row: the seeded
+    election's station list took 580 ms instead of 8)."""
+    conn.execute("ANALYZE precincts, official_imports, official_results, official_votes")
 
 
 def delete_election(conn: psycopg.Connection, election_id: str) -> None:
@@ -452,3 +462,445 @@ def current_crowd_imports(conn: psycopg.Connection, election_id: str) -> list[Cr
             (election_id,),
         )
     ]
+
+
+# --- public and analysts ---------------------------------------------------------
+#
+# What the public pages, the map and the analysts' query API read of an election:
+# its stations with their place, official figures summed by region, one station's
+# protocol and crowd counts, the station search and the analysts' keyset pages.
+
+
+class PrecinctPlace(NamedTuple):
+    """A station with where it is (the ``address``, ``latitude`` and ``longitude``
+    attributes of precincts.csv, None where the file gave none or an unreadable
+    one) and whether it has a current official protocol."""
+
+    precinct_id: str
+    region: str
+    district: str
+    name: str
+    registered: int | None
+    address: str | None
+    latitude: float | None
+    longitude: float | None
+    has_official: bool
+
+
+class ElectionRef(NamedTuple):
+    """An election as a list of elections names it."""
+
+    election_id: str
+    name: str
+    election_date: date | None
+
+
+class SearchToken(NamedTuple):
+    """One word of a station search: ``number`` is set when the word is a station
+    number (digits), ``pattern`` is the word as an escaped ILIKE substring pattern."""
+
+    number: int | None
+    pattern: str
+
+
+def _coordinate(value: object) -> float | None:
+    try:
+        number = float(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _place(row: Sequence[Any]) -> PrecinctPlace:
+    return PrecinctPlace(
+        precinct_id=row[0],
+        region=row[1],
+        district=row[2],
+        name=row[3],
+        registered=row[4],
+        address=row[5] or None,
+        latitude=_coordinate(row[6]),
+        longitude=_coordinate(row[7]),
+        has_official=bool(row[8]),
+    )
+
+
+_PLACE_COLUMNS = """
+    p.id, p.region, p.district, coalesce(p.name, ''), p.registered,
+    p.attributes->>'address', p.attributes->>'latitude', p.attributes->>'longitude',
+    r.precinct_id IS NOT NULL
+"""
+# The stations with a current protocol, joined once rather than looked up per row
+# (5,767 stations: 8 ms once the tables are analysed, see ``analyse``).
+_WITH_PROTOCOL = """
+    precincts p LEFT JOIN (
+        SELECT r.precinct_id FROM official_results r
+        JOIN official_imports i ON i.id = r.import_id AND i.is_current
+        WHERE i.election_id = %s
+    ) r ON r.precinct_id = p.id
+"""
+
+
+def latest_election(conn: psycopg.Connection) -> ElectionRef | None:
+    """The latest election: by date (an election without one counts as oldest), then
+    by when it was loaded; None when there is none."""
+    row = conn.execute(
+        "SELECT id, name, election_date FROM elections"
+        " ORDER BY election_date DESC NULLS LAST, created_at DESC, id LIMIT 1"
+    ).fetchone()
+    return None if row is None else ElectionRef(*row)
+
+
+def elections_list(conn: psycopg.Connection) -> list[ElectionRef]:
+    """Every election, latest first (the order of ``latest_election``)."""
+    return [
+        ElectionRef(*row)
+        for row in conn.execute(
+            "SELECT id, name, election_date FROM elections"
+            " ORDER BY election_date DESC NULLS LAST, created_at DESC, id"
+        )
+    ]
+
+
+def precinct_places(
+    conn: psycopg.Connection, election_id: str, region: str | None = None
+) -> list[PrecinctPlace]:
+    """The election's stations (of one region when given), ordered by region,
+    district and id."""
+    query = f"SELECT {_PLACE_COLUMNS} FROM {_WITH_PROTOCOL} WHERE p.election_id = %s"
+    params: list[Any] = [election_id, election_id]
+    if region is not None:
+        query += " AND p.region = %s"
+        params.append(region)
+    query += " ORDER BY p.region, p.district, p.id"
+    return [_place(row) for row in conn.execute(query, params)]
+
+
+def precinct_place(
+    conn: psycopg.Connection, election_id: str, precinct_id: str
+) -> PrecinctPlace | None:
+    """One station, or None when the election has none of that id."""
+    row = conn.execute(
+        f"SELECT {_PLACE_COLUMNS} FROM {_WITH_PROTOCOL} WHERE p.election_id = %s AND p.id = %s",
+        (election_id, election_id, precinct_id),
+    ).fetchone()
+    return None if row is None else _place(row)
+
+
+def regions_and_districts(conn: psycopg.Connection, election_id: str) -> dict[str, set[str]]:
+    """Region -> its districts, for checking a filter's names."""
+    found: dict[str, set[str]] = {}
+    for region, district in conn.execute(
+        "SELECT DISTINCT region, district FROM precincts WHERE election_id = %s",
+        (election_id,),
+    ):
+        found.setdefault(region, set()).add(district)
+    return found
+
+
+def official_votes_by_region(
+    conn: psycopg.Connection, election_id: str
+) -> dict[str, dict[str, int]]:
+    """Region -> option -> the sum of its current protocols' votes (a vote not
+    published counts as none)."""
+    totals: dict[str, dict[str, int]] = {}
+    for region, option, votes in conn.execute(
+        """
+        SELECT p.region, v.option_id, sum(coalesce(v.votes, 0))::bigint
+        FROM current_official_votes v
+        JOIN precincts p ON p.election_id = v.election_id AND p.id = v.precinct_id
+        WHERE v.election_id = %s
+        GROUP BY p.region, v.option_id
+        """,
+        (election_id,),
+    ):
+        totals.setdefault(region, {})[option] = int(votes)
+    return totals
+
+
+def official_protocols_of(
+    conn: psycopg.Connection, election_id: str, precinct_ids: Sequence[str]
+) -> dict[str, dict[str, int | None]]:
+    """The current protocols of these stations (those that have one): lines and option
+    votes by official-results/1 column."""
+    columns = sql.SQL(", ").join(sql.Identifier("r", c) for c in PROTOCOL_LINES)
+    query = sql.SQL(
+        "SELECT r.precinct_id, {} FROM current_official_results r"
+        " WHERE r.election_id = %s AND r.precinct_id = ANY(%s)"
+    ).format(columns)
+    ids = list(precinct_ids)
+    protocols: dict[str, dict[str, int | None]] = {
+        row[0]: dict(zip(PROTOCOL_LINES, row[1:], strict=True))
+        for row in conn.execute(query, (election_id, ids))
+    }
+    for precinct, option, votes in conn.execute(
+        "SELECT v.precinct_id, v.option_id, v.votes FROM current_official_votes v"
+        " JOIN options o ON o.election_id = v.election_id AND o.id = v.option_id"
+        " WHERE v.election_id = %s AND v.precinct_id = ANY(%s) ORDER BY o.position",
+        (election_id, ids),
+    ):
+        protocols[precinct][option] = votes
+    return protocols
+
+
+def crowd_counts_of(
+    conn: psycopg.Connection, election_id: str, precinct_id: str
+) -> dict[str, tuple[EvidenceLevel, dict[str, int]]]:
+    """One station's current imported crowd counts: source -> (level, votes per
+    option), in source order."""
+    sources: dict[str, tuple[EvidenceLevel, dict[str, int]]] = {}
+    for source, level, option, votes in conn.execute(
+        "SELECT source, level, option_id, votes FROM current_crowd_counts"
+        " WHERE election_id = %s AND precinct_id = %s AND votes IS NOT NULL"
+        " ORDER BY source",
+        (election_id, precinct_id),
+    ):
+        sources.setdefault(source, (EvidenceLevel(level), {}))[1][option] = votes
+    return sources
+
+
+def search_precincts(
+    conn: psycopg.Connection,
+    election_id: str,
+    query: str,
+    tokens: Sequence[SearchToken],
+    limit: int,
+) -> list[PrecinctPlace]:
+    """Stations matching every token: a number token matches the station's number
+    (the last number of its id, or "№ N" in its name) or its address; any token
+    matches a substring of the id, name, address, district or region (case
+    ignored). The station whose id is the whole query first, then number matches,
+    then by region, district and id."""
+    conditions: list[sql.Composable] = []
+    rank: list[sql.Composable] = [sql.SQL("CASE WHEN lower(p.id) = lower(%s) THEN 0 ELSE 1 END")]
+    params: list[Any] = [election_id, election_id]
+    rank_params: list[Any] = [query.strip()]
+    for token in tokens:
+        text_match = sql.SQL(
+            "(p.id ILIKE %s OR p.name ILIKE %s OR p.attributes->>'address' ILIKE %s"
+            " OR p.district ILIKE %s OR p.region ILIKE %s)"
+        )
+        if token.number is not None:
+            number_match = sql.SQL(
+                "(substring(p.id from '(\\d+)$')::numeric = %s"
+                " OR substring(p.name from '№\\s*(\\d+)')::numeric = %s)"
+            )
+            conditions.append(
+                sql.SQL("({} OR p.attributes->>'address' ILIKE %s)").format(number_match)
+            )
+            params += [token.number, token.number, token.pattern]
+            rank.append(sql.SQL("CASE WHEN {} THEN 0 ELSE 1 END").format(number_match))
+            rank_params += [token.number, token.number]
+        else:
+            conditions.append(text_match)
+            params += [token.pattern] * 5
+    if not conditions:
+        return []
+    order = sql.SQL(" + ").join(rank)
+    statement = sql.SQL(
+        "SELECT {columns} FROM {source} WHERE p.election_id = %s AND {where}"
+        " ORDER BY {order}, p.region, p.district, p.id LIMIT %s"
+    ).format(
+        columns=sql.SQL(_PLACE_COLUMNS),
+        source=sql.SQL(_WITH_PROTOCOL),
+        where=sql.SQL(" AND ").join(conditions),
+        order=order,
+    )
+    return [_place(row) for row in conn.execute(statement, [*params, *rank_params, limit])]
+
+
+def precinct_places_page(
+    conn: psycopg.Connection,
+    election_id: str,
+    *,
+    region: str | None,
+    district: str | None,
+    only: Sequence[str] | None,
+    excluding: Sequence[str] | None,
+    has_official: bool | None,
+    after: str | None,
+    limit: int,
+) -> list[PrecinctPlace]:
+    """One keyset page of the election's stations in id order: those after ``after``,
+    of the region and district when given, among ``only`` and not among
+    ``excluding`` when given, with or without a current protocol when told."""
+    conditions: list[sql.Composable] = [sql.SQL("p.election_id = %s")]
+    params: list[Any] = [election_id, election_id]
+    if region is not None:
+        conditions.append(sql.SQL("p.region = %s"))
+        params.append(region)
+    if district is not None:
+        conditions.append(sql.SQL("p.district = %s"))
+        params.append(district)
+    if only is not None:
+        conditions.append(sql.SQL("p.id = ANY(%s)"))
+        params.append(list(only))
+    if excluding:
+        conditions.append(sql.SQL("NOT (p.id = ANY(%s))"))
+        params.append(list(excluding))
+    if has_official is not None:
+        conditions.append(
+            sql.SQL("r.precinct_id IS {} NULL").format(sql.SQL("NOT" if has_official else ""))
+        )
+    if after is not None:
+        conditions.append(sql.SQL("p.id > %s"))
+        params.append(after)
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY p.id LIMIT %s").format(
+        sql.SQL(_PLACE_COLUMNS), sql.SQL(_WITH_PROTOCOL), sql.SQL(" AND ").join(conditions)
+    )
+    return [_place(row) for row in conn.execute(query, [*params, limit])]
+
+
+def precinct_ids_where(
+    conn: psycopg.Connection, election_id: str, region: str | None, district: str | None
+) -> list[str]:
+    """The ids of the stations of a region and/or district."""
+    conditions = ["election_id = %s"]
+    params: list[Any] = [election_id]
+    if region is not None:
+        conditions.append("region = %s")
+        params.append(region)
+    if district is not None:
+        conditions.append("district = %s")
+        params.append(district)
+    query = "SELECT id FROM precincts WHERE " + " AND ".join(conditions)
+    return [row[0] for row in conn.execute(query, params)]
+
+
+def precinct_regions(
+    conn: psycopg.Connection, election_id: str, precinct_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Station id -> (region, district), for these stations."""
+    return {
+        pid: (region, district)
+        for pid, region, district in conn.execute(
+            "SELECT id, region, district FROM precincts WHERE election_id = %s AND id = ANY(%s)",
+            (election_id, list(precinct_ids)),
+        )
+    }
+
+
+# --- review ---
+
+
+def elections_newest_first(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(id, name) of every election, the newest first (by date, then by creation)."""
+    rows = conn.execute(
+        "SELECT id, name FROM elections ORDER BY election_date DESC NULLS LAST, created_at DESC, id"
+    ).fetchall()
+    return [(str(i), str(n)) for i, n in rows]
+
+
+def election_places(conn: psycopg.Connection, election_id: str) -> list[tuple[str, str]]:
+    """Every (region, district) of the election's precincts, sorted."""
+    rows = conn.execute(
+        "SELECT DISTINCT region, district FROM precincts WHERE election_id = %s ORDER BY 1, 2",
+        (election_id,),
+    ).fetchall()
+    return [(str(r), str(d)) for r, d in rows]
+
+
+def precinct_ids_in(
+    conn: psycopg.Connection, election_id: str, region: str | None, district: str | None
+) -> list[str]:
+    """The ids of the election's precincts in ``region`` and ``district`` (None: any)."""
+    rows = conn.execute(
+        "SELECT id FROM precincts WHERE election_id = %s"
+        " AND (%s::text IS NULL OR region = %s) AND (%s::text IS NULL OR district = %s)"
+        " ORDER BY id",
+        (election_id, region, region, district, district),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def precinct_refs(
+    conn: psycopg.Connection, election_id: str, ids: Sequence[str]
+) -> dict[str, PrecinctRef]:
+    """The named precincts of the election, by id (unknown ids are left out)."""
+    with conn.cursor(row_factory=class_row(PrecinctRef)) as cur:
+        rows = cur.execute(
+            "SELECT id AS precinct_id, region, district, coalesce(name, '') AS name"
+            " FROM precincts WHERE election_id = %s AND id = ANY(%s)",
+            (election_id, list(ids)),
+        ).fetchall()
+    return {row.precinct_id: row for row in rows}
+
+
+def station_protocol(
+    conn: psycopg.Connection, election_id: str, precinct_id: str
+) -> dict[str, int | None] | None:
+    """One station's current protocol (lines and option votes), None when unknown."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, PROTOCOL_LINES))
+    query = sql.SQL(
+        "SELECT {} FROM current_official_results WHERE election_id = %s AND precinct_id = %s"
+    ).format(columns)
+    row = conn.execute(query, (election_id, precinct_id)).fetchone()
+    if row is None:
+        return None
+    protocol: dict[str, int | None] = dict(zip(PROTOCOL_LINES, row, strict=True))
+    for option, votes in conn.execute(
+        "SELECT option_id, votes FROM current_official_votes"
+        " WHERE election_id = %s AND precinct_id = %s",
+        (election_id, precinct_id),
+    ):
+        protocol[str(option)] = votes
+    return protocol
+
+
+def district_protocol_totals(
+    conn: psycopg.Connection, election_id: str, region: str, district: str
+) -> tuple[int, dict[str, int]]:
+    """Over the district's stations with a known protocol: how many there are, and
+    the sums of their registered voters, ballots cast and each option's votes."""
+    head = conn.execute(
+        """
+        SELECT count(*), coalesce(sum(r.registered), 0), coalesce(sum(r.ballots_cast), 0)
+        FROM current_official_results r
+        JOIN precincts p ON p.election_id = r.election_id AND p.id = r.precinct_id
+        WHERE r.election_id = %s AND p.region = %s AND p.district = %s
+        """,
+        (election_id, region, district),
+    ).fetchone()
+    assert head is not None
+    totals = {"registered": int(head[1]), "ballots_cast": int(head[2])}
+    for option, votes in conn.execute(
+        """
+        SELECT v.option_id, coalesce(sum(v.votes), 0)
+        FROM current_official_votes v
+        JOIN precincts p ON p.election_id = v.election_id AND p.id = v.precinct_id
+        WHERE v.election_id = %s AND p.region = %s AND p.district = %s
+        GROUP BY v.option_id
+        """,
+        (election_id, region, district),
+    ):
+        totals[str(option)] = int(votes)
+    return int(head[0]), totals
+
+
+def station_crowd_counts(
+    conn: psycopg.Connection, election_id: str, precinct_id: str
+) -> dict[str, tuple[EvidenceLevel, dict[str, int]]]:
+    """One station's imported crowd counts: source -> (level, votes per option)."""
+    sources: dict[str, tuple[EvidenceLevel, dict[str, int]]] = {}
+    for source, level, option, votes in conn.execute(
+        "SELECT source, level, option_id, votes FROM current_crowd_counts"
+        " WHERE election_id = %s AND precinct_id = %s AND votes IS NOT NULL ORDER BY source",
+        (election_id, precinct_id),
+    ):
+        sources.setdefault(source, (EvidenceLevel(level), {}))[1][option] = votes
+    return sources
+
+
+# --- voters ---
+
+
+def latest_photo_election(conn: psycopg.Connection) -> str | None:
+    """The id of the most recent election that accepts ballot photos (it has a ballot
+    template), by election date then load time; None when there is none."""
+    row = conn.execute(
+        """
+        SELECT id FROM elections WHERE ballot_template IS NOT NULL
+        ORDER BY election_date DESC NULLS LAST, created_at DESC LIMIT 1
+        """
+    ).fetchone()
+    return None if row is None else str(row[0])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Conn
+from api.deps import PUBLIC, Conn
 from api.elections import service
 from api.elections.schemas import Election
 
 router = APIRouter(prefix="/v1/elections", tags=["elections"])
 
 
-@router.get("/{election_id}")
+@router.get("/{election_id}", dependencies=[PUBLIC])
 def get_election(election_id: str, conn: Conn) -> Election:
     """An election and how much of it is known (404 ElectionNotFound when none)."""
     return service.get_election(conn, election_id)

@@ -165,6 +165,7 @@ def load_election(
             # Last, when nothing else can refuse the load: a refused folder stores nothing.
             progress.stage("store ballot reference image")
             store.put(reference)
+        repository.analyse(conn)
     return LoadResult(
         election_id=definition.id,
         created=not existing_options,
@@ -215,7 +216,9 @@ def import_official(
         progress.stage("parse official results")
         rows = parse_official_csv(text, options, known, file=filename)
         progress.update(len(rows), len(rows))
-        return _store_official(conn, election_id, rows, filename, data, progress)
+        result = _store_official(conn, election_id, rows, filename, data, progress)
+        repository.analyse(conn)
+        return result
 
 
 def _store_official(

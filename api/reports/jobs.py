@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import anyio.from_thread
+import psycopg
 from procrastinate import App, RetryStrategy
 
+from api.elections.service import get_election
 from api.reports import service
+from api.reports.schemas import Report
 from infra import db
 from infra.settings import get_settings
 
@@ -28,3 +32,19 @@ def register(app: App) -> None:
 
 async def enqueue(app: App, report_id: uuid.UUID) -> None:
     await app.configure_task(GENERATE_TASK).defer_async(report_id=str(report_id))
+
+
+def start(conn: psycopg.Connection, app: App, election_id: str) -> Report:
+    """Ask for the election's report (``ElectionNotFound`` for an unknown one) and
+    queue its job; for a plain (threaded) route.
+
+    The report's row is committed before the job is queued, so a worker that picks
+    the job at once finds the row. The job is queued on the event loop, which owns
+    the queue's async connections (``anyio.from_thread.run`` waits for it there,
+    holding this thread only), so the database calls never block the event loop.
+    """
+    get_election(conn, election_id)
+    report = service.create(conn, election_id)
+    conn.commit()
+    anyio.from_thread.run(enqueue, app, report.id)
+    return report

@@ -19,7 +19,7 @@ def create(conn: psycopg.Connection, election_id: str) -> Report:
     with conn.cursor(row_factory=class_row(Report)) as cur:
         report = cur.execute(
             "INSERT INTO reports (id, election_id) VALUES (%s, %s)"
-            " RETURNING id, election_id, status, files, error",
+            " RETURNING id, election_id, status, files, error, created_at, finished_at",
             (uuid.uuid4(), election_id),
         ).fetchone()
     assert report is not None
@@ -30,9 +30,20 @@ def get(conn: psycopg.Connection, report_id: uuid.UUID) -> Report | None:
     """The report, or None when there is none of that id."""
     with conn.cursor(row_factory=class_row(Report)) as cur:
         return cur.execute(
-            "SELECT id, election_id, status, files, error FROM reports WHERE id = %s",
+            "SELECT id, election_id, status, files, error, created_at, finished_at"
+            " FROM reports WHERE id = %s",
             (report_id,),
         ).fetchone()
+
+
+def recent(conn: psycopg.Connection, limit: int) -> list[Report]:
+    """The latest reports asked for, of any election, newest first."""
+    with conn.cursor(row_factory=class_row(Report)) as cur:
+        return cur.execute(
+            "SELECT id, election_id, status, files, error, created_at, finished_at"
+            " FROM reports ORDER BY created_at DESC, finished_at DESC NULLS FIRST, id LIMIT %s",
+            (limit,),
+        ).fetchall()
 
 
 def mark_running(conn: psycopg.Connection, report_id: uuid.UUID) -> str | None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-import anyio.from_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from api.deps import AppSettings, Conn, JobQueue
-from api.elections.service import get_election
+from api.accounts.schemas import Principal, Role
+from api.deps import AppSettings, Conn, JobQueue, require
 from api.errors import NotFound
 from api.reports import jobs, service
 from api.reports.schemas import Report, ReportStatus
 
 router = APIRouter(tags=["reports"])
+
+# Reports are analysts' work (and admins'): everyone else gets 401 or 403.
+Analyst = Annotated[Principal, require(Role.ANALYST, Role.ADMIN)]
 
 
 def _answer(request: Request, report: Report) -> ReportStatus:
@@ -33,23 +36,18 @@ def _answer(request: Request, report: Report) -> ReportStatus:
 
 @router.post("/v1/elections/{election_id}/reports", status_code=202)
 def request_report(
-    election_id: str, request: Request, conn: Conn, job_queue: JobQueue
+    election_id: str, request: Request, conn: Conn, job_queue: JobQueue, analyst: Analyst
 ) -> ReportStatus:
     """Start generating the election's report (report/1) in the background."""
-    # A plain route: FastAPI runs it in its thread pool, so the database calls never
-    # block the event loop. The job is queued on the event loop, which owns the
-    # queue's async connections (anyio.from_thread.run waits for it there, holding
-    # this thread only), after the report's row is committed: a worker that picks
-    # the job at once finds the row.
-    get_election(conn, election_id)  # ElectionNotFound: 404
-    report = service.create(conn, election_id)
-    conn.commit()
-    anyio.from_thread.run(jobs.enqueue, job_queue, report.id)
+    # A plain route: FastAPI runs it in its thread pool (see jobs.start).
+    report = jobs.start(conn, job_queue, election_id)  # ElectionNotFound: 404
     return _answer(request, report)
 
 
 @router.get("/v1/reports/{report_id}", name="report_status")
-def report_status(report_id: uuid.UUID, request: Request, conn: Conn) -> ReportStatus:
+def report_status(
+    report_id: uuid.UUID, request: Request, conn: Conn, analyst: Analyst
+) -> ReportStatus:
     report = service.get(conn, report_id)
     if report is None:
         raise NotFound("report_id", "no such report")
@@ -57,7 +55,9 @@ def report_status(report_id: uuid.UUID, request: Request, conn: Conn) -> ReportS
 
 
 @router.get("/v1/reports/{report_id}/files/{name}", name="report_file")
-def report_file(report_id: uuid.UUID, name: str, conn: Conn, settings: AppSettings) -> FileResponse:
+def report_file(
+    report_id: uuid.UUID, name: str, conn: Conn, settings: AppSettings, analyst: Analyst
+) -> FileResponse:
     report = service.get(conn, report_id)
     path = service.file_path(service.reports_root(settings), report, name) if report else None
     if report is None or path is None or not path.is_file():

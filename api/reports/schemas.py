@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -25,6 +26,8 @@ class Report(BaseModel):
     status: ReportState
     files: list[str]
     error: str | None
+    created_at: datetime | None = None  # to the minute
+    finished_at: datetime | None = None
 
 
 class ReportStatus(BaseModel):

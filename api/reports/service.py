@@ -36,6 +36,7 @@ __all__ = [
     "folder",
     "generate",
     "get",
+    "recent",
     "reports_root",
     "write_election_report",
 ]
@@ -83,6 +84,11 @@ def create(conn: psycopg.Connection, election_id: str) -> Report:
 def get(conn: psycopg.Connection, report_id: uuid.UUID) -> Report | None:
     """The report, or None when there is none of that id."""
     return repository.get(conn, report_id)
+
+
+def recent(conn: psycopg.Connection, limit: int = 20) -> list[Report]:
+    """The latest reports asked for, newest first."""
+    return repository.recent(conn, limit)
 
 
 def folder(root: Path, report_id: uuid.UUID) -> Path:

@@ -1,5 +1,5 @@
 -- The observers' review (api/review): decisions on submissions in review and on
--- flags, the two-person rule's proposals, and the indexes its two queues read.
+-- flags, the two-person rule's proposals, and the sort keys its two queues read.
 -- depends: 0007_audit
 
 -- "Ask for more evidence" is a flag's fourth review status (tally.vocab.ReviewStatus).
@@ -41,19 +41,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END::smallint
 $$;
 
-CREATE INDEX flags_review_queue ON flags
-    (election_id, review_flag_rank(kind, crowd, official, q_value, p_value), id);
--- The status filter is the common one ("what is still open"): its own order.
-CREATE INDEX flags_review_queue_status ON flags
-    (election_id, review_status, review_flag_rank(kind, crowd, official, q_value, p_value), id);
--- One station's flags (the station page).
-CREATE INDEX flags_precinct ON flags (election_id, precinct_id);
-
-CREATE INDEX submissions_review_queue ON submissions
-    (election_id, review_submission_rank(reasons), seq) WHERE status = 'review';
--- A station's verified photos (the station page's thumbnails), newest first.
-CREATE INDEX submissions_station_verified ON submissions
-    (election_id, precinct_id, seq) WHERE status = 'verified';
+-- The queues' indexes on flags and submissions are built CONCURRENTLY by
+-- 0010_review_indexes (a plain build on a live election would hold off uploads).
 
 -- Every decision an observer or admin takes, one row each. A decision under the
 -- two-person rule starts 'proposed' and becomes 'final' when a second observer

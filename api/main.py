@@ -68,7 +68,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Golos", version="0.1.0", lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, and
+    # the platform loads nothing from outside (it is used where outside services
+    # are blocked). The schema itself is at /openapi.json for any OpenAPI viewer.
+    app = FastAPI(title="Golos", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(GolosError)
     async def golos_error(request: Request, exc: GolosError) -> Response:

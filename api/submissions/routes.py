@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 # Room for the form's text fields and multipart framing on top of the photo.
 FORM_OVERHEAD = 64 * 1024
 
-# The body, documented for /docs and generated clients: the route reads it itself
+# The body, documented in /openapi.json for generated clients: the route reads it itself
 # (below), so FastAPI would otherwise show none.
 FORM_OPENAPI: dict[str, Any] = {
     "requestBody": {

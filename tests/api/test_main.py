@@ -197,3 +197,10 @@ def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing
     response = TestClient(app).post("/v1/submissions", data=data, files=files)
     assert response.status_code in (400, 422)
     assert response.json()["detail"]["field"] == missing
+
+
+def test_no_page_of_the_api_loads_scripts_from_a_cdn(app: FastAPI) -> None:
+    client = TestClient(app)
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "Golos"

@@ -122,3 +122,27 @@ def test_a_broken_catalogue_names_its_file_and_line(
 )
 def test_negotiate_language(header: str | None, lang: str) -> None:
     assert negotiate_language(header) == lang
+
+
+@pytest.mark.parametrize("lang", ["ru", "be"])
+def test_no_two_catalogues_translate_one_message_differently(lang: str) -> None:
+    # The areas' catalogues are merged into one per language (the later file wins),
+    # so a message translated two ways would silently change another area's page.
+    from babel.messages.pofile import read_po
+
+    from infra.pages import catalogue_paths
+
+    seen: dict[tuple[str, str | None], tuple[str, object]] = {}
+    clashes = []
+    for path in catalogue_paths(lang):
+        with path.open("rb") as po:
+            for message in read_po(po):
+                if not message.id:
+                    continue
+                msgid = message.id if isinstance(message.id, str) else message.id[0]
+                key = (msgid, message.context)
+                text = message.string
+                first = seen.setdefault(key, (path.stem, text))
+                if first[1] != text:
+                    clashes.append(f"{key}: {first[0]} {first[1]!r} / {path.stem} {text!r}")
+    assert not clashes, "\n".join(clashes)

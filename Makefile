@@ -19,12 +19,14 @@ lint: $(STAMP)
 # The pages' messages: extract each area's messages from its folder (babel.cfg) into
 # its own catalogue (infra/locale/<lang>/LC_MESSAGES/<area>.po), then merge them into
 # each language's file; new messages arrive untranslated in ru and be.
-MESSAGE_AREAS := golos:tally/templates web:api/templates accounts:api/accounts voters:api/voters review:api/review public:api/public analysts:api/analysts
+# area:folder:mapping file. The report's messages are in tally/; the layout's in
+# api/ itself (babel-web.cfg: only its own templates and modules).
+MESSAGE_AREAS := golos:tally:babel.cfg web:api:babel-web.cfg accounts:api/accounts:babel.cfg voters:api/voters:babel.cfg review:api/review:babel.cfg public:api/public:babel.cfg analysts:api/analysts:babel.cfg
 
 messages: $(STAMP)
 	@for pair in $(MESSAGE_AREAS); do \
-	  area=$${pair%%:*}; folder=$${pair#*:}; \
-	  $(VENV)/bin/pybabel -q extract -F babel.cfg -o infra/locale/$$area.pot --project=Golos --version=1 --copyright-holder="Golos contributors" --msgid-bugs-address="the Golos issue tracker" --add-location=file --sort-by-file --no-wrap -k gettext $$folder || exit 1; \
+	  area=$${pair%%:*}; rest=$${pair#*:}; folder=$${rest%%:*}; mapping=$${rest#*:}; \
+	  $(VENV)/bin/pybabel -q extract -F $$mapping -o infra/locale/$$area.pot --project=Golos --version=1 --copyright-holder="Golos contributors" --msgid-bugs-address="the Golos issue tracker" --add-location=file --sort-by-file --no-wrap -k gettext -k pgettext:1c,2 $$folder || exit 1; \
 	  for lang in ru be en; do \
 	    if [ -f infra/locale/$$lang/LC_MESSAGES/$$area.po ]; then \
 	      $(VENV)/bin/pybabel -q update -i infra/locale/$$area.pot -d infra/locale -D $$area -l $$lang --no-wrap --ignore-obsolete || exit 1; \

@@ -112,7 +112,10 @@ def site(server: str, database: str) -> Site:
     return Site(server, SEEDED_ID, database)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: the sync API runs an event loop in the main thread
+# while Playwright is started, and any later test that starts its own (another
+# module's browser, asyncio.run for a worker) would fail inside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make system-deps`"
     with sync_playwright() as playwright:

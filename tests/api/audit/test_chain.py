@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
@@ -243,6 +243,10 @@ def changed(entry: Entry, field: str, data: st.DataObject) -> Entry:
     return replace(entry, **{field: new})
 
 
+# Drawing a replacement detail or hash is slow now and then on a loaded 2-core
+# machine (a fresh-clone run tripped the too_slow health check at 1.2 s); the
+# test is about which link breaks, not about speed.
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     length=st.integers(min_value=1, max_value=6),
     data=st.data(),

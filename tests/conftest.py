@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
 from psycopg import sql
 
 from api.elections.service import load_election
@@ -269,3 +270,31 @@ def account(conn: psycopg.Connection) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+# Debian's Chromium (`make system-deps`), never a downloaded browser build.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+# Per module, not per session: the sync API runs an event loop in the main thread
+# while Playwright is started, and any later test that starts its own (another
+# module's browser, asyncio.run for a worker) would fail inside it.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium driven by Playwright, for the page tests (report.html, the web app)."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make system-deps`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

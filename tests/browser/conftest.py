@@ -32,7 +32,6 @@ from playwright.sync_api import (
     Page,
     Route,
     ViewportSize,
-    sync_playwright,
 )
 from psycopg import sql
 
@@ -42,16 +41,6 @@ from infra import db
 from infra.settings import get_settings
 from infra.storage import photo_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SEEDED = Path(__file__).resolve().parents[2] / "seeds" / "by-2020"
 SEEDED_ID = "by-2020-president"
 PHONE = {"width": 390, "height": 844}
@@ -110,20 +99,6 @@ def site(server: str, database: str) -> Site:
         load_election(c, SEEDED, photo_store(get_settings()))
         c.commit()
     return Site(server, SEEDED_ID, database)
-
-
-# Per module, not per session: the sync API runs an event loop in the main thread
-# while Playwright is started, and any later test that starts its own (another
-# module's browser, asyncio.run for a worker) would fail inside it.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make system-deps`"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

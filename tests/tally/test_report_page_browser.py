@@ -10,45 +10,23 @@ screenshot of each page for a person to look at.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Route, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Route, ViewportSize
 
 from infra.pages import LANGUAGES, translations
 from tally.plots import crowd_vs_official_png, fingerprint_png, histogram_png
 from tally.report_page import render_report
 from tally.vocab import FLAG_KIND, Flag, ReviewStatus
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORTS: dict[str, ViewportSize] = {
     "phone": {"width": 390, "height": 844},
     "desktop": {"width": 1280, "height": 900},
 }
 SECTION_TITLES = ("Proof", "Statistical signals", "Estimates")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make system-deps`"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _offline(context: BrowserContext) -> list[str]:

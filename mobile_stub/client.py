@@ -6,29 +6,23 @@ code to the phone, reads it (from the SMS or the messenger; the demo's simulated
 phones read the development verifier's file) and exchanges it for a device token,
 which it keeps and sends with every submission (``Authorization: Bearer``).
 
-During a shutdown a phone may be offline for days. Each submission waits in an
-on-device outbox, with its client-generated id and the device token, and is
-re-sent until the server answers; re-sending is safe because the server
-de-duplicates on that id.
+During a shutdown a phone may be offline for days. Each submission waits in the
+on-device outbox (``mobile_stub.outbox``), with its client-generated id and the
+device token, and is re-sent until the server answers for good; re-sending is safe
+because the server de-duplicates on that id.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from infra.files import atomic_write_bytes, atomic_writer, sync_directory
-
-# Answers after which re-sending cannot help: the submission itself is wrong, or
-# the device token is (unknown or expired: the voter must verify again).
-FINAL_CLIENT_ERRORS = frozenset({400, 401, 403, 404, 409, 413, 415, 422})
+from mobile_stub.retry import parse_retry_after
 
 
 class VerificationFailed(Exception):
@@ -42,20 +36,6 @@ class Submission:
     precinct_id: str
     declared_choice: str
     device_token: str  # from GolosClient.verify: who sends it, for the server
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else default
-
-
-@dataclass(frozen=True)
-class Outcome:
-    submission_id: str
-    http_status: int
-    status: str
-    reasons: list[str]
-    attempts: int
 
 
 class GolosClient:
@@ -128,8 +108,12 @@ class GolosClient:
                 return answer
             if response.status_code == 410:
                 return None  # the code was used by a request whose answer was lost
+            # A 5xx passes. A 409 here is final (the election takes no photos) and
+            # a 429 limits codes per phone for minutes: the voter is told
+            # (VerificationFailed), not kept waiting.
             if response.status_code >= 500:
-                sleep(_retry_after(response, backoff * 2**attempt))
+                wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
+                sleep(backoff * 2**attempt if wait is None else wait)
                 continue
             raise VerificationFailed(f"{response.status_code}: {response.text}")
         return None
@@ -155,81 +139,6 @@ class GolosClient:
 
     def close(self) -> None:
         self.http.close()
-
-
-class Outbox:
-    """Submissions persisted on the device until delivered (one folder per submission)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def add(self, submission: Submission, photo: bytes) -> None:
-        """Keep a submission on the device. When this returns, it survives a crash or
-        a flat battery: each file is written whole, synced, and renamed into place."""
-        item = self.folder / submission.submission_id
-        try:
-            item.mkdir()
-        except FileExistsError:
-            pass
-        else:
-            sync_directory(self.folder)
-        atomic_write_bytes(item / "photo.jpg", photo, durable=True)
-        record = {**asdict(submission), "queued_ns": time.time_ns()}
-        # The record last: an item without it was never completely queued.
-        with atomic_writer(item / "submission.json", "w", durable=True) as handle:
-            json.dump(record, handle)
-
-    def pending(self) -> list[str]:
-        """Undelivered submissions, oldest first: when a voter changed their mind
-        offline, the later ballot must reach the server last, and count."""
-        records = []
-        for item in self.folder.iterdir():
-            record = item / "submission.json"
-            if record.exists():
-                records.append((json.loads(record.read_text())["queued_ns"], item.name))
-        return [name for _, name in sorted(records)]
-
-    def send(
-        self,
-        submission_id: str,
-        client: GolosClient,
-        max_attempts: int = 8,
-        backoff: float = 0.05,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> Outcome | None:
-        """Send one item, retrying with exponential backoff; None if still undelivered."""
-        item = self.folder / submission_id
-        record = json.loads((item / "submission.json").read_text())
-        record.pop("queued_ns", None)
-        submission = Submission(**record)
-        photo = (item / "photo.jpg").read_bytes()
-        for attempt in range(1, max_attempts + 1):
-            try:
-                response = client.submit(submission, photo)
-            except httpx.TransportError:
-                response = None
-            if response is not None and (
-                response.status_code < 300 or response.status_code in FINAL_CLIENT_ERRORS
-            ):
-                body = response.json()
-                detail = body.get("detail") if response.status_code >= 300 else None
-                outcome = Outcome(
-                    submission_id=submission_id,
-                    http_status=response.status_code,
-                    status=body.get("status", "refused") if detail is None else "refused",
-                    reasons=body.get("reasons", []) if detail is None else [str(detail)],
-                    attempts=attempt,
-                )
-                # The record first: a crash half-way leaves an item that is no longer
-                # pending, never a pending record without its photo.
-                (item / "submission.json").unlink()
-                for f in item.iterdir():
-                    f.unlink()
-                item.rmdir()
-                return outcome
-            sleep(backoff * 2 ** (attempt - 1))
-        return None
 
 
 class FlakyTransport(httpx.BaseTransport):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +44,9 @@ from infra.migrate import ensure_database
 from infra.progress import progress_bar, rich_bars
 from infra.settings import get_settings
 from infra.storage import photo_store
-from mobile_stub.client import FlakyTransport, GolosClient, Outbox, Outcome, Submission
+from mobile_stub.client import FlakyTransport, GolosClient, Submission
+from mobile_stub.outbox import Outbox, Outcome
+from mobile_stub.retry import Backoff
 from ocr.template import BallotTemplate
 from seeds.crowd import SimulatedVoter, provable_precincts, simulate_crowd
 from seeds.generate import SEED_DIR, load_seed, write_subset
@@ -393,7 +396,10 @@ def run_demo(
         base = f"http://127.0.0.1:{port}"
         transport = FlakyTransport(httpx.HTTPTransport(), drop_every=DROP_EVERY)
         client = GolosClient(base, transport=transport)
-        outbox = Outbox(out / "phone-outbox")
+        # Fresh phones each run (the crowd's submission ids repeat with the seed).
+        shutil.rmtree(out / "phone-outbox", ignore_errors=True)
+        # Waits for a local server: the first try again within 0.05 s, never above 2 s.
+        outbox = Outbox(out / "phone-outbox", backoff=Backoff(base=0.05, cap=2.0))
         # The phones' SMS inbox: the development verifier's file (GOLOS_VERIFIER=dev).
         codes = DevCodeReader(settings.dev_codes_path)
         tokens: dict[str, str] = {}  # each phone's device token, once verified

@@ -51,6 +51,10 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="golos-bench-"))
     scratch.chmod(0o711)
     os.environ["GOLOS_DATA_DIR"] = str(scratch / "data")
+    # A benchmark on a scratch database: its keys may be generated (no production
+    # secret needed), and all its requests come from one host.
+    os.environ.setdefault("GOLOS_DEVELOPMENT", "1")
+    os.environ.setdefault("GOLOS_SUBMISSIONS_PER_NETWORK", "0")
     from fastapi.testclient import TestClient
 
     from api.cli import ensure_database

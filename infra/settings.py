@@ -12,6 +12,11 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.files import atomic_write_bytes, sync_directory
+from infra.ratelimit import Limit, Scope
+
+
+class MissingVoterSecret(ValueError):
+    """GOLOS_VOTER_SECRET is unset outside development: the platform must not start."""
 
 
 class Settings(BaseSettings):
@@ -22,8 +27,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".golos")
     # Unset: photos live under ``data_dir/photos``.
     photo_dir: Path | None = None
-    # Key for the HMAC of voter identifiers. Unset: generated once, kept in data_dir.
+    # Key for the HMAC of voter identifiers (32+ characters, from a secret store, kept
+    # off the database machine). Required: unset, the platform refuses to start,
+    # unless ``development`` lets it generate one into data_dir.
     voter_secret: SecretStr | None = None
+    # A demo or a laptop, never a real election: keys that are not set are generated
+    # into data_dir, beside the database (whoever copies that folder holds both the
+    # voters' keyed hashes and their key, and can test every phone number).
+    development: bool = False
 
     # Key that signs the pages' CSRF tokens. Unset: generated once, kept in data_dir.
     secret_key: SecretStr | None = None
@@ -49,6 +60,31 @@ class Settings(BaseSettings):
     max_image_pixels: int = 24_000_000
     db_pool_size: int = 10
 
+    # Rate limits (infra/ratelimit.py): at most N per sliding window of S seconds, per
+    # key; N = 0 turns a limit off. Replays of a submission id never count, nor does
+    # anything refused. 429 with Retry-After beyond them.
+    #
+    # New submissions per verified voter (per election): an honest voter sends one
+    # ballot, and perhaps re-sends it a few times (the wrong station chosen, a blurred
+    # photo taken again; each replaces the last). Six in an hour is beyond any of
+    # that, and caps what one identity puts into storage and the review queue.
+    submissions_per_voter: int = 6
+    submissions_per_voter_seconds: int = 3600
+    # New submissions per network (the caller's /24 or /48, keyed-hashed): a station's
+    # Wi-Fi or a carrier's NAT carries many voters. The largest Belarusian stations
+    # have ~7,900 voters on the roll (seeds/by-2020); at 80% turnout over 14 hours with
+    # a 10x peak that is ~750 in ten minutes, so 3,000 leaves four times that, while
+    # one machine with a stack of SIM cards is held to 5 a second. Raise it for a
+    # carrier whose NAT puts a large share of the country behind a few /24s.
+    submissions_per_network: int = 3000
+    submissions_per_network_seconds: int = 600
+    # Codes asked for per network (anonymous callers of the verification API; each
+    # code is an SMS someone pays for): a voter asks about once, as they send about
+    # once, so the same figures as for submissions. One phone number is held to far
+    # fewer by api/voters (MAX_CHALLENGES_PER_WINDOW).
+    verifications_per_network: int = 3000
+    verifications_per_network_seconds: int = 600
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None
@@ -73,17 +109,44 @@ class Settings(BaseSettings):
             return self.database_url
         return f"postgresql://golos@/golos?host={quote(str(self.pg_dir), safe='/')}"
 
-    def voter_key(self) -> bytes:
-        """The HMAC key for voter identifiers.
+    def limit(self, scope: Scope) -> Limit:
+        """The configured limit of ``scope``."""
+        max_hits, seconds = {
+            Scope.SUBMISSION_VOTER: (
+                self.submissions_per_voter,
+                self.submissions_per_voter_seconds,
+            ),
+            Scope.SUBMISSION_NETWORK: (
+                self.submissions_per_network,
+                self.submissions_per_network_seconds,
+            ),
+            Scope.VERIFICATION_NETWORK: (
+                self.verifications_per_network,
+                self.verifications_per_network_seconds,
+            ),
+        }[scope]
+        return Limit(scope, max_hits, seconds)
 
-        In production set GOLOS_VOTER_SECRET from a secret store, away from the
-        database: whoever holds both can test guessed phone numbers. Unset, a key
-        is generated once into the data folder, which suits a demo or a laptop.
+    def voter_key(self) -> bytes:
+        """The HMAC key for voter identifiers: GOLOS_VOTER_SECRET.
+
+        Set it from a secret store, away from the database: whoever holds both can
+        test guessed phone numbers (every Belarusian mobile number in about a minute
+        on one core). Unset, it is an error (the API refuses to start), unless
+        GOLOS_DEVELOPMENT allows generating one into the data folder (demo, laptop).
         """
         if self.voter_secret is not None:
             key = self.voter_secret.get_secret_value().encode()
-        else:
+        elif self.development:
             key = _generated_key(self.data_dir.resolve() / "voter-secret")
+        else:
+            raise MissingVoterSecret(
+                "GOLOS_VOTER_SECRET is not set: set it to a random value of 32 or more "
+                "characters from a secret store, kept off the database machine (e.g. "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`). For a demo "
+                "or a laptop only, GOLOS_DEVELOPMENT=1 generates one into "
+                f"{self.data_dir.resolve() / 'voter-secret'}, beside the database."
+            )
         if len(key) < 32:
             raise ValueError("GOLOS_VOTER_SECRET must be at least 32 characters")
         return key

@@ -94,6 +94,14 @@ def command(
 ) -> None:
     """The whole platform on the seeded election: upload, read, tally, flag, report;
     then the web app, with demo accounts for observers, an analyst and an admin."""
+    # A laptop demo: its keys may be generated into the data folder
+    # (GOLOS_DEVELOPMENT), and all its simulated phones come from 127.0.0.1, one
+    # network, so the per-network limits are off. The server and workers it starts
+    # inherit these; a production setting given in the environment is kept.
+    os.environ.setdefault("GOLOS_DEVELOPMENT", "1")
+    os.environ.setdefault("GOLOS_SUBMISSIONS_PER_NETWORK", "0")
+    os.environ.setdefault("GOLOS_VERIFICATIONS_PER_NETWORK", "0")
+    get_settings.cache_clear()
     settings = get_settings()
     ensure_database(settings)
     try:
@@ -165,8 +173,8 @@ def _print_web_app(base: str, accounts: list[tuple[str, str, str]], *, running: 
         _say(f"The web app is running at {base}/  (Ctrl-C stops it)")
     else:
         _say(
-            f"The web app: run `golos serve --port {base.rsplit(':', 1)[1]}` and "
-            "`golos worker`, then open " + base + "/"
+            "The web app: run `GOLOS_DEVELOPMENT=1 golos serve --port "
+            f"{base.rsplit(':', 1)[1]}` and `GOLOS_DEVELOPMENT=1 golos worker`, then open {base}/"
         )
     _say(f"  results and map     {base}/  {base}/map  (public: aggregates only)")
     _say(

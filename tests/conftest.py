@@ -175,6 +175,32 @@ def client(app: FastAPI, loaded: str) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def limits(app: FastAPI) -> Callable[..., None]:
+    """``limits(submissions_per_voter=2)``: the app's settings with these values, for
+    the rest of the test."""
+    from api.deps import settings_dep
+
+    def set_limits(**values: int) -> None:
+        changed = get_settings().model_copy(update=values)
+        app.dependency_overrides[settings_dep] = lambda: changed
+
+    return set_limits
+
+
+@pytest.fixture
+def from_address(client: TestClient) -> Iterator[Callable[[str], None]]:
+    """``from_address("203.0.113.5")`` makes ``client``'s next requests come from that
+    address (Starlette's test transport hands its ``client`` pair to the app as the
+    caller's), for the limits per network."""
+
+    def switch(address: str) -> None:
+        client._transport.client = (address, 50000)  # type: ignore[attr-defined]
+
+    yield switch
+    switch("testclient")
+
+
 @pytest.fixture(scope="session")
 def ballot_photo(ballot_dir: Path) -> Callable[..., bytes]:
     """A phone photo of a ballot marked for the given options."""

@@ -23,6 +23,7 @@ from api.submissions.schemas import (
     SubmissionForm,
     SubmissionStatus,
 )
+from infra import ratelimit
 
 router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 
@@ -136,11 +137,16 @@ async def submit(
 ) -> SubmissionAccepted:
     """Submit a ballot photo, as the verified voter of the device token. Idempotent on
     ``submission_id``: a retry returns the first result (200) and is never counted
-    twice; the same id with other content (or from another voter) is refused."""
+    twice; the same id with other content (or from another voter) is refused. New
+    submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (decoding the photo, the database) runs in the thread pool.
     fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
     new = _new_submission(fields, voter)
+    # The caller's network, as a keyed hash only (its address is never kept).
+    network = ratelimit.network_key(
+        settings.app_key(), request.client.host if request.client else None
+    )
 
     def accept() -> tuple[SubmissionStatus, bool]:
         with pool.connection() as conn:  # committed here, before the job is queued
@@ -150,6 +156,9 @@ async def submit(
                 new,
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
+                network=network,
+                per_voter=settings.limit(ratelimit.Scope.SUBMISSION_VOTER),
+                per_network=settings.limit(ratelimit.Scope.SUBMISSION_NETWORK),
             )
 
     status, created = await run_in_threadpool(accept)

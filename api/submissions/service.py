@@ -4,6 +4,11 @@ The upload path does only cheap work: validate, strip metadata by re-encoding,
 store the photo under its hash, record the submission. Reading happens in workers
 (``jobs`` -> ``pipeline``). Every refusal is an ``api.errors`` error naming the
 field at fault; nothing is stored then.
+
+New submissions are limited per verified voter and per network (``infra.ratelimit``,
+the limits in ``infra.settings``): 429 with Retry-After beyond them. Only a
+submission actually stored counts: a replay of an id already stored, a retry while
+the first is in flight and any refusal take their hit back.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import psycopg
 from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
 from api.elections.schemas import ElectionNotFound
-from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge
+from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests
 from api.submissions import repository
 from api.submissions.schemas import NewSubmission, SubmissionStatus
+from infra import ratelimit
 from infra.storage import PhotoStore
 from ocr.images import ImageRejected, sanitize_photo
 
@@ -30,6 +36,17 @@ from ocr.images import ImageRejected, sanitize_photo
 _decoding = threading.BoundedSemaphore(2)
 # The reader's refusals that are about size, answered 413 rather than 422.
 _TOO_LARGE = ("too_large", "too_many_pixels")
+# The field and message of a 429, by the limit reached.
+_LIMITED = {
+    ratelimit.Scope.SUBMISSION_VOTER: (
+        "authorization",
+        "too many submissions from this phone; try again later",
+    ),
+    ratelimit.Scope.SUBMISSION_NETWORK: (
+        "network",
+        "too many submissions from this network; try again later",
+    ),
+}
 
 
 def request_digest(new: NewSubmission, voter: bytes) -> str:
@@ -95,11 +112,17 @@ def accept(
     *,
     max_bytes: int,
     max_pixels: int,
+    network: bytes = b"",
+    per_voter: ratelimit.Limit | None = None,
+    per_network: ratelimit.Limit | None = None,
 ) -> tuple[SubmissionStatus, bool]:
     """Record a submission; returns its status and whether it is new.
 
     A repeated submission id with the same content returns the first result and
-    is never counted twice.
+    is never counted twice, nor against the limits. ``per_voter`` limits the voter's
+    new submissions, ``per_network`` those from ``network`` (a
+    ``ratelimit.network_key``); None: no limit. ``conn`` holds nothing uncommitted
+    when called (the limits count in a transaction of their own).
     """
     sid = _parse_submission_id(new.submission_id)
     voter = new.voter_key
@@ -117,6 +140,50 @@ def accept(
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, template)
 
+    conn.commit()  # only reads so far; the limits count in a transaction of their own
+    hits = _count(conn, voter, network, per_voter, per_network)
+    try:
+        status, created = _store(conn, store, new, sid, digest, max_bytes, max_pixels)
+    except BaseException:
+        ratelimit.give_back(conn, hits)
+        raise
+    if not created:
+        ratelimit.give_back(conn, hits)
+    return status, created
+
+
+def _count(
+    conn: psycopg.Connection,
+    voter: bytes,
+    network: bytes,
+    per_voter: ratelimit.Limit | None,
+    per_network: ratelimit.Limit | None,
+) -> list[ratelimit.Hit]:
+    """Count a new submission against the limits, or refuse it (429)."""
+    wanted: list[tuple[ratelimit.Limit, bytes]] = []
+    if per_voter is not None:
+        wanted.append((per_voter, voter))
+    if per_network is not None:
+        wanted.append((per_network, network))
+    try:
+        return ratelimit.take(conn, wanted)
+    except ratelimit.Exceeded as exc:
+        field, message = _LIMITED[ratelimit.Scope(exc.scope)]
+        raise TooManyRequests(field, message, exc.retry_after) from None
+
+
+def _store(
+    conn: psycopg.Connection,
+    store: PhotoStore,
+    new: NewSubmission,
+    sid: uuid.UUID,
+    digest: str,
+    max_bytes: int,
+    max_pixels: int,
+) -> tuple[SubmissionStatus, bool]:
+    """Strip the photo, then record the submission and store the photo in one
+    transaction; (its status, whether it is new)."""
+    voter = new.voter_key
     try:
         with _decoding:
             clean = sanitize_photo(new.photo, max_bytes=max_bytes, max_pixels=max_pixels)

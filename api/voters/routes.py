@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import PUBLIC, AppSettings, Conn
@@ -21,6 +21,7 @@ from api.voters import service
 from api.voters.schemas import ChallengeSent, CodeConfirmation, DeviceToken, VerificationRequest
 from api.voters.verifiers import get_verifier
 from api.web import Page
+from infra import ratelimit
 
 router = APIRouter(tags=["voters"])
 
@@ -29,14 +30,26 @@ router = APIRouter(tags=["voters"])
     "/v1/elections/{election_id}/verification",
     status_code=202,
     dependencies=[PUBLIC],
-    responses={429: {"description": "too many codes for this number (Retry-After)"}},
+    responses={429: {"description": "too many codes for this number or network (Retry-After)"}},
 )
 def start_verification(
-    election_id: str, body: VerificationRequest, conn: Conn, settings: AppSettings
+    election_id: str,
+    body: VerificationRequest,
+    request: Request,
+    conn: Conn,
+    settings: AppSettings,
 ) -> ChallengeSent:
     """Send a one-time code to the voter's phone (by the configured verifier)."""
     return service.start_verification(
-        conn, get_verifier(settings), election_id, body.phone, secret=settings.voter_key()
+        conn,
+        get_verifier(settings),
+        election_id,
+        body.phone,
+        secret=settings.voter_key(),
+        network=ratelimit.network_key(
+            settings.app_key(), request.client.host if request.client else None
+        ),
+        per_network=settings.limit(ratelimit.Scope.VERIFICATION_NETWORK),
     )
 
 

@@ -11,8 +11,10 @@ A voter proves a phone number by a one-time code sent by the configured verifier
 
 Abuse control: a code lives ``CODE_TTL_SECONDS``, takes ``MAX_ATTEMPTS`` guesses, and
 one phone gets ``MAX_CHALLENGES_PER_WINDOW`` codes per election per hour (429 with
-Retry-After after that). Challenges older than the window are deleted. Verification
-is not audited: the audit log names people, and voters must not be named.
+Retry-After after that); one network (anonymous callers, keyed by
+``infra.ratelimit.network_key``) gets the configured ``verifications_per_network``.
+Challenges older than the window are deleted. Verification is not audited: the
+audit log names people, and voters must not be named.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from api.errors import Conflict, GolosError, Invalid, NotFound, ServiceUnavailab
 from api.voters import repository
 from api.voters.schemas import ChallengeSent, DeviceToken
 from api.voters.verifiers import Verifier, VerifierUnavailable
+from infra import ratelimit
 from infra.settings import get_settings
 
 DEVICE_TOKEN_PREFIX = "golos_vt_"
@@ -103,12 +106,48 @@ def start_verification(
     phone: str,
     *,
     secret: bytes,
+    network: bytes = b"",
+    per_network: ratelimit.Limit | None = None,
 ) -> ChallengeSent:
     """Send a one-time code to ``phone`` for ``election_id``; the challenge's id comes
-    back, the code goes only to the phone. 429 after too many codes for one phone."""
+    back, the code goes only to the phone. 429 after too many codes for one phone, or
+    (``per_network``) from one ``network`` (a ``ratelimit.network_key``); a refused
+    request counts against neither."""
     number = check_phone(phone)
     _check_election(conn, election_id)
     key = voter_key(secret, election_id, number)
+    conn.commit()  # only reads so far; the network's hit is counted on its own
+    hits = _count_network(conn, network, per_network)
+    try:
+        return _send_code(conn, verifier, election_id, number, key, secret)
+    except BaseException:
+        ratelimit.give_back(conn, hits)
+        raise
+
+
+def _count_network(
+    conn: psycopg.Connection, network: bytes, limit: ratelimit.Limit | None
+) -> list[ratelimit.Hit]:
+    if limit is None:
+        return []
+    try:
+        return ratelimit.take(conn, [(limit, network)])
+    except ratelimit.Exceeded as exc:
+        raise TooManyRequests(
+            "network",
+            "too many codes asked for from this network; try again later",
+            exc.retry_after,
+        ) from None
+
+
+def _send_code(
+    conn: psycopg.Connection,
+    verifier: Verifier,
+    election_id: str,
+    number: str,
+    key: bytes,
+    secret: bytes,
+) -> ChallengeSent:
     with conn.transaction():
         repository.lock_voter(conn, election_id, key)
         repository.forget_old_challenges(conn, CHALLENGE_WINDOW_SECONDS)

@@ -119,7 +119,10 @@ def get_verifier(settings: Settings) -> Verifier:
 
 
 def warn_if_development(settings: Settings) -> None:
-    """At start: say loudly that codes are not being sent, when they are not."""
+    """At start: refuse to start without the voters' key (``MissingVoterSecret``,
+    naming GOLOS_VOTER_SECRET, unless GOLOS_DEVELOPMENT lets one be generated), and
+    say loudly that codes are not being sent, when they are not."""
+    settings.voter_key()
     if settings.verifier == DEV:
         log.warning(
             "\n%s\nGOLOS_VERIFIER=dev: voters' verification codes are NOT sent to their "

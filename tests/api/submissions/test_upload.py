@@ -244,3 +244,21 @@ def test_identity_and_key_are_required(
     )
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "precinct_id"
     assert _stored(conn) == (0, 0)
+
+
+def test_the_stored_photo_is_dated_to_the_hour_like_its_row(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    assert submit(ballot_photo(["tsikhanouskaya"])).status_code == 202
+    conn.commit()
+    row = conn.execute(
+        "SELECT photo_sha256, extract(epoch FROM received_hour)::bigint FROM submissions"
+    ).fetchone()
+    assert row is not None
+    key, received_hour = row
+    path = get_settings().photos_path / key[:2] / key[2:4] / key
+    # The same hour as the row's (the clocks of the API and the database may differ
+    # across an hour's turn by the few milliseconds between them).
+    assert abs(path.stat().st_mtime_ns - received_hour * 10**9) in (0, 3_600 * 10**9)
+    assert path.stat().st_atime_ns == path.stat().st_mtime_ns
+    assert path.parent.stat().st_mtime_ns == path.stat().st_mtime_ns

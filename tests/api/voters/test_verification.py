@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -14,10 +15,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.main import create_app
 from api.voters import service
 from api.voters.verifiers import DevVerifier, dev_code, load_verifier, warn_if_development
 from infra.pg import find_bin_dir
-from infra.settings import get_settings
+from infra.settings import MissingVoterSecret, get_settings
 
 ELECTION = "by-2020-president"
 PHONE = "+375 29 765-43-21"
@@ -122,6 +124,43 @@ def test_codes_per_phone_are_limited_per_hour(client: TestClient) -> None:
     _ask(client, "+375291112233")  # another phone is not held up
 
 
+def test_codes_per_network_are_limited_and_a_refusal_does_not_count(
+    client: TestClient, conn: psycopg.Connection, limits: Callable, from_address: Callable
+) -> None:
+    limits(verifications_per_network=service.MAX_CHALLENGES_PER_WINDOW + 1)
+    from_address("203.0.113.5")
+    for _ in range(service.MAX_CHALLENGES_PER_WINDOW):
+        _ask(client)
+    # Refused for the phone's own limit: that refusal takes no place of the network's.
+    too_many = client.post(f"/v1/elections/{ELECTION}/verification", json={"phone": PHONE})
+    assert too_many.status_code == 429 and too_many.json()["detail"]["field"] == "phone"
+    from_address("203.0.113.99")  # the same /24
+    _ask(client, "+375291112233")
+    refused = client.post(f"/v1/elections/{ELECTION}/verification", json={"phone": "+375294445566"})
+    assert refused.status_code == 429 and refused.json()["detail"]["field"] == "network"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2 * 600
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM voter_challenges").fetchone() == (6,)
+    from_address("198.51.100.7")  # another network is not held up
+    _ask(client, "+375294445566")
+
+
+def test_the_api_refuses_to_start_without_a_voter_secret(database: str) -> None:
+    names = ("GOLOS_VOTER_SECRET", "GOLOS_DEVELOPMENT")
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    get_settings.cache_clear()
+    try:
+        with (
+            pytest.raises(MissingVoterSecret, match="GOLOS_VOTER_SECRET is not set"),
+            TestClient(create_app()),
+        ):
+            pass
+        assert not (get_settings().data_dir / "voter-secret").exists()
+    finally:
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("election", "phone", "status", "field"),
     [
@@ -164,39 +203,50 @@ def _dump(dsn: str) -> str:
     ).stdout
 
 
-def test_the_phone_number_is_never_stored_logged_or_returned(
+def test_the_phone_number_and_address_are_never_stored_logged_or_returned(
     client: TestClient,
     database: str,
     ballot_photo: Callable,
     caplog: pytest.LogCaptureFixture,
+    limits: Callable,
+    from_address: Callable,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    limits(submissions_per_voter=1)
+    from_address("203.0.113.57")
     asked = client.post(f"/v1/elections/{ELECTION}/verification", json={"phone": PHONE})
     challenge = asked.json()["challenge_id"]
     confirmed = _confirm(client, challenge, _code(challenge))
     token = confirmed.json()["device_token"]
-    sid = str(uuid.uuid4())
-    sent = client.post(
-        "/v1/submissions",
-        data={
-            "election_id": ELECTION,
-            "precinct_id": "p2",
-            "declared_choice": "tsikhanouskaya",
-            "submission_id": sid,
-        },
-        files={"photo": ("b.jpg", ballot_photo(["tsikhanouskaya"], seed=3), "image/jpeg")},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert sent.status_code == 202
-    answers = [asked.text, confirmed.text, sent.text]
+
+    def send(seed: int) -> httpx.Response:
+        return client.post(
+            "/v1/submissions",
+            data={
+                "election_id": ELECTION,
+                "precinct_id": "p2",
+                "declared_choice": "tsikhanouskaya",
+                "submission_id": str(uuid.uuid4()),
+            },
+            files={"photo": ("b.jpg", ballot_photo(["tsikhanouskaya"], seed=seed), "image/jpeg")},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    sent, limited = send(3), send(4)
+    assert sent.status_code == 202 and limited.status_code == 429
+    answers = [asked.text, confirmed.text, sent.text, limited.text]
     dump = _dump(database)
     assert "voter_challenges" in dump and "device_tokens" in dump  # the dump has them
+    assert "rate_limits" in dump
     logged = "\n".join(r.getMessage() for r in caplog.records)
     codes = get_settings().dev_codes_path.read_text()
     for where in (dump, logged, codes, *answers):
         for spelling in SPELLINGS:
             assert spelling not in where
+        assert "203.0.113" not in where
     assert token not in dump and token.removeprefix("golos_vt_") not in dump
+    key = service.voter_key(get_settings().voter_key(), ELECTION, PHONE)
+    assert key.hex() not in logged and token not in logged
 
 
 def test_the_development_verifier_writes_codes_not_numbers(tmp_path: Path) -> None:

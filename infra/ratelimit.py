@@ -1,0 +1,247 @@
+"""Rate limits: how often one key (a verified voter, a network) may do something.
+
+Each limit is a sliding-window counter (the approximation Cloudflare describes): the
+current fixed window's hits plus the previous window's, weighted by how much of it
+the sliding window still covers. Two counters per key instead of a timestamp per
+hit, which is also what data minimisation asks: the table keeps how many, in
+windows as coarse as the limit's, never when one request came.
+
+The window maths is pure (``window_start``, ``room``, ``decide``). The table
+``rate_limits`` (migration 0012) is this module's own, written only by ``take``,
+``give_back`` and ``forget_expired``: the submissions, the voters' verification
+and the report jobs count with it, none of them owns it. Keys are keyed hashes
+only (a voter's ``voter_key``, :func:`network_key` of an address); a row is
+deleted once it weighs in no limit any more (the end of the window after its own).
+
+A hit is taken before the work and given back if the work does not happen (a
+refusal, a retry of a request already stored): only what was done counts, and
+concurrent requests cannot all pass a check made before any of them counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+
+class Scope(enum.StrEnum):
+    """What a limit counts (the ``scope`` column)."""
+
+    SUBMISSION_VOTER = "submission_voter"  # new submissions of one verified voter
+    SUBMISSION_NETWORK = "submission_network"  # new submissions from one network
+    VERIFICATION_NETWORK = "verification_network"  # codes asked for from one network
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``max_hits`` per sliding window of ``window_seconds``; 0 hits: no limit."""
+
+    scope: str
+    max_hits: int
+    window_seconds: int
+
+    @property
+    def off(self) -> bool:
+        return self.max_hits <= 0 or self.window_seconds <= 0
+
+
+class Decision(NamedTuple):
+    allowed: bool
+    retry_after: int  # whole seconds until one more hit fits (0 when allowed)
+
+
+class Exceeded(Exception):
+    """A limit is reached: nothing was counted; retry after ``retry_after`` seconds."""
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        super().__init__(f"{scope}: retry after {retry_after} s")
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+# Slack for float rounding: a hit that fits exactly must not be refused.
+_EPSILON = 1e-9
+
+
+def window_start(now: float, window_seconds: int) -> int:
+    """The start (Unix seconds) of the fixed window ``now`` falls in. Pure."""
+    return int(now // window_seconds) * window_seconds
+
+
+def room(limit: Limit, now: float, previous: int) -> int:
+    """How many hits the current fixed window may hold at ``now``, given the previous
+    window's ``previous``: the most for which the sliding estimate stays within the
+    limit. Pure."""
+    elapsed = (now - window_start(now, limit.window_seconds)) / limit.window_seconds
+    return math.floor(limit.max_hits - previous * (1 - elapsed) + _EPSILON)
+
+
+def decide(limit: Limit, now: float, previous: int, current: int) -> Decision:
+    """Whether one more hit fits at ``now``, with ``previous`` and ``current`` hits in
+    the previous and current fixed windows, and if not, how long until it does. Pure."""
+    if limit.off or current + 1 <= room(limit, now, previous):
+        return Decision(True, 0)
+    window, n = limit.window_seconds, limit.max_hits
+    elapsed = (now - window_start(now, window)) / window
+    if current + 1 <= n and previous > 0:
+        # Later in this window, once enough of the previous one has slid out.
+        fits_at = 1 - (n - current - 1) / previous
+        wait = (fits_at - elapsed) * window
+    else:
+        # In the next window, where this one's hits weigh as the previous ones.
+        fits_at = max(0.0, 1 - (n - 1) / current) if current > 0 else 0.0
+        wait = (1 - elapsed) * window + fits_at * window
+    return Decision(False, max(1, math.ceil(wait - _EPSILON)))
+
+
+def network_prefix(host: str | None) -> str:
+    """The network a caller's address stands for: its /24 (IPv4) or /48 (IPv6). A
+    station's Wi-Fi or a carrier's NAT puts many people behind one such network, so
+    limits on it must be generous; an address that is not one (a test client, a
+    Unix socket) is its own network. Pure."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+def network_key(secret: bytes, host: str | None) -> bytes:
+    """What a limit keeps of a caller's address: a keyed hash of its network, never the
+    address (without the key, the 2^24 IPv4 networks could all be tried). Pure."""
+    message = f"rate-limit-network\x00{network_prefix(host)}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()[:16]
+
+
+# --- the table rate_limits (migration 0012) ---------------------------------------
+
+
+class Hit(NamedTuple):
+    """One counted hit, to give back if the work it was counted for did not happen."""
+
+    scope: str
+    key: bytes
+    window_start: int
+
+
+# Expired rows are swept at most this often per process: a sweep is one index range
+# scan, and a counter outliving its window by a minute keeps nothing new.
+SWEEP_SECONDS = 60
+_sweep_lock = threading.Lock()
+_next_sweep = 0.0
+
+
+def _count_one(conn: psycopg.Connection, limit: Limit, key: bytes, now: float) -> Hit:
+    start = window_start(now, limit.window_seconds)
+    row = conn.execute(
+        "SELECT hits FROM rate_limits"
+        " WHERE scope = %s AND key = %s AND window_start = to_timestamp(%s)",
+        (limit.scope, key, start - limit.window_seconds),
+    ).fetchone()
+    previous = int(row[0]) if row is not None else 0
+    cap = room(limit, now, previous)
+    # One statement, so that concurrent requests cannot all pass one check: the row
+    # lock serialises them and each sees the others' hits.
+    counted = conn.execute(
+        """
+        INSERT INTO rate_limits AS r (scope, key, window_start, hits, expires_at)
+        SELECT %(scope)s, %(key)s, to_timestamp(%(start)s), 1, to_timestamp(%(expires)s)
+        WHERE %(cap)s >= 1
+        ON CONFLICT (scope, key, window_start) DO UPDATE SET hits = r.hits + 1
+        WHERE r.hits < %(cap)s
+        RETURNING hits
+        """,
+        {
+            "scope": limit.scope,
+            "key": key,
+            "start": start,
+            "expires": start + 2 * limit.window_seconds,
+            "cap": cap,
+        },
+    ).fetchone()
+    if counted is None:
+        row = conn.execute(
+            "SELECT hits FROM rate_limits"
+            " WHERE scope = %s AND key = %s AND window_start = to_timestamp(%s)",
+            (limit.scope, key, start),
+        ).fetchone()
+        current = int(row[0]) if row is not None else 0
+        decision = decide(limit, now, previous, current)
+        raise Exceeded(limit.scope, max(1, decision.retry_after))
+    return Hit(limit.scope, key, start)
+
+
+def take(
+    conn: psycopg.Connection,
+    wanted: Sequence[tuple[Limit, bytes]],
+    *,
+    now: float | None = None,
+) -> list[Hit]:
+    """Count one hit of each (limit, key), all or none, in a transaction of its own
+    (committed at once, so the row locks are held for microseconds, not for the
+    caller's work). Raises Exceeded, counting nothing, when any limit is reached.
+
+    ``conn`` must not be in a transaction: the counters commit without waiting for
+    the disk (a counter lost in a crash only forgives a few hits), which must not
+    extend to the caller's own writes."""
+    global _next_sweep
+    active = [(limit, key) for limit, key in wanted if not limit.off]
+    if not active:
+        return []
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise RuntimeError("rate limits are counted outside the caller's transaction")
+    moment = time.time() if now is None else now
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = off")
+        hits = [_count_one(conn, limit, key, moment) for limit, key in active]
+        with _sweep_lock:
+            sweep = now is None and time.monotonic() >= _next_sweep
+            if sweep:
+                _next_sweep = time.monotonic() + SWEEP_SECONDS
+        if sweep:
+            forget_expired(conn, moment)
+    return hits
+
+
+def give_back(conn: psycopg.Connection, hits: Sequence[Hit]) -> None:
+    """Uncount hits whose work did not happen (in a transaction of its own). A failure
+    here is swallowed: a hit not given back only over-counts until its window ends,
+    and the caller is already answering an error of its own."""
+    if not hits:
+        return
+    try:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()
+        with conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = off")
+            for hit in hits:
+                conn.execute(
+                    "UPDATE rate_limits SET hits = hits - 1 WHERE scope = %s AND key = %s"
+                    " AND window_start = to_timestamp(%s) AND hits > 0",
+                    (hit.scope, hit.key, hit.window_start),
+                )
+    except psycopg.Error:
+        pass
+
+
+def forget_expired(conn: psycopg.Connection, now: float | None = None) -> int:
+    """Delete the counters that weigh in no limit any more; returns how many."""
+    moment = time.time() if now is None else now
+    deleted = conn.execute(
+        "DELETE FROM rate_limits WHERE expires_at <= to_timestamp(%s)", (moment,)
+    )
+    return deleted.rowcount

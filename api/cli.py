@@ -191,16 +191,25 @@ def worker(
     ] = False,
     processes: Annotated[int, typer.Option(help="Worker processes to run")] = 1,
 ) -> None:
-    """Run the jobs of the queue (reading photos)."""
+    """Run the jobs of the queue (reading photos first, then writing reports).
+
+    A waiting worker reconnects by itself when the database restarts; with
+    --processes N this process supervises N worker processes and replaces any that
+    dies. With --until-empty a worker that loses the database exits non-zero."""
     from api.worker import failed, reading_progress, run_worker, spawn_workers
 
     ensure_database()
 
     def run() -> list[int]:
         if processes <= 1:
-            asyncio.run(run_worker(wait=not until_empty))
+            try:
+                asyncio.run(run_worker(wait=not until_empty))
+            except Exception as exc:  # until_empty only: a waiting worker reconnects
+                typer.echo(f"worker stopped: {type(exc).__name__}: {exc}", err=True)
+                return [1]
             return [0]
-        # Several processes: this one only supervises, and passes a stop on to them.
+        # Several processes: this one only supervises (replacing a dead one), and
+        # passes a stop on to them.
         return spawn_workers(processes, until_empty).wait()
 
     if until_empty:  # the queue's end is an end to show progress towards

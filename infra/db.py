@@ -1,4 +1,10 @@
-"""Connections to PostgreSQL: one pool per process, opened on first use."""
+"""Connections to PostgreSQL: one pool per process, opened on first use.
+
+The pool checks a connection before lending it (``ConnectionPool.check_connection``,
+one round trip): after a database restart its connections are all dead, and each
+would otherwise fail the request that drew it (a 500, /healthz included) before
+the pool noticed. While the database is down a request waits for a connection up
+to the pool's timeout and is answered 503 (api.main)."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ def get_pool() -> ConnectionPool:
                 max_size=settings.db_pool_size,
                 open=True,
                 name="golos",
+                check=ConnectionPool.check_connection,
             )
         return _pool
 

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from procrastinate import App, PsycopgConnector
 from procrastinate.jobs import Status
 
-__all__ = ["App", "make_app", "retry_stalled_jobs", "running_locks", "waiting_locks"]
+__all__ = [
+    "App",
+    "make_app",
+    "ready_jobs",
+    "retry_stalled_jobs",
+    "running_locks",
+    "waiting_locks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +86,17 @@ async def running_locks(app: App, queue_name: str) -> set[str]:
     slot runs at a time, so this is a short list however long the queue is."""
     running = await app.job_manager.list_jobs_async(queue=queue_name, status=Status.DOING.value)
     return {job.queueing_lock for job in running if job.queueing_lock is not None}
+
+
+_READY_JOBS = """
+    SELECT count(*) AS ready FROM procrastinate_jobs
+    WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())
+      AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s))
+"""
+
+
+async def ready_jobs(app: App, queues: list[str] | None = None) -> int:
+    """How many jobs of these queues (None: of every queue) a worker could start
+    now: waiting, and not scheduled for later."""
+    row = await app.connector.execute_query_one_async(_READY_JOBS, queues=queues)
+    return int(row["ready"])

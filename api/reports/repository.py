@@ -6,7 +6,8 @@ Each function runs in the caller's transaction; none commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 import psycopg
 from psycopg.rows import class_row
@@ -75,6 +76,34 @@ def mark_failed(conn: psycopg.Connection, report_id: uuid.UUID, error: str) -> N
         "UPDATE reports SET status = %s, error = %s, finished_at = now() WHERE id = %s",
         (ReportState.FAILED, error, report_id),
     )
+
+
+def requeue_failed(conn: psycopg.Connection, report_id: uuid.UUID) -> Report | None:
+    """Queue a failed report again (its error and files cleared); None when the
+    report is not failed (or unknown)."""
+    with conn.cursor(row_factory=class_row(Report)) as cur:
+        return cur.execute(
+            "UPDATE reports SET status = %s, error = NULL, files = '{}', finished_at = NULL"
+            " WHERE id = %s AND status = %s"
+            " RETURNING id, election_id, status, files, error, created_at, finished_at",
+            (ReportState.QUEUED, report_id, ReportState.FAILED),
+        ).fetchone()
+
+
+def delete_finished_before(conn: psycopg.Connection, age: timedelta) -> list[uuid.UUID]:
+    """Delete the reports that finished (ready or failed) more than ``age`` ago;
+    their ids (their files are the caller's)."""
+    rows = conn.execute(
+        "DELETE FROM reports WHERE status IN (%s, %s) AND finished_at < now() - %s RETURNING id",
+        (ReportState.READY, ReportState.FAILED, age),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def existing(conn: psycopg.Connection, report_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these reports exist."""
+    rows = conn.execute("SELECT id FROM reports WHERE id = ANY(%s)", (list(report_ids),)).fetchall()
+    return {row[0] for row in rows}
 
 
 def clear_election(conn: psycopg.Connection, election_id: str) -> None:

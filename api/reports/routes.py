@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from api.accounts.schemas import Principal, Role
 from api.deps import AppSettings, Conn, JobQueue, require
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.reports import jobs, service
 from api.reports.schemas import Report, ReportStatus
 
@@ -52,6 +52,19 @@ def report_status(
     if report is None:
         raise NotFound("report_id", "no such report")
     return _answer(request, report)
+
+
+@router.post("/v1/reports/{report_id}/retry", status_code=202)
+def retry_report(
+    report_id: uuid.UUID, request: Request, conn: Conn, job_queue: JobQueue, analyst: Analyst
+) -> ReportStatus:
+    """Generate a failed report again (409 for a report that has not failed)."""
+    report = jobs.retry(conn, job_queue, report_id)
+    if report is not None:
+        return _answer(request, report)
+    if service.get(conn, report_id) is None:
+        raise NotFound("report_id", "no such report")
+    raise Conflict("report_id", "only a failed report can be retried")
 
 
 @router.get("/v1/reports/{report_id}/files/{name}", name="report_file")

@@ -10,8 +10,10 @@ domain's repository into a ``tally.report.ReportData`` and has
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,29 @@ from infra.settings import Settings
 from tally import repository as tallies
 from tally.report import ImportedSource, ReportData, write_report
 
+log = logging.getLogger(__name__)
+
+# What a failed report says: the exception's text may name server paths and
+# settings, so it goes to the worker's log (with the report's id), never to the
+# analyst.
+FAILED_MESSAGE = "the report could not be written (the server's log says why); retry it"
+# How long a report's files and row are kept after it finished: a report is
+# a download of the moment (the next one has the newer counts), and each takes
+# about 2 MB; a day lets an analyst come back for it.
+REPORT_MAX_AGE = timedelta(hours=24)
+
 __all__ = [
     "Report",
     "ReportState",
     "create",
+    "expire",
     "file_path",
     "folder",
     "generate",
     "get",
     "recent",
     "reports_root",
+    "retry",
     "write_election_report",
 ]
 
@@ -95,12 +110,15 @@ def folder(root: Path, report_id: uuid.UUID) -> Path:
     return root / str(report_id)
 
 
-def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> ReportState:
+def generate(
+    conn: psycopg.Connection, report_id: uuid.UUID, root: Path, *, final: bool = True
+) -> ReportState:
     """Write the report's files; idempotent (a retried job starts the folder afresh).
 
     Commits as it goes: the claim first (so the report shows as running), then the
-    flags with the report's status. A failure rolls the flags back, records the
-    error and re-raises, for the queue's retry.
+    flags with the report's status. A failure rolls the flags back, logs it and
+    re-raises; on the ``final`` attempt it also marks the report failed (with
+    FAILED_MESSAGE), else the report stays running for the queue's retry to claim.
     """
     election_id = repository.mark_running(conn, report_id)
     conn.commit()
@@ -110,14 +128,48 @@ def generate(conn: psycopg.Connection, report_id: uuid.UUID, root: Path) -> Repo
     shutil.rmtree(out, ignore_errors=True)
     try:
         write_election_report(conn, election_id, out)
-    except Exception as exc:
+    except Exception:
         conn.rollback()
-        repository.mark_failed(conn, report_id, f"{type(exc).__name__}: {exc}")
-        conn.commit()
+        log.exception("report %s could not be written", report_id)
+        if final:
+            shutil.rmtree(out, ignore_errors=True)
+            repository.mark_failed(conn, report_id, FAILED_MESSAGE)
+            conn.commit()
         raise
     repository.mark_ready(conn, report_id, sorted(p.name for p in out.iterdir() if p.is_file()))
     conn.commit()
     return ReportState.READY
+
+
+def retry(conn: psycopg.Connection, report_id: uuid.UUID) -> Report | None:
+    """Queue a failed report again (the caller commits, then queues its job); None
+    when it is not failed."""
+    return repository.requeue_failed(conn, report_id)
+
+
+def expire(conn: psycopg.Connection, root: Path, age: timedelta = REPORT_MAX_AGE) -> int:
+    """Delete the reports finished more than ``age`` ago, rows and files, and any
+    report folder whose row is gone (an election's data cleared); how many folders
+    were removed. Commits the deletion before touching the files, so a listed
+    report always has its files."""
+    repository.delete_finished_before(conn, age)
+    conn.commit()
+    folders = {}
+    for path in root.iterdir() if root.is_dir() else []:
+        try:
+            folders[uuid.UUID(path.name)] = path
+        except ValueError:
+            continue  # not a report's folder
+    kept = repository.existing(conn, folders)
+    conn.commit()
+    removed = 0
+    for report_id, path in folders.items():
+        if report_id not in kept:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d expired reports' files", removed)
+    return removed
 
 
 def file_path(root: Path, report: Report, name: str) -> Path | None:

@@ -8,9 +8,12 @@ import io
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.reports import jobs, service
 from api.worker import run_worker
 
 
@@ -68,3 +71,34 @@ def test_reports_are_for_analysts_and_admins(
         for headers in (account("observer"), voter):
             assert client.request(method, url, headers=headers).status_code == 403, url
         assert client.request(method, url, headers=account("admin")).status_code < 300
+
+
+def test_a_failed_report_is_retried_on_request(
+    client: TestClient, account: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyst = account("analyst")
+    asked = client.post("/v1/elections/by-2020-president/reports", headers=analyst).json()
+    retry_url = f"/v1/reports/{asked['report_id']}/retry"
+    assert client.post(retry_url, headers=analyst).status_code == 409  # not failed
+    assert client.post(f"/v1/reports/{uuid.uuid4()}/retry", headers=analyst).status_code == 404
+
+    writer = service.write_election_report
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise OSError(28, "No space left on device", "/srv/golos/data/reports")
+
+    monkeypatch.setattr(service, "write_election_report", broken)
+    monkeypatch.setattr(jobs, "ATTEMPTS", 1)  # fail at once, no retry 10 s later
+    asyncio.run(run_worker(wait=False))
+    failed = client.get(asked["status_url"], headers=analyst).json()
+    assert failed["status"] == "failed"
+    assert "/srv" not in failed["error"] and "No space" not in failed["error"]
+
+    monkeypatch.setattr(service, "write_election_report", writer)
+    retried = client.post(retry_url, headers=analyst)
+    assert retried.status_code == 202
+    assert (retried.json()["status"], retried.json()["error"]) == ("queued", None)
+    asyncio.run(run_worker(wait=False))
+    assert client.get(asked["status_url"], headers=analyst).json()["status"] == "ready"
+    assert client.post(retry_url).status_code == 401
+    assert client.post(retry_url, headers=account("observer")).status_code == 403

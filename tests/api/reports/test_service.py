@@ -4,6 +4,8 @@ ready or failed."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +79,93 @@ def test_a_background_report_is_written_once(
     assert not path.exists()
 
 
-def test_a_failed_report_says_why(
-    conn: psycopg.Connection, loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_failed_report_names_no_server_path_and_the_log_has_the_detail(
+    conn: psycopg.Connection,
+    loaded: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise RuntimeError("disk full")
+        raise OSError(28, "No space left on device", "/var/lib/golos/reports/x/report.html")
 
     monkeypatch.setattr(service, "write_election_report", broken)
     report = service.create(conn, loaded)
     conn.commit()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError):
         service.generate(conn, report.id, tmp_path)
     failed = service.get(conn, report.id)
     assert failed is not None
-    assert (failed.status, failed.error) == (ReportState.FAILED, "RuntimeError: disk full")
+    assert (failed.status, failed.error) == (ReportState.FAILED, service.FAILED_MESSAGE)
+    assert "/" not in service.FAILED_MESSAGE
+    assert f"report {report.id} could not be written" in caplog.text
+    assert "/var/lib/golos/reports/x/report.html" in caplog.text
+
+
+def test_a_report_failing_before_its_last_attempt_stays_running_for_the_retry(
+    conn: psycopg.Connection, loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = service.write_election_report
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("database restarted")
+
+    report = service.create(conn, loaded)
+    conn.commit()
+    monkeypatch.setattr(service, "write_election_report", broken)
+    with pytest.raises(RuntimeError):
+        service.generate(conn, report.id, tmp_path, final=False)
+    running = service.get(conn, report.id)
+    assert running is not None and running.status is ReportState.RUNNING
+    monkeypatch.setattr(service, "write_election_report", writer)
+    assert service.generate(conn, report.id, tmp_path) is ReportState.READY
+    ready = service.get(conn, report.id)
+    assert ready is not None and "summary.json" in ready.files
+
+
+def test_only_a_failed_report_can_be_retried(
+    conn: psycopg.Connection, loaded: str, tmp_path: Path
+) -> None:
+    report = service.create(conn, loaded)
+    assert service.retry(conn, report.id) is None  # queued: nothing to retry
+    repository.mark_failed(conn, report.id, service.FAILED_MESSAGE)
+    retried = service.retry(conn, report.id)
+    assert retried is not None
+    assert (retried.status, retried.error, retried.finished_at) == (ReportState.QUEUED, None, None)
+    assert service.generate(conn, report.id, tmp_path) is ReportState.READY
+
+
+def _age(conn: psycopg.Connection, report_id: uuid.UUID, hours: float) -> None:
+    conn.execute(
+        "UPDATE reports SET finished_at = now() - make_interval(secs => %s) WHERE id = %s",
+        (hours * 3600, report_id),
+    )
+
+
+def test_reports_finished_longer_ago_than_the_limit_are_deleted_with_their_files(
+    conn: psycopg.Connection, loaded: str, tmp_path: Path
+) -> None:
+    old, fresh, failed, waiting = (service.create(conn, loaded) for _ in range(4))
+    conn.commit()
+    for report in (old, fresh):
+        service.generate(conn, report.id, tmp_path)
+    repository.mark_failed(conn, failed.id, service.FAILED_MESSAGE)
+    _age(conn, old.id, 25)
+    _age(conn, failed.id, 25)
+    _age(conn, fresh.id, 23)
+    orphan = service.folder(tmp_path, uuid.uuid4())  # its row cleared with its election
+    orphan.mkdir()
+    (tmp_path / "not-a-report").mkdir()
+    conn.commit()
+
+    assert service.expire(conn, tmp_path, timedelta(hours=24)) == 2  # old's and orphan's
+
+    assert service.get(conn, old.id) is None and service.get(conn, failed.id) is None
+    assert not service.folder(tmp_path, old.id).exists() and not orphan.exists()
+    kept = service.get(conn, fresh.id)
+    assert kept is not None and service.folder(tmp_path, fresh.id).is_dir()
+    assert service.get(conn, waiting.id) is not None  # queued: never expires
+    assert (tmp_path / "not-a-report").is_dir()
 
 
 def test_reports_of_an_election_are_cleared(conn: psycopg.Connection, loaded: str) -> None:
@@ -102,3 +177,8 @@ def test_reports_of_an_election_are_cleared(conn: psycopg.Connection, loaded: st
 def test_reports_live_in_the_data_folder(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert service.reports_root(settings) == tmp_path.resolve() / "reports"
+
+
+def test_reports_failed_before_the_fixed_message_are_given_it() -> None:
+    migration = Path(repository.__file__).parents[2] / "infra/migrations/0011_report_errors.sql"
+    assert service.FAILED_MESSAGE.replace("'", "''") in migration.read_text()

@@ -10,7 +10,8 @@ The window maths is pure (``window_start``, ``room``, ``decide``). The table
 ``rate_limits`` (migration 0012) is this module's own, written only by ``take``,
 ``give_back`` and ``forget_expired``: the submissions, the voters' verification
 and the report jobs count with it, none of them owns it. Keys are keyed hashes
-only (a voter's ``voter_key``, :func:`network_key` of an address); a row is
+only (a voter's ``voter_key``, :func:`network_key` of an address,
+:func:`account_key` of an account); a row is
 deleted once it weighs in no limit any more (the end of the window after its own).
 
 A hit is taken before the work and given back if the work does not happen (a
@@ -41,6 +42,7 @@ class Scope(enum.StrEnum):
     SUBMISSION_VOTER = "submission_voter"  # new submissions of one verified voter
     SUBMISSION_NETWORK = "submission_network"  # new submissions from one network
     VERIFICATION_NETWORK = "verification_network"  # codes asked for from one network
+    REPORT_ACCOUNT = "report_account"  # report jobs (new or retried) of one account
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,13 @@ def network_key(secret: bytes, host: str | None) -> bytes:
     """What a limit keeps of a caller's address: a keyed hash of its network, never the
     address (without the key, the 2^24 IPv4 networks could all be tried). Pure."""
     message = f"rate-limit-network\x00{network_prefix(host)}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()[:16]
+
+
+def account_key(secret: bytes, user_id: int) -> bytes:
+    """What a limit keeps of an account: a keyed hash of its user id, like any other
+    key in the table (no row names an account by itself). Pure."""
+    message = f"rate-limit-account\x00{user_id}".encode()
     return hmac.new(secret, message, hashlib.sha256).digest()[:16]
 
 

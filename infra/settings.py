@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     # fewer by api/voters (MAX_CHALLENGES_PER_WINDOW).
     verifications_per_network: int = 3000
     verifications_per_network_seconds: int = 600
+    # Report jobs per account (analysts and admins; new reports and retries alike):
+    # a national report takes a worker tens of seconds to a minute and ~2 MB on disk
+    # for a day, and an analyst needs one after each batch of new data, a few an
+    # hour. Ten an hour is beyond that, and holds one account (or a leaked API
+    # token) to a few hundred MB a day and a fraction of one worker.
+    reports_per_account: int = 10
+    reports_per_account_seconds: int = 3600
 
     @property
     def embedded(self) -> bool:
@@ -123,6 +130,10 @@ class Settings(BaseSettings):
             Scope.VERIFICATION_NETWORK: (
                 self.verifications_per_network,
                 self.verifications_per_network_seconds,
+            ),
+            Scope.REPORT_ACCOUNT: (
+                self.reports_per_account,
+                self.reports_per_account_seconds,
             ),
         }[scope]
         return Limit(scope, max_hits, seconds)

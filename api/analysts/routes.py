@@ -4,6 +4,8 @@ session or an API token (``/account`` makes them)."""
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -13,13 +15,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.accounts.schemas import Principal, Role
 from api.analysts import service
 from api.analysts.schemas import FlagPage, PrecinctPage
-from api.deps import Conn, JobQueue, require
+from api.deps import AppSettings, Conn, JobQueue, require
+from api.errors import TooManyRequests
 from api.public import service as public
 from api.public.schemas import StationStatus
 from api.reports import jobs
 from api.reports import service as reports
 from api.reports.schemas import ReportState
-from api.web import Page
+from api.web import Page, PageContext
 from tally.vocab import Flag, FlagKind, ReviewStatus
 
 router = APIRouter(tags=["analysts"])
@@ -33,6 +36,10 @@ def _(message: str) -> str:
 
 
 PAGE_TITLE = _("Data for analysts")
+# The page's word for a refusal by the limit on report jobs per account.
+TOO_MANY_REPORTS = _(
+    "Your account has asked for too many reports in a short time. Try again in %(minutes)d min."
+)
 
 # How many of the latest reports the page lists.
 RECENT_REPORTS = 20
@@ -112,26 +119,67 @@ def query_flags(
     )
 
 
-@router.get("/analysts", response_class=HTMLResponse)
-def analysts_page(page: Page, conn: Conn, analyst: Analyst) -> Response:
-    """Ask for a report, follow it, download its files; how to use the query API."""
+def _render(
+    page: PageContext, conn: Conn, status_code: int = 200, error: str | None = None
+) -> HTMLResponse:
     recent = reports.recent(conn, RECENT_REPORTS)
     return page.render(
         "analysts/analysts.html",
+        status_code=status_code,
         title=page.gettext(PAGE_TITLE),
         elections=public.elections(conn),
         reports=recent,
         pending=any(r.status in (ReportState.QUEUED, ReportState.RUNNING) for r in recent),
+        error=error,
     )
+
+
+def _refused(page: PageContext, conn: Conn, refusal: TooManyRequests) -> Response:
+    """The page again, saying in its language how long to wait (429, Retry-After)."""
+    minutes = max(1, math.ceil(refusal.retry_after / 60))
+    response = _render(page, conn, 429, page.gettext(TOO_MANY_REPORTS, minutes=minutes))
+    response.headers.update(refusal.headers())
+    return response
+
+
+@router.get("/analysts", response_class=HTMLResponse)
+def analysts_page(page: Page, conn: Conn, analyst: Analyst) -> Response:
+    """Ask for a report, follow it, download its files; how to use the query API."""
+    return _render(page, conn)
 
 
 @router.post("/analysts/reports", response_class=HTMLResponse)
 def ask_for_report(
+    page: Page,
     conn: Conn,
+    settings: AppSettings,
     job_queue: JobQueue,
     analyst: Analyst,
     election_id: Annotated[str, Form()],
 ) -> Response:
-    """Ask for an election's report from the page; back to the page, which follows it."""
-    jobs.start(conn, job_queue, election_id)  # ElectionNotFound: 404
+    """Ask for an election's report from the page; back to the page, which follows it
+    (429 with the page saying how long to wait, past the limit per account)."""
+    try:
+        # ElectionNotFound: 404
+        jobs.start(conn, job_queue, election_id, jobs.account_limit(settings, analyst))
+    except TooManyRequests as refusal:
+        return _refused(page, conn, refusal)
+    return RedirectResponse("/analysts", status_code=303)
+
+
+@router.post("/analysts/reports/{report_id}/retry", response_class=HTMLResponse)
+def retry_report_from_page(
+    report_id: uuid.UUID,
+    page: Page,
+    conn: Conn,
+    settings: AppSettings,
+    job_queue: JobQueue,
+    analyst: Analyst,
+) -> Response:
+    """Try a failed report again from the page (as POST /v1/reports/{id}/retry: 404
+    for no such report, 409 for one that has not failed); back to the page."""
+    try:
+        jobs.retry_failed(conn, job_queue, report_id, jobs.account_limit(settings, analyst))
+    except TooManyRequests as refusal:
+        return _refused(page, conn, refusal)
     return RedirectResponse("/analysts", status_code=303)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from api.accounts.schemas import Principal, Role
 from api.deps import AppSettings, Conn, JobQueue, require
-from api.errors import Conflict, NotFound
+from api.errors import NotFound
 from api.reports import jobs, service
 from api.reports.schemas import Report, ReportStatus
 
@@ -34,13 +34,25 @@ def _answer(request: Request, report: Report) -> ReportStatus:
     )
 
 
-@router.post("/v1/elections/{election_id}/reports", status_code=202)
+# Report jobs are limited per account (GOLOS_REPORTS_PER_ACCOUNT).
+LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many reports asked for by this account (Retry-After)"}
+}
+
+
+@router.post("/v1/elections/{election_id}/reports", status_code=202, responses=LIMITED)
 def request_report(
-    election_id: str, request: Request, conn: Conn, job_queue: JobQueue, analyst: Analyst
+    election_id: str,
+    request: Request,
+    conn: Conn,
+    settings: AppSettings,
+    job_queue: JobQueue,
+    analyst: Analyst,
 ) -> ReportStatus:
     """Start generating the election's report (report/1) in the background."""
     # A plain route: FastAPI runs it in its thread pool (see jobs.start).
-    report = jobs.start(conn, job_queue, election_id)  # ElectionNotFound: 404
+    per_account = jobs.account_limit(settings, analyst)
+    report = jobs.start(conn, job_queue, election_id, per_account)  # ElectionNotFound: 404
     return _answer(request, report)
 
 
@@ -54,17 +66,19 @@ def report_status(
     return _answer(request, report)
 
 
-@router.post("/v1/reports/{report_id}/retry", status_code=202)
+@router.post("/v1/reports/{report_id}/retry", status_code=202, responses=LIMITED)
 def retry_report(
-    report_id: uuid.UUID, request: Request, conn: Conn, job_queue: JobQueue, analyst: Analyst
+    report_id: uuid.UUID,
+    request: Request,
+    conn: Conn,
+    settings: AppSettings,
+    job_queue: JobQueue,
+    analyst: Analyst,
 ) -> ReportStatus:
     """Generate a failed report again (409 for a report that has not failed)."""
-    report = jobs.retry(conn, job_queue, report_id)
-    if report is not None:
-        return _answer(request, report)
-    if service.get(conn, report_id) is None:
-        raise NotFound("report_id", "no such report")
-    raise Conflict("report_id", "only a failed report can be retried")
+    per_account = jobs.account_limit(settings, analyst)
+    report = jobs.retry_failed(conn, job_queue, report_id, per_account)  # 404, 409
+    return _answer(request, report)
 
 
 @router.get("/v1/reports/{report_id}/files/{name}", name="report_file")

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import ratelimit
-from infra.ratelimit import Decision, Exceeded, Limit, decide, network_key, network_prefix
+from infra.ratelimit import (
+    Decision,
+    Exceeded,
+    Limit,
+    account_key,
+    decide,
+    network_key,
+    network_prefix,
+)
 
 HOUR = Limit("test", 6, 3600)
 
@@ -77,6 +85,15 @@ def test_a_network_is_its_24_or_48_and_is_kept_only_as_a_keyed_hash() -> None:
     assert same == network_key(secret, "203.0.113.250") != network_key(secret, "203.0.114.5")
     assert same != network_key(b"j" * 32, "203.0.113.5") and len(same) == 16
     assert b"203.0.113" not in same
+
+
+def test_an_account_is_kept_only_as_a_keyed_hash_of_its_user_id() -> None:
+    secret = b"k" * 32
+    key = account_key(secret, 7)
+    assert key == account_key(secret, 7) != account_key(secret, 8)
+    assert key != account_key(b"j" * 32, 7) and len(key) == 16
+    # Not the hash a network or another account's number could collide with.
+    assert key != network_key(secret, "7")
 
 
 def _hits(conn: psycopg.Connection) -> list[tuple[str, int]]:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.accounts import service as accounts
 from api.deps import SESSION_COOKIE
+from api.reports import repository as reports_repository
 from api.worker import run_worker
 from tally.vocab import DISCREPANCY_COLUMNS
 
@@ -90,3 +91,67 @@ def test_asking_from_a_browser_needs_the_pages_csrf_token(
     )
     assert sent.status_code == 303
     assert client.get("/analysts").text.count('data-status="queued"') == 1
+
+
+def _session(conn: psycopg.Connection, client: TestClient, account: Callable, name: str) -> str:
+    """Logs ``client`` in as a new analyst with a browser session; the page's CSRF token."""
+    account("analyst", username=name)
+    session = accounts.login(conn, name, PASSWORD, session_hours=1)
+    conn.commit()
+    client.cookies.set(SESSION_COOKIE, session)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/analysts").text)
+    assert token is not None
+    return token.group(1)
+
+
+def test_a_failed_report_is_tried_again_from_the_page(
+    conn: psycopg.Connection, client: TestClient, account: Callable
+) -> None:
+    token = _session(conn, client, account, "ana")
+    client.cookies.set("golos_lang", "ru")
+    client.post(
+        "/analysts/reports",
+        data={"election_id": "by-2020-president", "csrf_token": token},
+        follow_redirects=False,
+    )
+    [(report_id,)] = conn.execute("SELECT id FROM reports").fetchall()
+    conn.commit()
+    retry = f"/analysts/reports/{report_id}/retry"
+    assert f'action="{retry}"' not in client.get("/analysts").text  # queued: nothing to retry
+    not_failed = client.post(retry, data={"csrf_token": token}, follow_redirects=False)
+    assert not_failed.status_code == 409
+
+    reports_repository.mark_failed(conn, report_id, "broken")
+    conn.commit()
+    page = client.get("/analysts").text
+    form = re.search(rf'<form method="post" action="{retry}"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None
+    assert 'name="csrf_token"' in form.group(1) and "Попробовать снова" in form.group(1)
+    assert client.post(retry, follow_redirects=False).status_code == 403  # no CSRF token
+    again = client.post(retry, data={"csrf_token": token}, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/analysts"
+    page = client.get("/analysts").text
+    assert 'data-status="queued"' in page and f'action="{retry}"' not in page
+
+
+def test_the_page_says_in_its_language_when_an_account_asked_for_too_many(
+    conn: psycopg.Connection, client: TestClient, account: Callable, limits: Callable
+) -> None:
+    limits(reports_per_account=1)
+    token = _session(conn, client, account, "ana")
+    client.cookies.set("golos_lang", "be")
+    form = {"election_id": "by-2020-president", "csrf_token": token}
+    assert client.post("/analysts/reports", data=form, follow_redirects=False).status_code == 303
+    refused = client.post("/analysts/reports", data=form, follow_redirects=False)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2 * 3600
+    assert "заказаў занадта шмат справаздач" in refused.text
+    assert refused.text.count('data-status="queued"') == 1  # nothing more was queued
+    [(report_id,)] = conn.execute("SELECT id FROM reports").fetchall()
+    reports_repository.mark_failed(conn, report_id, "broken")
+    conn.commit()
+    retried = client.post(
+        f"/analysts/reports/{report_id}/retry", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert retried.status_code == 429 and "заказаў занадта шмат" in retried.text
+    assert 'data-status="failed"' in retried.text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from datetime import datetime
@@ -24,6 +23,7 @@ from api.accounts import repository
 from api.accounts.schemas import ACCOUNT_ROLES, Principal, Role, TokenInfo, User, Via
 from api.audit import service as audit
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
+from infra import ratelimit
 
 _hasher = PasswordHasher()
 
@@ -114,15 +114,11 @@ def set_disabled(conn: psycopg.Connection, username: str, disabled: bool, *, act
 
 
 def network_key(secret: bytes, host: str | None) -> bytes:
-    """What the rate limit keeps of a caller's address: a keyed hash of its network
-    (the /24 of an IPv4 address, the /48 of an IPv6 one), never the address. Pure."""
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:
-        prefix = host or ""
-    else:
-        bits = 24 if address.version == 4 else 48
-        prefix = str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+    """What the login limit keeps of a caller's address: a keyed hash of its network
+    (infra.ratelimit.network_prefix: the /24 or /48), never the address; hashed
+    under its own label, so a login row and a submission-limit row of one network
+    cannot be matched. Pure."""
+    prefix = ratelimit.network_prefix(host)
     return hmac.new(secret, f"login-network\x00{prefix}".encode(), hashlib.sha256).digest()[:16]
 
 

@@ -122,18 +122,22 @@ def network_prefix(host: str | None) -> str:
     return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
 
 
+def keyed_hash(secret: bytes, label: str, value: str) -> bytes:
+    """The 16-byte key a limit keeps for ``value``: HMAC-SHA256 under the platform's
+    secret, labelled so that keys of different kinds never match. Pure."""
+    return hmac.new(secret, f"{label}\x00{value}".encode(), hashlib.sha256).digest()[:16]
+
+
 def network_key(secret: bytes, host: str | None) -> bytes:
     """What a limit keeps of a caller's address: a keyed hash of its network, never the
     address (without the key, the 2^24 IPv4 networks could all be tried). Pure."""
-    message = f"rate-limit-network\x00{network_prefix(host)}".encode()
-    return hmac.new(secret, message, hashlib.sha256).digest()[:16]
+    return keyed_hash(secret, "rate-limit-network", network_prefix(host))
 
 
 def account_key(secret: bytes, user_id: int) -> bytes:
     """What a limit keeps of an account: a keyed hash of its user id, like any other
     key in the table (no row names an account by itself). Pure."""
-    message = f"rate-limit-account\x00{user_id}".encode()
-    return hmac.new(secret, message, hashlib.sha256).digest()[:16]
+    return keyed_hash(secret, "rate-limit-account", str(user_id))
 
 
 # --- the table rate_limits (migration 0012) ---------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import re
 import secrets
 from datetime import datetime
@@ -118,8 +117,7 @@ def network_key(secret: bytes, host: str | None) -> bytes:
     (infra.ratelimit.network_prefix: the /24 or /48), never the address; hashed
     under its own label, so a login row and a submission-limit row of one network
     cannot be matched. Pure."""
-    prefix = ratelimit.network_prefix(host)
-    return hmac.new(secret, f"login-network\x00{prefix}".encode(), hashlib.sha256).digest()[:16]
+    return ratelimit.keyed_hash(secret, "login-network", ratelimit.network_prefix(host))
 
 
 def login(

@@ -148,7 +148,7 @@ def flags(
         after_id = int(after)
     _check_area(conn, election_id, region, district)
     precinct_ids = (
-        elections.precinct_ids_where(conn, election_id, region, district)
+        elections.precinct_ids_in(conn, election_id, region, district)
         if region is not None or district is not None
         else None
     )
@@ -166,21 +166,9 @@ def flags(
     places = elections.precinct_regions(conn, election_id, sorted({f.precinct_id for f in page}))
     items = [
         FlagRecord(
-            id=f.id,
-            precinct_id=f.precinct_id,
+            **f._asdict(),
             region=places.get(f.precinct_id, ("", ""))[0],
             district=places.get(f.precinct_id, ("", ""))[1],
-            flag=f.flag,
-            kind=f.kind,
-            option=f.option,
-            source=f.source,
-            crowd=f.crowd,
-            official=f.official,
-            statistic=f.statistic,
-            p_value=f.p_value,
-            q_value=f.q_value,
-            detail=f.detail,
-            review_status=f.review_status,
         )
         for f in page
     ]

@@ -751,22 +751,6 @@ def precinct_places_page(
     return [_place(row) for row in conn.execute(query, [*params, limit])]
 
 
-def precinct_ids_where(
-    conn: psycopg.Connection, election_id: str, region: str | None, district: str | None
-) -> list[str]:
-    """The ids of the stations of a region and/or district."""
-    conditions = ["election_id = %s"]
-    params: list[Any] = [election_id]
-    if region is not None:
-        conditions.append("region = %s")
-        params.append(region)
-    if district is not None:
-        conditions.append("district = %s")
-        params.append(district)
-    query = "SELECT id FROM precincts WHERE " + " AND ".join(conditions)
-    return [row[0] for row in conn.execute(query, params)]
-
-
 def precinct_regions(
     conn: psycopg.Connection, election_id: str, precinct_ids: Sequence[str]
 ) -> dict[str, tuple[str, str]]:

@@ -39,7 +39,6 @@ from api.review.schemas import (
 )
 from api.submissions.schemas import Reason
 from api.web import Page, PageContext
-from infra.pages import translations
 from tally.vocab import Flag, FlagKind, ReviewStatus
 
 router = APIRouter(tags=["review"])
@@ -59,8 +58,7 @@ PHOTO_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options":
 
 def _(message: str, page: PageContext, **values: object) -> str:
     """``message`` in the page's language (pybabel extracts ``_("...")``)."""
-    text = translations(page.lang).gettext(message)
-    return text % values if values else text
+    return page.gettext(message, **values)
 
 
 def _see(url: str, **query: str) -> RedirectResponse:

@@ -29,6 +29,7 @@ from datetime import datetime
 import psycopg
 
 from api.accounts.schemas import Principal, Role, Via
+from api.accounts.service import token_sha256
 from api.elections import repository as elections
 from api.elections.schemas import ElectionNotFound
 from api.errors import Conflict, GolosError, Invalid, NotFound, ServiceUnavailable, TooManyRequests
@@ -83,11 +84,6 @@ def check_phone(phone: str) -> str:
 def code_hash(secret: bytes, challenge_id: uuid.UUID, code: str) -> bytes:
     """What the database keeps of a code. Pure."""
     return hmac.new(secret, f"{challenge_id}\x00{code}".encode(), hashlib.sha256).digest()
-
-
-def token_sha256(token: str) -> bytes:
-    """What the database keeps of a device token. Pure."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 def _check_election(conn: psycopg.Connection, election_id: str) -> None:

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -32,6 +32,7 @@ from api.elections.formats import (
 )
 from api.elections.repository import lock_election, option_ids
 from api.elections.schemas import Election, ElectionNotFound, ImportResult, LoadResult
+from api.errors import Conflict, NotFound
 from infra.progress import SILENT, Progress
 from infra.storage import PhotoStore
 from ocr.template import LoadedTemplate, TemplateError, load_template
@@ -237,6 +238,19 @@ def _store_official(
     progress.stage("store official votes", len(rows))
     repository.copy_official_votes(conn, ids.import_id, _reporting(rows, progress))
     return ImportResult(election_id, ids.import_id, len(rows), ids.replaced_import_id)
+
+
+def photo_ballot_template(conn: psycopg.Connection, election_id: str) -> dict[str, Any]:
+    """The ballot template (JSON) of an election that takes ballot photos: NotFound
+    for an unknown election, Conflict for one without a ballot template (the voters'
+    verification and the upload refuse both the same way)."""
+    try:
+        template = repository.ballot_template_json(conn, election_id)
+    except ElectionNotFound:
+        raise NotFound("election_id", f"unknown election {election_id!r}") from None
+    if template is None:
+        raise Conflict("election_id", f"election {election_id!r} does not accept ballot photos")
+    return template
 
 
 def get_election(conn: psycopg.Connection, election_id: str) -> Election:

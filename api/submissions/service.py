@@ -23,7 +23,7 @@ import psycopg
 
 from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
-from api.elections.schemas import ElectionNotFound
+from api.elections.service import photo_ballot_template
 from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests
 from api.submissions import repository
 from api.submissions.schemas import NewSubmission, SubmissionStatus
@@ -130,12 +130,7 @@ def accept(
     if (earlier := _existing(conn, sid, digest)) is not None:
         return earlier, False
 
-    try:
-        template = elections.ballot_template_json(conn, new.election_id)
-    except ElectionNotFound:
-        raise NotFound("election_id", f"unknown election {new.election_id!r}") from None
-    if template is None:
-        raise Conflict("election_id", f"election {new.election_id!r} does not accept ballot photos")
+    template = photo_ballot_template(conn, new.election_id)
     if not elections.precinct_exists(conn, new.election_id, new.precinct_id):
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, template)

@@ -30,9 +30,8 @@ import psycopg
 
 from api.accounts.schemas import Principal, Role, Via
 from api.accounts.service import token_sha256
-from api.elections import repository as elections
-from api.elections.schemas import ElectionNotFound
-from api.errors import Conflict, GolosError, Invalid, NotFound, ServiceUnavailable, TooManyRequests
+from api.elections.service import photo_ballot_template
+from api.errors import GolosError, Invalid, NotFound, ServiceUnavailable, TooManyRequests
 from api.voters import repository
 from api.voters.schemas import ChallengeSent, DeviceToken
 from api.voters.verifiers import Verifier, VerifierUnavailable
@@ -87,12 +86,7 @@ def code_hash(secret: bytes, challenge_id: uuid.UUID, code: str) -> bytes:
 
 
 def _check_election(conn: psycopg.Connection, election_id: str) -> None:
-    try:
-        template = elections.ballot_template_json(conn, election_id)
-    except ElectionNotFound:
-        raise NotFound("election_id", f"unknown election {election_id!r}") from None
-    if template is None:
-        raise Conflict("election_id", f"election {election_id!r} does not accept ballot photos")
+    photo_ballot_template(conn, election_id)
 
 
 def start_verification(

@@ -28,6 +28,7 @@ from api.web import STATIC_DIR, error_page, is_page_request
 from api.worker import queue_app
 from infra import db
 from infra.settings import get_settings
+from infra.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,15 @@ def create_app() -> FastAPI:
             return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
         log.warning("database unavailable on %s: %s", request.url.path, exc)
         answer = _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
+        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        """The photo store is full or out of reach: 503 with Retry-After; nothing of
+        the request was stored (its transaction rolled back, no file left)."""
+        log.error("photo store unavailable on %s: %s", request.url.path, exc)
+        answer = _answer(ServiceUnavailable("photo", "photos cannot be stored now; retry later"))
         answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return answer
 

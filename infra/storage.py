@@ -13,6 +13,7 @@ the hour, and reading a photo leaves its access time alone. The inode's change t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -33,6 +34,21 @@ TIME_GRANULARITY_SECONDS = 3600
 def coarse_time(now: float) -> int:
     """``now`` (Unix seconds) cut down to the hour it falls in. Pure."""
     return int(now // TIME_GRANULARITY_SECONDS) * TIME_GRANULARITY_SECONDS
+
+
+class StoreUnavailable(Exception):
+    """The photo store cannot take a photo now (its disk is full, the object store is
+    out of reach): nothing was stored under the key, and the request may be retried
+    later (the API answers 503 with Retry-After)."""
+
+
+# Errors of a store that is full or out of reach, not of a bad photo or a bug.
+_UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def unavailable(exc: OSError) -> bool:
+    """Whether an error writing a photo means "the store cannot take it now". Pure."""
+    return exc.errno in _UNAVAILABLE_ERRNOS
 
 
 class PhotoStore(Protocol):
@@ -60,11 +76,20 @@ class LocalPhotoStore:
         # photo under its key. Durable: the rename is synced with its directory, so a
         # crash cannot lose a photo whose submission is already committed. Two uploads
         # of one photo at once both write the same bytes; the second rename is harmless.
-        with atomic_writer(path, "wb", permissions=0o600, durable=True) as handle:
-            handle.write(data)
-            handle.flush()  # the last write: nothing changes the times set next
-            # Dated before the rename: the file never shows its precise time under its key.
-            os.utime(handle.fileno(), (hour, hour))
+        try:
+            with atomic_writer(path, "wb", permissions=0o600, durable=True) as handle:
+                handle.write(data)
+                handle.flush()  # the last write: nothing changes the times set next
+                # Dated before the rename: the file never shows its precise time under
+                # its key.
+                os.utime(handle.fileno(), (hour, hour))
+        except OSError as exc:
+            # atomic_writer has removed its temporary file: nothing half-written stays.
+            if unavailable(exc):
+                raise StoreUnavailable(
+                    f"the photo store cannot take photos: {exc.strerror}"
+                ) from exc
+            raise
         # Adding an entry dated the folders to the moment too (both levels, and the
         # root when a first-level folder was made). Where feasible: a folder someone
         # else owns (a root made by an administrator) cannot be redated by us, and the

@@ -25,7 +25,7 @@ from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
 from api.elections.service import photo_ballot_template
 from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests
-from api.submissions import repository
+from api.submissions import abuse, repository
 from api.submissions.schemas import NewSubmission, SubmissionStatus
 from infra import ratelimit
 from infra.storage import PhotoStore
@@ -138,7 +138,7 @@ def accept(
     conn.commit()  # only reads so far; the limits count in a transaction of their own
     hits = _count(conn, voter, network, per_voter, per_network)
     try:
-        status, created = _store(conn, store, new, sid, digest, max_bytes, max_pixels)
+        status, created = _store(conn, store, new, sid, digest, max_bytes, max_pixels, network)
     except BaseException:
         ratelimit.give_back(conn, hits)
         raise
@@ -175,6 +175,7 @@ def _store(
     digest: str,
     max_bytes: int,
     max_pixels: int,
+    network: bytes,
 ) -> tuple[SubmissionStatus, bool]:
     """Strip the photo, then record the submission and store the photo in one
     transaction; (its status, whether it is new)."""
@@ -202,6 +203,14 @@ def _store(
             assert concurrent is not None
             return concurrent, False
         repository.claim_photo(conn, new.election_id, key, sid)
+        abuse.record_arrival(
+            conn,
+            submission_id=sid,
+            election_id=new.election_id,
+            precinct_id=new.precinct_id,
+            voter_key=voter,
+            network=network,
+        )
         # Written last, inside the transaction: a refused request leaves no photo.
         stored = store.put(clean.jpeg)
         assert stored == key

@@ -1,9 +1,15 @@
-"""Decoding of untrusted image uploads.
+"""Checking and decoding untrusted image uploads.
 
 Every byte here comes from a stranger's phone (or from someone pretending to be
-one), so decoding is defensive: a whitelist of formats, size and pixel caps checked
-before any pixel is decoded, truncated files refused, and re-encoding to a fresh
-JPEG so that no metadata (GPS position, device serials, comments) survives.
+one), so it is handled defensively: a whitelist of formats, size and pixel caps
+checked from the header before any pixel is decoded, truncated files refused when
+decoded, and no metadata (GPS position, device serials, comments) kept.
+
+On upload (``prepare_photo``) a JPEG or PNG is not decoded at all: its metadata
+segments are dropped (``ocr.strip``) and its EXIF orientation is returned, to be
+applied when the worker decodes it (``decode_gray(orientation=...)``). Other
+formats (WEBP, HEIC) and the rare JPEGs that cannot be stripped losslessly are
+re-encoded to a fresh, upright JPEG (``sanitize_photo``).
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile, ImageOps
+
+from ocr import strip
 
 # HEIF is what iPhones take (HEIC: HEVC-coded HEIF), decoded by pillow-heif's
 # libheif. Only the primary image is opened: no thumbnails, depth maps or auxiliary
@@ -192,14 +201,118 @@ def sanitize_photo(
     )
 
 
+# EXIF orientation -> the transposition that makes the picture upright (as
+# ImageOps.exif_transpose does).
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# What ImageRejected reasons mean "these bytes do not decode to a picture" (as
+# opposed to "a picture we cannot read"): a stored photo that fails so in the
+# worker is rejected, as the upload would have been had it been decoded then.
+UNDECODABLE = frozenset(
+    {"not_an_image", "truncated_image", "too_many_pixels", "unsupported_format"}
+)
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """An upload made fit to store: no metadata byte left in ``data``."""
+
+    data: bytes
+    sha256: str
+    format: str  # "JPEG" or "PNG" (stripped) or "JPEG" (re-encoded)
+    width: int
+    height: int
+    orientation: int | None  # EXIF orientation (2..8) to apply when decoding; None: upright
+    reencoded: bool
+
+
+def _check_header(stripped: strip.Stripped, max_pixels: int, min_side: int) -> None:
+    width, height = stripped.width, stripped.height
+    if width <= 0 or height <= 0:
+        raise ImageRejected("not_an_image", "The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels",
+            f"The image has {width}x{height} pixels, more than the {max_pixels} allowed.",
+        )
+    if min(width, height) < min_side:
+        raise ImageRejected(
+            "too_small",
+            f"The image is {width}x{height} pixels; both sides must be at least {min_side}.",
+        )
+
+
+def prepare_photo(
+    data: bytes,
+    *,
+    max_bytes: int = 15_000_000,
+    max_pixels: int = 40_000_000,
+    min_side: int = 200,
+    decoding: AbstractContextManager[object] | None = None,
+) -> PreparedPhoto:
+    """Validate an upload from its header and remove its metadata, without decoding a
+    pixel for JPEG and PNG (``ocr.strip``); other formats, and JPEGs that cannot be
+    stripped losslessly, are re-encoded (``sanitize_photo``, which decodes, holding
+    ``decoding``: the caller's bound on how many decode at once). A broken container is
+    ``ImageRejected("malformed_image")``; pixels that do not decode are found later,
+    by whoever decodes the stored photo. Deterministic.
+    """
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            "too_large", f"The file is {len(data)} bytes, more than the {max_bytes} allowed."
+        )
+    try:
+        if data.startswith(strip.JPEG_SOI):
+            stripped = strip.strip_jpeg(data)
+        elif data.startswith(strip.PNG_SIGNATURE):
+            stripped = strip.strip_png(data)
+        else:
+            stripped = None
+    except strip.Malformed as exc:
+        raise ImageRejected("malformed_image", f"The image file is damaged: {exc}.") from exc
+    except strip.NotStrippable:
+        stripped = None
+    if stripped is None:
+        with decoding if decoding is not None else nullcontext():
+            clean = sanitize_photo(
+                data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side
+            )
+        return PreparedPhoto(
+            clean.jpeg, clean.sha256, "JPEG", clean.width, clean.height, None, reencoded=True
+        )
+    _check_header(stripped, max_pixels, min_side)
+    return PreparedPhoto(
+        stripped.data,
+        hashlib.sha256(stripped.data).hexdigest(),
+        stripped.format,
+        stripped.width,
+        stripped.height,
+        stripped.orientation,
+        reencoded=False,
+    )
+
+
 def decode_gray(
-    data: bytes, *, max_pixels: int = 40_000_000, max_side: int | None = None
+    data: bytes,
+    *,
+    max_pixels: int = 40_000_000,
+    max_side: int | None = None,
+    orientation: int | None = None,
 ) -> np.ndarray:
     """Decode an upload to an upright uint8 grayscale array.
 
     With `max_side`, a JPEG is decoded at a reduced DCT scale when that still
     leaves at least `max_side` pixels on the long side: far cheaper than
-    decoding a 4000-px photo in full only to shrink it.
+    decoding a 4000-px photo in full only to shrink it. `orientation` is the EXIF
+    orientation read before the file was stripped (``prepare_photo``); without it,
+    the file's own EXIF orientation, if any, is applied.
     """
     img = _open_checked(data, max_pixels)
     if max_side is not None and img.format == "JPEG":
@@ -208,7 +321,25 @@ def decode_gray(
         factor = max(1.0, max(width, height) / max_side)
         img.draft("L", (int(width / factor) + 1, int(height / factor) + 1))
     _load_fully(img)
-    img = _upright(img)
+    if orientation is None:
+        img = _upright(img)
+    elif orientation in _ORIENT:
+        img = img.transpose(_ORIENT[orientation])
     if img.mode != "L":
         img = _to_rgb(img).convert("L")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def upright_photo(data: bytes, orientation: int | None, *, max_pixels: int = 40_000_000) -> bytes:
+    """A stored photo as a person should see it: ``data`` itself when it is upright
+    (``orientation`` None), else decoded, turned by its EXIF ``orientation`` (kept in
+    the submission's row since the file was stripped) and re-encoded as a JPEG. For
+    showing a photo (the review pages), never for storing one."""
+    if orientation not in _ORIENT:
+        return data
+    img = _open_checked(data, max_pixels)
+    _load_fully(img)
+    fresh = _to_rgb(img.transpose(_ORIENT[orientation]))
+    buf = io.BytesIO()
+    fresh.save(buf, "JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()

@@ -140,7 +140,7 @@ async def submit(
     twice; the same id with other content (or from another voter) is refused. New
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
-    # blocking work (decoding the photo, the database) runs in the thread pool.
+    # blocking work (stripping the photo, the database) runs in the thread pool.
     fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
     new = _new_submission(fields, voter)
     # The caller's network, as a keyed hash only (its address is never kept).
@@ -159,11 +159,14 @@ async def submit(
                 network=network,
                 per_voter=settings.limit(ratelimit.Scope.SUBMISSION_VOTER),
                 per_network=settings.limit(ratelimit.Scope.SUBMISSION_NETWORK),
+                job_queue=job_queue,  # a new submission's job is queued as it is stored
             )
 
     status, created = await run_in_threadpool(accept)
-    if created or status.status == Status.RECEIVED:
-        # On a replay too: the first request may have been stored but not queued.
+    if not created and status.status == Status.RECEIVED:
+        # A replay: its job may have been taken by a worker that died, or be done with
+        # the submission decided meanwhile; queueing it again is harmless (the
+        # queueing lock keeps one waiting, the pipeline is idempotent).
         await jobs.enqueue(job_queue, status.submission_id)
     if not created:
         response.status_code = 200

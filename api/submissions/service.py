@@ -1,7 +1,8 @@
 """Accepting a voter's ballot photo.
 
-The upload path does only cheap work: validate, strip metadata by re-encoding,
-store the photo under its hash, record the submission. Reading happens in workers
+The upload path does only cheap work: validate from the header, strip the
+metadata (without decoding JPEG and PNG: ``ocr.images.prepare_photo``), store the
+photo under its hash, record the submission. Reading happens in workers
 (``jobs`` -> ``pipeline``). Every refusal is an ``api.errors`` error naming the
 field at fault; nothing is stored then.
 
@@ -16,23 +17,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from procrastinate.manager import JobManager
+from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
 
 from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
 from api.elections.service import photo_ballot_template
 from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests
-from api.submissions import abuse, repository
-from api.submissions.schemas import NewSubmission, SubmissionStatus
-from infra import ratelimit
+from api.submissions import abuse, jobs, repository
+from api.submissions.schemas import NewSubmission, Status, SubmissionStatus
+from infra import queue, ratelimit
 from infra.storage import PhotoStore
-from ocr.images import ImageRejected, sanitize_photo
+from ocr.images import ImageRejected, prepare_photo
 
-# Decoding a photo takes up to a few hundred MB for the largest accepted ones:
-# bound how many requests do it at once.
+# Re-encoding a photo (WEBP, HEIC, the rare JPEG that cannot be stripped) decodes
+# it, which takes up to a few hundred MB for the largest accepted ones: bound how
+# many requests do it at once. JPEG and PNG are stripped without decoding.
 _decoding = threading.BoundedSemaphore(2)
 # The reader's refusals that are about size, answered 413 rather than 422.
 _TOO_LARGE = ("too_large", "too_many_pixels")
@@ -115,6 +121,7 @@ def accept(
     network: bytes = b"",
     per_voter: ratelimit.Limit | None = None,
     per_network: ratelimit.Limit | None = None,
+    job_queue: queue.App | None = None,
 ) -> tuple[SubmissionStatus, bool]:
     """Record a submission; returns its status and whether it is new.
 
@@ -122,29 +129,109 @@ def accept(
     is never counted twice, nor against the limits. ``per_voter`` limits the voter's
     new submissions, ``per_network`` those from ``network`` (a
     ``ratelimit.network_key``); None: no limit. ``conn`` holds nothing uncommitted
-    when called (the limits count in a transaction of their own).
+    when called (the limits count in a transaction of their own). With
+    ``job_queue``, a new submission's job is queued in the transaction that stores
+    it (one commit for both; the caller queues it otherwise).
+
+    Round trips to the database for a new submission, besides the limits' and the
+    quarantine's (``abuse.record_arrival``): the id's lookup (outside any
+    transaction), then one transaction: BEGIN, the lock, the row and the photo's
+    owner in one statement, the job, COMMIT. The election's ballot options and
+    stations come from a per-process cache (``_election``). (Pipeline mode was
+    measured: its extra syncs cost more CPU than the BEGIN it saves.)
     """
     sid = _parse_submission_id(new.submission_id)
     voter = new.voter_key
     digest = request_digest(new, voter)
-    if (earlier := _existing(conn, sid, digest)) is not None:
-        return earlier, False
-
-    template = photo_ballot_template(conn, new.election_id)
-    if not elections.precinct_exists(conn, new.election_id, new.precinct_id):
+    # Only reads so far, each a statement of its own: no BEGIN, no COMMIT (and
+    # nothing held open: the limits count in a transaction of their own).
+    conn.autocommit = True
+    try:
+        earlier = _existing(conn, sid, digest)
+        if earlier is not None:
+            return earlier, False
+        election = _election(conn, new.election_id, new.precinct_id, new.declared_choice)
+    finally:
+        conn.autocommit = False
+    if new.precinct_id not in election.precincts:
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
-    check_choice(new.declared_choice, template)
+    check_choice(new.declared_choice, election.template)
 
-    conn.commit()  # only reads so far; the limits count in a transaction of their own
     hits = _count(conn, voter, network, per_voter, per_network)
     try:
-        status, created = _store(conn, store, new, sid, digest, max_bytes, max_pixels, network)
+        status, created = _store(
+            conn, store, new, sid, digest, max_bytes, max_pixels, network, job_queue
+        )
     except BaseException:
         ratelimit.give_back(conn, hits)
         raise
     if not created:
         ratelimit.give_back(conn, hits)
     return status, created
+
+
+# --- the election's ballot options and stations, cached per process ---------------
+#
+# Every upload checks its station and declared choice against the election. Both
+# change only when an election is (re)loaded (``golos election load``), an
+# administrator's act before voting opens, and a reload only adds: precincts are
+# upserted, never deleted, and a ballot template once set is never removed
+# (api.elections.repository.upsert_election). So a positive answer stays right, and
+# only positive answers are served from the cache: a station or an option the cache
+# does not know is looked up again at once (a station added by a reload is never
+# refused because of the cache), and an entry is dropped after ELECTION_CACHE_SECONDS
+# so that a reload that changes the options is seen by every API process within that
+# time. Meanwhile a choice is checked against the options it was sent for; the
+# worker reads the photo against the current template whatever the cache said (a
+# ballot whose marks differ from the declared choice goes to a person).
+
+ELECTION_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Election:
+    template: dict[str, Any]  # the ballot template (its options and max_marks)
+    options: frozenset[str]
+    precincts: frozenset[str]
+    expires: float  # time.monotonic()
+
+
+_elections: dict[str, _Election] = {}
+_elections_lock = threading.Lock()
+
+
+def _election(
+    conn: psycopg.Connection, election_id: str, precinct_id: str, choice: list[str]
+) -> _Election:
+    """The election's ballot template and stations: NotFound for an unknown election,
+    Conflict for one without a ballot template (``photo_ballot_template``). From the
+    cache only when it knows the station and every option of ``choice``."""
+    now = time.monotonic()
+    with _elections_lock:
+        cached = _elections.get(election_id)
+    if (
+        cached is not None
+        and cached.expires > now
+        and precinct_id in cached.precincts
+        and cached.options.issuperset(choice)
+    ):
+        return cached
+    template = photo_ballot_template(conn, election_id)
+    fresh = _Election(
+        template,
+        frozenset(str(o["id"]) for o in template["options"]),
+        frozenset(elections.precinct_ids(conn, election_id)),
+        now + ELECTION_CACHE_SECONDS,
+    )
+    with _elections_lock:
+        _elections[election_id] = fresh
+    return fresh
+
+
+def forget_elections() -> None:
+    """Empty the cache of elections (after an election is loaded in this process)."""
+    with _elections_lock:
+        _elections.clear()
 
 
 def _count(
@@ -176,13 +263,15 @@ def _store(
     max_bytes: int,
     max_pixels: int,
     network: bytes,
+    job_queue: queue.App | None,
 ) -> tuple[SubmissionStatus, bool]:
-    """Strip the photo, then record the submission and store the photo in one
-    transaction; (its status, whether it is new)."""
+    """Strip the photo, then record the submission (and queue its job) and store the
+    photo in one transaction; (its status, whether it is new)."""
     voter = new.voter_key
     try:
-        with _decoding:
-            clean = sanitize_photo(new.photo, max_bytes=max_bytes, max_pixels=max_pixels)
+        clean = prepare_photo(
+            new.photo, max_bytes=max_bytes, max_pixels=max_pixels, decoding=_decoding
+        )
     except ImageRejected as exc:
         error = TooLarge if exc.reason in _TOO_LARGE else Invalid
         raise error("photo", exc.reason + ": " + str(exc)) from exc
@@ -190,19 +279,26 @@ def _store(
     key = clean.sha256
     with conn.transaction():
         # A retry of a request still being stored is told so, not made to wait.
-        if not repository.try_lock_request(conn, sid):
+        locked, inserted = repository.insert_received(
+            conn,
+            sid,
+            new.election_id,
+            new.precinct_id,
+            new.declared_choice,
+            digest,
+            key,
+            voter,
+            clean.orientation,
+        )
+        if not locked:
             raise Conflict(
                 "submission_id", "a request with this id is still being processed; retry"
             )
-        inserted = repository.insert(
-            conn, sid, new.election_id, new.precinct_id, new.declared_choice, digest, key, voter
-        )
         if not inserted:
             # The same id arrived concurrently and won; answer as for any retry.
             concurrent = _existing(conn, sid, digest)
             assert concurrent is not None
             return concurrent, False
-        repository.claim_photo(conn, new.election_id, key, sid)
         abuse.record_arrival(
             conn,
             submission_id=sid,
@@ -211,10 +307,37 @@ def _store(
             voter_key=voter,
             network=network,
         )
+        if job_queue is not None:
+            _queue_job(conn, job_queue, sid)
+        # As the row was just inserted (a hold is kept beside it, not in it).
+        status = SubmissionStatus(
+            submission_id=sid,
+            election_id=new.election_id,
+            precinct_id=new.precinct_id,
+            status=Status.RECEIVED,
+            reasons=[],
+            marks=None,
+        )
         # Written last, inside the transaction: a refused request leaves no photo.
-        stored = store.put(clean.jpeg)
+        stored = store.put(clean.data)
         assert stored == key
-    return get_status(conn, sid), True
+    return status, True
+
+
+# procrastinate's own statement for queueing jobs, run on the upload's connection
+# (its sync connector needs no pool of its own when handed a connection).
+_job_connector = SyncPsycopgConnector()
+
+
+def _queue_job(conn: psycopg.Connection, job_queue: queue.App, sid: uuid.UUID) -> None:
+    """Queue the new submission's job in the caller's transaction: it exists exactly
+    when the submission does, and a worker sees it once both are committed. (No job
+    can hold this id's queueing lock yet: the id was new a statement ago.)"""
+    deferrer = job_queue.configure_task(
+        jobs.PROCESS_TASK, queueing_lock=jobs.job_lock(sid), priority=jobs.BALLOT_PRIORITY
+    )
+    job = deferrer.make_new_job(submission_id=str(sid))
+    JobManager(_job_connector).defer_job(job, connection=conn)
 
 
 def check_choice(choice: list[str], template: dict[str, Any]) -> None:

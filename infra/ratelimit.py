@@ -258,3 +258,87 @@ def forget_expired(conn: psycopg.Connection, now: float | None = None) -> int:
         "DELETE FROM rate_limits WHERE expires_at <= to_timestamp(%s)", (moment,)
     )
     return deleted.rowcount
+
+
+# --- counting inside the caller's transaction (the quarantine) --------------------
+
+
+class Count(NamedTuple):
+    """A key's hits in the previous and the current fixed window, the new one included."""
+
+    previous: int
+    current: int
+
+
+def count_in_transaction(
+    conn: psycopg.Connection, limit: Limit, key: bytes, now: float | None = None
+) -> Count:
+    """Count one hit of (limit, key) in the caller's transaction, whatever the count,
+    and return the two windows' hits. Unlike ``take`` nothing is refused: the caller
+    decides (``beyond``) what a count over the limit means, and a rollback of its work
+    takes the hit back with it. The row stays locked until the caller commits, so
+    concurrent arrivals of one key see each other's hits."""
+    moment = time.time() if now is None else now
+    start = window_start(moment, limit.window_seconds)
+    # One statement (one round trip on the upload's path): the upsert, and the
+    # previous window's row beside it.
+    counted = conn.execute(
+        """
+        WITH counted AS (
+            INSERT INTO rate_limits AS r (scope, key, window_start, hits, expires_at)
+            VALUES (%(scope)s, %(key)s, to_timestamp(%(start)s), 1, to_timestamp(%(expires)s))
+            ON CONFLICT (scope, key, window_start) DO UPDATE SET hits = r.hits + 1
+            RETURNING hits
+        )
+        SELECT (SELECT hits FROM counted),
+               coalesce((SELECT hits FROM rate_limits WHERE scope = %(scope)s
+                         AND key = %(key)s AND window_start = to_timestamp(%(previous)s)), 0)
+        """,
+        {
+            "scope": limit.scope,
+            "key": key,
+            "start": start,
+            "expires": start + 2 * limit.window_seconds,
+            "previous": start - limit.window_seconds,
+        },
+    ).fetchone()
+    assert counted is not None
+    return Count(int(counted[1]), int(counted[0]))
+
+
+def beyond(limit: Limit, now: float, count: Count) -> bool:
+    """Whether ``count`` (the new hit included) goes beyond the limit's sliding
+    estimate at ``now``; never for a limit that is off. Pure."""
+    if limit.off:
+        return False
+    return count.current > room(limit, now, count.previous)
+
+
+def forget_expired_of(conn: psycopg.Connection, scopes: Sequence[str], now: float) -> int:
+    """Delete the expired counters of ``scopes`` in the caller's transaction, skipping
+    rows another transaction holds (a later sweep takes them): never waits, so it
+    cannot deadlock with a concurrent sweep; returns how many went."""
+    return conn.execute(
+        """
+        DELETE FROM rate_limits WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM rate_limits
+            WHERE scope = ANY(%s) AND expires_at <= to_timestamp(%s)
+            FOR UPDATE SKIP LOCKED))
+        """,
+        (list(scopes), now),
+    ).rowcount
+
+
+def current_count(conn: psycopg.Connection, limit: Limit, key: bytes, now: float) -> Count:
+    """The key's hits in the previous and the current fixed window at ``now``, as
+    counted so far (nothing counted)."""
+    start = window_start(now, limit.window_seconds)
+    rows: dict[int, int] = dict(
+        conn.execute(
+            "SELECT extract(epoch FROM window_start)::bigint, hits FROM rate_limits"
+            " WHERE scope = %s AND key = %s"
+            " AND window_start IN (to_timestamp(%s), to_timestamp(%s))",
+            (limit.scope, key, start - limit.window_seconds, start),
+        ).fetchall()
+    )
+    return Count(int(rows.get(start - limit.window_seconds, 0)), int(rows.get(start, 0)))

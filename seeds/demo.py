@@ -100,6 +100,7 @@ def command(
     # inherit these; a production setting given in the environment is kept.
     os.environ.setdefault("GOLOS_DEVELOPMENT", "1")
     os.environ.setdefault("GOLOS_SUBMISSIONS_PER_NETWORK", "0")
+    os.environ.setdefault("GOLOS_QUARANTINE_PER_NETWORK_STATION", "0")
     os.environ.setdefault("GOLOS_VERIFICATIONS_PER_NETWORK", "0")
     get_settings.cache_clear()
     settings = get_settings()

@@ -52,6 +52,9 @@ class Evidence:
     crowd_sources: Mapping[str, CrowdSource]  # imported tallies, by source name
     checks: Sequence[Check] = STANDARD_CHECKS  # the protocol's own relations
     single_choice: bool = True  # one mark per ballot: a source's votes are its voters
+    # Distinct verified voters behind the photo tally, per (precinct, option); None:
+    # not known (the flags then carry no identities).
+    photo_identities: Votes | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,12 @@ def proof_findings(evidence: Evidence) -> list[Finding]:
     """
     official = evidence.official_votes
     cast = {p: lines.get(ProtocolLine.BALLOTS_CAST) for p, lines in evidence.protocols.items()}
-    findings = crowd_exceeds_official(evidence.photo_tally, official, Source.PHOTOS)
+    findings = crowd_exceeds_official(
+        evidence.photo_tally,
+        official,
+        Source.PHOTOS,
+        identities=evidence.photo_identities,
+    )
     findings += crowd_exceeds_turnout(evidence.photo_voters, cast, Source.PHOTOS)
     for source, (level, counts) in sorted(evidence.crowd_sources.items()):
         findings += crowd_exceeds_official(counts, official, source, level)

@@ -35,6 +35,9 @@ class Finding:
     statistic: float | None = None
     p_value: float | None = None
     q_value: float | None = None
+    # How many distinct verified voters stand behind ``crowd`` (the platform's photos:
+    # distinct voter keys among the counted submissions); None where not known.
+    identities: int | None = None
 
     @property
     def kind(self) -> FlagKind:
@@ -79,9 +82,26 @@ def crowd_exceeds_official(
     official: Mapping[tuple[str, str], int | None],
     source: str = Source.PHOTOS,
     level: EvidenceLevel = EvidenceLevel.VERIFIED,
+    identities: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Finding]:
     """A finding for every (precinct, option) whose crowd votes exceed the official
-    votes. Precincts without a known official figure prove nothing."""
+    votes. Precincts without a known official figure prove nothing.
+
+    ``identities``, when given (the platform's photos), is how many distinct verified
+    voters stand behind each count: the finding carries it and its sentence says it.
+    One vote per voter makes it equal to the count of verified ballots; it is computed
+    apart (distinct voter keys) so that a reviewer sees who, not only how many.
+
+    No minimum of identities beyond the excess is asked for. The excess already is
+    that minimum: for the flag to be false, more verified voters than the protocol's
+    figure must have lied, each with a phone number verified for this election and
+    past the quarantine, which holds a burst from one network or at one station for
+    two observers instead of counting it. A fixed margin on top (say, five beyond the
+    official figure) would not raise that price where it matters, but it would hide
+    every falsification smaller than the margin, at the small stations where an
+    excess of one or two is the whole theft: the proof would then protect the
+    falsifier. The identities are shown so that observers can weigh a thin proof.
+    """
     level = EvidenceLevel(level)
     flag, _ = _CROWD_FLAGS[level]
     evidence = (
@@ -92,6 +112,8 @@ def crowd_exceeds_official(
         official_votes = official.get((precinct, option))
         if official_votes is None or count <= official_votes:
             continue
+        voters = None if identities is None else identities.get((precinct, option), 0)
+        backed = "" if voters is None else f" from {voters} distinct verified voters"
         findings.append(
             Finding(
                 precinct_id=precinct,
@@ -101,9 +123,10 @@ def crowd_exceeds_official(
                 crowd=count,
                 official=official_votes,
                 detail=(
-                    f"{count} {evidence} for {option} at {precinct} ({source}), "
+                    f"{count} {evidence}{backed} for {option} at {precinct} ({source}), "
                     f"but the official protocol gives it {official_votes}"
                 ),
+                identities=voters,
             )
         )
     return findings

@@ -32,6 +32,7 @@ class FlagRow(NamedTuple):
     q_value: float | None
     detail: str
     review_status: str
+    identities: int | None = None  # distinct verified voters behind ``crowd`` (photos)
 
 
 def count_ballot(
@@ -113,13 +114,14 @@ def store_flags(conn: psycopg.Connection, election_id: str, findings: Sequence[F
             conn.cursor() as cur,
             cur.copy(
                 "COPY fresh_flags (election_id, precinct_id, flag, kind, option_id, source, crowd,"
-                " official, statistic, p_value, q_value, detail) FROM STDIN"
+                " official, statistic, p_value, q_value, detail, identities) FROM STDIN"
             ) as copy,
         ):
             for f in findings:
                 copy.write_row(
                     (election_id, f.precinct_id, str(f.flag), str(f.kind), f.option, str(f.source),
-                     f.crowd, f.official, f.statistic, f.p_value, f.q_value, f.detail)
+                     f.crowd, f.official, f.statistic, f.p_value, f.q_value, f.detail,
+                     f.identities)
                 )  # fmt: skip
         conn.execute(
             """
@@ -135,17 +137,18 @@ def store_flags(conn: psycopg.Connection, election_id: str, findings: Sequence[F
         conn.execute(
             """
             INSERT INTO flags (election_id, precinct_id, flag, kind, option_id, source, crowd,
-                               official, statistic, p_value, q_value, detail)
+                               official, statistic, p_value, q_value, detail, identities)
             SELECT election_id, precinct_id, flag, kind, option_id, source, crowd, official,
-                   statistic, p_value, q_value, detail
+                   statistic, p_value, q_value, detail, identities
             FROM fresh_flags
             ON CONFLICT (election_id, precinct_id, flag, option_id, source) DO UPDATE SET
                 kind = EXCLUDED.kind, crowd = EXCLUDED.crowd, official = EXCLUDED.official,
                 statistic = EXCLUDED.statistic, p_value = EXCLUDED.p_value,
                 q_value = EXCLUDED.q_value, detail = EXCLUDED.detail,
-                review_status = %s, updated_at = now()
-            WHERE (flags.crowd, flags.official, flags.detail)
-                  IS DISTINCT FROM (EXCLUDED.crowd, EXCLUDED.official, EXCLUDED.detail)
+                identities = EXCLUDED.identities, review_status = %s, updated_at = now()
+            WHERE (flags.crowd, flags.official, flags.detail, flags.identities)
+                  IS DISTINCT FROM
+                  (EXCLUDED.crowd, EXCLUDED.official, EXCLUDED.detail, EXCLUDED.identities)
             """,
             (str(ReviewStatus.OPEN),),
         )
@@ -156,7 +159,7 @@ def flag_rows(conn: psycopg.Connection, election_id: str) -> list[FlagRow]:
     rows = conn.execute(
         """
         SELECT precinct_id, flag, kind, option_id, source, crowd, official, statistic,
-               p_value, q_value, detail, review_status
+               p_value, q_value, detail, review_status, identities
         FROM flags
         WHERE election_id = %s
         ORDER BY kind, flag, precinct_id, option_id, source
@@ -215,11 +218,12 @@ class StoredFlag(NamedTuple):
     q_value: float | None
     detail: str
     review_status: str
+    identities: int | None = None  # distinct verified voters behind ``crowd`` (photos)
 
 
 _STORED_FLAG_COLUMNS = """
     id, precinct_id, flag, kind, option_id, source, crowd, official, statistic,
-    p_value, q_value, detail, review_status
+    p_value, q_value, detail, review_status, identities
 """
 
 
@@ -337,7 +341,7 @@ FlagCursor = tuple[float, int]
 _FLAG_RANK = "review_flag_rank(kind, crowd, official, q_value, p_value)"
 _REVIEW_FLAG_COLUMNS = (
     "id, election_id, precinct_id, flag, kind, option_id AS option, source, crowd, official,"
-    f" statistic, p_value, q_value, detail, review_status, {_FLAG_RANK} AS rank"
+    f" statistic, p_value, q_value, detail, review_status, {_FLAG_RANK} AS rank, identities"
 )
 
 
@@ -357,6 +361,7 @@ class ReviewFlagRow(NamedTuple):
     detail: str
     review_status: str
     rank: float
+    identities: int | None = None  # distinct verified voters behind ``crowd`` (photos)
 
 
 def review_flag_page(

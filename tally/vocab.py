@@ -119,10 +119,14 @@ DISCREPANCY_COLUMNS: tuple[str, ...] = (
     "q_value",
     "detail",
     "review_status",
+    # Added after the spec's columns (scripts that read by name keep working): how
+    # many distinct verified voters stand behind ``crowd`` (crowd_exceeds_official
+    # from the platform's photos); empty for every other flag.
+    "identities",
 )
 DISCREPANCY_TYPES: MappingProxyType[str, str] = MappingProxyType(
     {"crowd": "int", "official": "int", "statistic": "float", "p_value": "float",
-     "q_value": "float"}
+     "q_value": "float", "identities": "int"}
 )  # fmt: skip
 
 # report/1 precincts.csv / .parquet: fixed columns around the per-line, per-source ones.

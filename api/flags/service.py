@@ -14,6 +14,7 @@ from __future__ import annotations
 import psycopg
 
 from api.elections import repository as elections
+from api.submissions import repository as submissions
 from infra.progress import SILENT, Progress
 from tally import repository as tallies
 from tally.flags import Evidence, FlagRun, evaluate, protocol_checks
@@ -35,6 +36,7 @@ def gather_evidence(conn: psycopg.Connection, election_id: str) -> Evidence:
         crowd_sources=elections.crowd_sources(conn, election_id),
         checks=protocol_checks(elections.protocol_template(conn, election_id)),
         single_choice=elections.max_marks(conn, election_id) == 1,
+        photo_identities=submissions.verified_identities(conn, election_id),
     )
 
 

@@ -51,6 +51,10 @@ QUEUE_REASONS: tuple[str, ...] = (
     Reason.CHOICE_MISMATCH,
     "unreadable",
     Reason.PROCESSING_FAILED,
+    Reason.QUARANTINED,
+    Reason.VOTER_BURST,
+    Reason.NETWORK_BURST,
+    Reason.STATION_BURST,
 )
 THUMBNAIL_PIXELS = 320
 PHOTO_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}

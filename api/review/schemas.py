@@ -166,6 +166,9 @@ class FlagItem(BaseModel):
     detail: str
     review_status: str
     awaiting: Action | None = None
+    # How many distinct verified voters stand behind ``crowd`` (crowd_exceeds_official
+    # from the platform's photos); None for other flags.
+    identities: int | None = None
 
 
 class FlagPage(BaseModel):

@@ -21,7 +21,14 @@ evidence says most clearly (the order lives in migration 0009's
   contradicts the declared choice, a definite reading a person confirms at a
   glance. Then an unreadable photo, where the reader offers nothing and the
   person must read the marks alone. Anything else (a photo that could not be
-  processed) last. Within a group, the oldest first.
+  processed) last. Within a group, the oldest first. After all of them, the
+  *quarantined* submissions (``api.submissions.abuse``): ballots the reader read
+  as declared, held only because of how they arrived (a voter's third in an hour,
+  a burst from one network or at one station). Their photos say nothing against
+  them and, while they wait, they do not count, so they harm nobody's count by
+  waiting; the reasons of the hold are shown with the 'quarantined' reason, and
+  approving one (count as read or as declared, two observers) counts it once,
+  with the one-vote-per-voter rule, like any other.
 
 Both queues page with a keyset cursor (the last row's sort key), so a deep page
 costs what the first does.
@@ -97,7 +104,12 @@ from tally import repository as tallies
 from tally.repository import FlagCursor, ReviewFlagRow
 from tally.vocab import FlagKind, ProtocolLine, ReviewStatus
 
-# Changes a count: needs a second observer.
+# The quarantined submissions' place in the submissions queue: after every rank of
+# review_submission_rank (migration 0009).
+QUARANTINE_RANK = 4
+# A submission a reviewer can still decide: in review, or quarantined (it would count
+# but was held: api.submissions.abuse; approving it counts it, once).
+UNDECIDED = frozenset({Status.REVIEW, Status.QUARANTINED})
 # The thumbnails of a station's verified photos on its page, at most.
 STATION_PHOTOS = 24
 # A note as the audit log keeps it (the decisions table keeps it whole).
@@ -176,15 +188,30 @@ def submission_queue(
     after: str | None = None,
     limit: int = PAGE_SIZE,
 ) -> SubmissionPage:
-    """One page of the election's submissions in review (module docstring: order)."""
-    rows = submissions.review_queue_page(
-        conn,
-        election_id,
-        precinct_ids=_precincts(conn, election_id, region, district),
-        reason=reason or None,
-        after=parse_submission_cursor(after),
-        limit=limit,
-    )
+    """One page of the election's submissions in review, then the quarantined ones
+    (module docstring: order)."""
+    cursor = parse_submission_cursor(after)
+    precinct_ids = _precincts(conn, election_id, region, district)
+    rows = []
+    if cursor is None or cursor[0] < QUARANTINE_RANK:
+        rows = submissions.review_queue_page(
+            conn,
+            election_id,
+            precinct_ids=precinct_ids,
+            reason=reason or None,
+            after=cursor,
+            limit=limit,
+        )
+    if len(rows) < limit:
+        rows += submissions.quarantine_queue_page(
+            conn,
+            election_id,
+            precinct_ids=precinct_ids,
+            reason=reason or None,
+            after_seq=cursor[2] if cursor is not None and cursor[0] >= QUARANTINE_RANK else 0,
+            limit=limit - len(rows),
+            rank=QUARANTINE_RANK,
+        )
     refs = elections.precinct_refs(conn, election_id, sorted({r.precinct_id for r in rows}))
     waiting = repository.awaiting_for(
         conn, [subject_of(SubjectKind.SUBMISSION, r.submission_id) for r in rows]
@@ -236,6 +263,7 @@ def _flag_item(
         detail=row.detail,
         review_status=row.review_status,
         awaiting=awaiting,
+        identities=row.identities,
     )
 
 
@@ -286,6 +314,7 @@ class Overview:
     in_review: int
     awaiting: int
     flags: dict[tuple[str, str], int]  # (kind, review status) -> how many
+    quarantined: int = 0  # held submissions that would count (api.submissions.abuse)
 
     def flags_of(self, kind: str, undecided: bool) -> int:
         """How many flags of ``kind`` are undecided (open or awaiting evidence), or decided."""
@@ -301,6 +330,7 @@ def overview(conn: psycopg.Connection, election_id: str) -> Overview:
         submissions.count_in_review(conn, election_id),
         repository.count_awaiting(conn, election_id),
         tallies.count_flags(conn, election_id),
+        submissions.count_quarantined(conn, election_id),
     )
 
 
@@ -657,7 +687,7 @@ def _submission_subject(conn: psycopg.Connection, sid: uuid.UUID, action: Action
     locked = submissions.lock_for_review(conn, sid)
     if locked is None:
         raise NotFound("submission_id", "no such submission")
-    if action is Action.COUNT_READ and locked.status == Status.REVIEW and not locked.marks:
+    if action is Action.COUNT_READ and locked.status in UNDECIDED and not locked.marks:
         raise Invalid("action", "the reader read no marks: count it as declared, or reject it")
     return _Subject(
         name=name,
@@ -665,7 +695,7 @@ def _submission_subject(conn: psycopg.Connection, sid: uuid.UUID, action: Action
         precinct_id=locked.pending.precinct_id,
         two_person=True,  # counting changes a count; rejecting discards a ballot
         evidence={"status": locked.status, "marks": locked.marks or []},
-        settled=locked.status != Status.REVIEW,
+        settled=locked.status not in UNDECIDED,
     )
 
 

@@ -18,6 +18,9 @@ class Status(StrEnum):
     REVIEW = "review"  # a person decides
     REJECTED = "rejected"  # does not count
     SUPERSEDED = "superseded"  # the same voter's later verified submission counts instead
+    # would count, but arrived beyond a quarantine threshold (api.submissions.abuse):
+    # does not count until two observers approve it in the review
+    QUARANTINED = "quarantined"
 
 
 class Reason(StrEnum):
@@ -30,6 +33,15 @@ class Reason(StrEnum):
     NEAR_DUPLICATE_PHOTO = "near_duplicate_photo"  # an earlier photo re-saved, rescaled, cropped
     PROCESSING_FAILED = "processing_failed"  # every attempt to read it failed
     REPLACED_BY_LATER_SUBMISSION = "replaced_by_later_submission"  # with Status.SUPERSEDED
+    # Status.QUARANTINED's first reason; the hold's reasons follow it:
+    QUARANTINED = "quarantined"
+    VOTER_BURST = "voter_burst"  # the voter's submissions within the hour beyond the plausible
+    NETWORK_BURST = "network_burst"  # one network sent many to one station in a short window
+    STATION_BURST = "station_burst"  # more arrivals at a station than its roll makes plausible
+
+
+# Why a submission is held (api.submissions.abuse), in the order a hold lists them.
+HOLD_REASONS: tuple[Reason, ...] = (Reason.VOTER_BURST, Reason.NETWORK_BURST, Reason.STATION_BURST)
 
 
 class SubmissionStatus(BaseModel):

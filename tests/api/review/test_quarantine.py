@@ -1,0 +1,179 @@
+"""Quarantined submissions in the observers' review: last in the submissions queue
+with their reasons, decided under the two-person rule; approving one counts it
+exactly once (one vote per voter still applied), rejecting it counts nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.accounts import service as accounts
+from api.accounts.schemas import Principal, Role, Via
+from api.review import service
+from api.review.schemas import State
+from api.submissions import repository as submissions
+from api.submissions.schemas import Status
+from tally import repository as tallies
+
+from .conftest import ELECTION, MakeSubmission
+
+PASSWORD = "correct horse battery staple"
+HELD = ["quarantined", "network_burst"]
+People = Callable[[str], Principal]
+
+
+@pytest.fixture
+def person(conn: psycopg.Connection) -> People:
+    made: dict[str, int] = {}
+
+    def make(role: str) -> Principal:
+        made[role] = made.get(role, 0) + 1
+        name = f"{role}{made[role]}"
+        user = accounts.add_user(conn, name, Role(role), PASSWORD, actor="test")
+        conn.commit()
+        return Principal(role=user.role, via=Via.API_TOKEN, user_id=user.id, username=name)
+
+    return make
+
+
+def _held(make_submission: MakeSubmission, voter: bytes | None = None) -> uuid.UUID:
+    """A ballot read as declared (tsikhanouskaya) but held by a network burst."""
+    return make_submission(
+        status=Status.QUARANTINED, marks=["tsikhanouskaya"], reasons=HELD, voter=voter
+    )
+
+
+def _tally(conn: psycopg.Connection) -> tuple[dict[str, int], int]:
+    conn.commit()
+    return tallies.station_photo_tally(conn, ELECTION, "p1")
+
+
+def _status(conn: psycopg.Connection, sid: uuid.UUID) -> tuple[str, list[str]]:
+    found = submissions.get_status(conn, sid)
+    assert found is not None
+    return found.status, found.reasons
+
+
+def test_quarantined_submissions_come_last_in_the_queue_and_page_once(
+    conn: psycopg.Connection, make_submission: MakeSubmission
+) -> None:
+    held = [_held(make_submission) for _ in range(3)]
+    in_review = [make_submission() for _ in range(2)]
+    whole = service.submission_queue(conn, ELECTION, limit=100).items
+    assert [i.submission_id for i in whole] == in_review + held
+    assert [i.reasons for i in whole[2:]] == [HELD] * 3
+
+    seen, after = [], None
+    for _ in range(10):
+        page = service.submission_queue(conn, ELECTION, after=after, limit=2)
+        seen += [i.submission_id for i in page.items]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert seen == in_review + held
+
+    only = service.submission_queue(conn, ELECTION, reason="quarantined", limit=100).items
+    assert [i.submission_id for i in only] == held
+    burst = service.submission_queue(conn, ELECTION, reason="network_burst", limit=100).items
+    assert [i.submission_id for i in burst] == held
+    assert service.overview(conn, ELECTION).quarantined == 3
+
+
+def test_approving_a_quarantined_ballot_needs_two_observers_and_counts_it_once(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People
+) -> None:
+    first, second, third = person("observer"), person("observer"), person("observer")
+    sid = _held(make_submission)
+    proposed = service.decide_submission(conn, first, sid, "count_read")
+    conn.commit()
+    assert proposed.state is State.PROPOSED
+    assert _status(conn, sid) == ("quarantined", HELD) and _tally(conn) == ({}, 0)
+
+    agreed = service.decide_submission(conn, second, sid, "count_read")
+    conn.commit()
+    assert (agreed.state, agreed.result) == (State.FINAL, "verified")
+    assert _status(conn, sid) == ("verified", []) and _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+
+    # Approved again (a double click, a third observer): nothing more is counted.
+    again = service.agree(conn, second, proposed.decision_id)
+    conn.commit()
+    assert again.repeated
+    with pytest.raises(Exception, match="decided already"):
+        service.decide_submission(conn, third, sid, "count_declared")
+    conn.rollback()
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+
+
+def test_an_approved_quarantined_ballot_replaces_the_voters_earlier_one(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People
+) -> None:
+    voter = b"q" * 32
+    earlier = make_submission(
+        status=Status.VERIFIED, marks=["lukashenko"], declared=["lukashenko"], reasons=[],
+        voter=voter,
+    )  # fmt: skip
+    sid = _held(make_submission, voter=voter)
+    assert _tally(conn) == ({"lukashenko": 1}, 1)
+    service.decide_submission(conn, person("observer"), sid, "count_declared")
+    service.decide_submission(conn, person("observer"), sid, "count_declared")
+    conn.commit()
+    assert _status(conn, sid)[0] == "verified"
+    assert _status(conn, earlier)[0] == "superseded"
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+
+
+def test_rejecting_a_quarantined_ballot_counts_nothing(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People
+) -> None:
+    sid = _held(make_submission)
+    service.decide_submission(conn, person("observer"), sid, "reject", reason="other", note="farm")
+    final = service.decide_submission(
+        conn, person("observer"), sid, "reject", reason="other", note="agreed"
+    )
+    conn.commit()
+    assert (final.state, final.result) == (State.FINAL, "rejected")
+    assert _status(conn, sid) == ("rejected", ["other"])
+    assert _tally(conn) == ({}, 0)
+
+
+def test_an_admin_alone_approves_as_an_override(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People
+) -> None:
+    sid = _held(make_submission)
+    outcome = service.decide_submission(conn, person("admin"), sid, "count_read")
+    conn.commit()
+    assert outcome.override and outcome.result == "verified"
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+
+
+@pytest.mark.parametrize("lang", ["ru", "be", "en"])
+def test_the_pages_show_the_quarantine_and_its_reasons(
+    client: TestClient,
+    account: Callable[..., dict[str, str]],
+    make_submission: MakeSubmission,
+    lang: str,
+) -> None:
+    observer = account("observer")
+    sid = _held(make_submission)
+    labels = {
+        "en": ("Quarantined: would count", "burst from one network", "quarantined: does not"),
+        "ru": ("В карантине", "одной сети", "в карантине: не засчитан"),
+        "be": ("У каранціне", "адной сеткі", "у каранціне: не залічаны"),
+    }[lang]
+    queue = client.get("/review/submissions", params={"lang": lang}, headers=observer)
+    assert queue.status_code == 200 and str(sid)[:8] in queue.text
+    assert labels[0] in queue.text and labels[1] in queue.text
+    page = client.get(f"/review/submissions/{sid}", params={"lang": lang}, headers=observer)
+    assert page.status_code == 200 and labels[2] in page.text
+    assert f'action="/review/submissions/{sid}/decision"' in page.text  # it can be decided
+    overview = client.get("/review", params={"lang": lang}, headers=observer)
+    assert "reason=quarantined" in overview.text
+    filtered = client.get(
+        "/v1/review/submissions", params={"reason": "quarantined"}, headers=observer
+    ).json()
+    assert [i["submission_id"] for i in filtered["items"]] == [str(sid)]
+    assert filtered["items"][0]["reasons"] == HELD

@@ -1,0 +1,309 @@
+"""The quarantine (api/submissions/abuse.py): each threshold, their expiry, what the
+pipeline makes of a hold, and that nothing identifying is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from api.submissions import abuse
+from api.submissions import repository as submissions
+from api.submissions.schemas import Reason, Status
+from api.worker import run_worker
+from infra import ratelimit
+from infra.settings import Settings, get_settings
+from tally import repository as tallies
+
+ELECTION = "by-2020-president"
+# A moment at the start of a ten-minute and of an hour window (the sliding estimate
+# then weighs nothing of the previous window in).
+T0 = 1_800_000_000.0 - 1_800_000_000.0 % 3600
+NETWORK = ratelimit.network_key(b"k" * 32, "198.51.100.23")
+OTHER_NETWORK = ratelimit.network_key(b"k" * 32, "203.0.113.9")
+
+Configure = Callable[..., Settings]
+
+
+@pytest.fixture
+def quarantine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
+    """``quarantine(quarantine_per_voter=1, ...)``: the thresholds for the rest of the
+    test (every other one as configured by default)."""
+
+    def configure(**values: object) -> Settings:
+        changed = get_settings().model_copy(update=values)
+        monkeypatch.setattr(abuse, "get_settings", lambda: changed)
+        return changed
+
+    yield configure
+
+
+def _arrive(
+    conn: psycopg.Connection,
+    *,
+    at: float,
+    voter: bytes | None = None,
+    network: bytes = NETWORK,
+    precinct: str = "p1",
+) -> uuid.UUID:
+    """A submission stored and its arrival recorded, as the upload does, in one
+    transaction; returns its id."""
+    sid = uuid.uuid4()
+    voter_key = voter or uuid.uuid4().bytes * 2
+    with conn.transaction():
+        assert submissions.insert(
+            conn, sid, ELECTION, precinct, ["tsikhanouskaya"], f"d-{sid}", f"photo-{sid}", voter_key
+        )
+        abuse.record_arrival(
+            conn,
+            submission_id=sid,
+            election_id=ELECTION,
+            precinct_id=precinct,
+            voter_key=voter_key,
+            network=network,
+            now=at,
+        )
+    return sid
+
+
+def _held(conn: psycopg.Connection, sids: list[uuid.UUID]) -> list[list[str]]:
+    return [abuse.held(conn, sid) for sid in sids]
+
+
+def test_a_voters_third_submission_within_the_hour_is_held_and_only_that_one(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(quarantine_per_network_station=0)
+    voter = b"v" * 32
+    sids = [_arrive(conn, at=T0 + 60 * i, voter=voter) for i in range(4)]
+    assert _held(conn, sids) == [[], [], [Reason.VOTER_BURST], [Reason.VOTER_BURST]]
+    # Another voter is not held for it.
+    assert _held(conn, [_arrive(conn, at=T0 + 300)]) == [[]]
+
+
+def test_a_voters_count_slides_out_of_the_hour(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(quarantine_per_network_station=0)
+    voter = b"v" * 32
+    early = [_arrive(conn, at=T0 + 10, voter=voter), _arrive(conn, at=T0 + 20, voter=voter)]
+    # Two hours on, both windows have passed: the voter starts afresh.
+    later = [_arrive(conn, at=T0 + 2 * 3600 + 10, voter=voter) for _ in range(2)]
+    assert _held(conn, early + later) == [[], [], [], []]
+
+
+def test_a_network_beyond_its_threshold_at_one_station_holds_the_whole_burst(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(
+        quarantine_per_network_station=4, quarantine_network_station_share=0, quarantine_per_voter=0
+    )
+    first = [_arrive(conn, at=T0 + i) for i in range(4)]
+    assert _held(conn, first) == [[]] * 4
+    # Other networks at the station, and the network at another station, are apart.
+    apart = [
+        _arrive(conn, at=T0 + 5, network=OTHER_NETWORK),
+        _arrive(conn, at=T0 + 6, precinct="p2"),
+    ]
+    fifth = _arrive(conn, at=T0 + 7)
+    assert _held(conn, [*first, fifth]) == [[Reason.NETWORK_BURST]] * 5
+    assert _held(conn, apart) == [[], []]
+
+
+def test_a_network_burst_expires_and_its_traces_are_deleted(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(
+        quarantine_per_network_station=2, quarantine_network_station_share=0, quarantine_per_voter=0
+    )
+    burst = [_arrive(conn, at=T0 + i) for i in range(3)]
+    assert _held(conn, burst) == [[Reason.NETWORK_BURST]] * 3
+    # Twenty minutes on (two windows), the network sends within the threshold again.
+    later = [_arrive(conn, at=T0 + 1200 + i) for i in range(2)]
+    assert _held(conn, later) == [[], []]
+    # What counted the burst is gone once its windows end; the holds stay (reasons only).
+    with conn.transaction():
+        assert abuse.forget_expired(conn, T0 + 1200) > 0
+    rows = conn.execute(
+        "SELECT count(*) FROM burst_arrivals WHERE submission_id = ANY(%s)", (burst,)
+    ).fetchone()
+    assert rows == (0,)
+    windows = conn.execute(
+        "SELECT extract(epoch FROM window_start)::bigint FROM rate_limits"
+        " WHERE scope LIKE 'quarantine_%%'"
+    ).fetchall()
+    assert windows and all(start >= T0 + 600 for (start,) in windows)
+
+
+def test_a_station_burst_is_judged_against_its_roll(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    # p1 has 1001 voters on its roll: 0.5% of it is 6 arrivals in the window.
+    quarantine(
+        quarantine_per_network_station=0,
+        quarantine_per_voter=0,
+        quarantine_station_min=3,
+        quarantine_station_share=0.005,
+    )
+    networks = [ratelimit.network_key(b"k" * 32, f"10.{i}.0.1") for i in range(8)]
+    plausible = [_arrive(conn, at=T0 + i, network=networks[i]) for i in range(6)]
+    assert _held(conn, plausible) == [[]] * 6
+    seventh = _arrive(conn, at=T0 + 7, network=networks[6])
+    assert _held(conn, [*plausible, seventh]) == [[Reason.STATION_BURST]] * 7
+    # p2's arrivals are p2's own.
+    assert _held(conn, [_arrive(conn, at=T0 + 8, network=networks[7], precinct="p2")]) == [[]]
+
+
+def test_thresholds_set_to_zero_hold_nothing(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(quarantine_per_voter=0, quarantine_per_network_station=0, quarantine_station_min=0)
+    voter = b"v" * 32
+    sids = [_arrive(conn, at=T0 + i, voter=voter) for i in range(25)]
+    assert _held(conn, sids) == [[]] * 25
+
+
+def test_the_pipeline_quarantines_a_held_ballot_that_would_count_and_counts_the_rest(
+    conn: psycopg.Connection,
+    submit: Callable,
+    ballot_photo: Callable,
+    quarantine: Configure,
+) -> None:
+    quarantine(quarantine_per_voter=1)
+    voter = "+375291112233"
+    first = submit(ballot_photo(["tsikhanouskaya"], seed=21), voter=voter).json()
+    second = submit(ballot_photo(["lukashenko"], seed=22), voter=voter, choice="lukashenko")
+    other = submit(ballot_photo(["against_all"], seed=23), choice="against_all").json()
+    asyncio.run(run_worker(wait=False))
+    conn.commit()
+    statuses = {
+        s: (found.status, found.reasons)
+        for s in (first["submission_id"], second.json()["submission_id"], other["submission_id"])
+        if (found := submissions.get_status(conn, uuid.UUID(s))) is not None
+    }
+    assert list(statuses.values()) == [
+        ("verified", []),
+        ("quarantined", ["quarantined", "voter_burst"]),
+        ("verified", []),
+    ]
+    # The voter's first ballot still counts: a held re-send supersedes nothing.
+    votes, voters = tallies.station_photo_tally(conn, ELECTION, "p1")
+    assert votes == {"tsikhanouskaya": 1, "against_all": 1} and voters == 2
+
+
+def test_nothing_identifying_is_kept_by_the_quarantine(
+    conn: psycopg.Connection,
+    submit: Callable,
+    ballot_photo: Callable,
+    quarantine: Configure,
+    from_address: Callable[[str], None],
+) -> None:
+    quarantine(
+        quarantine_per_network_station=1, quarantine_network_station_share=0, quarantine_per_voter=1
+    )
+    address, phone = "198.51.100.77", "+375297770011"
+    from_address(address)
+    for seed in (31, 32):
+        assert submit(ballot_photo(["tsikhanouskaya"], seed=seed), voter=phone).status_code == 202
+    conn.commit()
+    secret = get_settings().app_key()
+    prefix = ratelimit.network_prefix(address)
+    forbidden = [
+        address.encode(),
+        prefix.encode(),
+        phone.encode(),
+        phone[1:].encode(),
+        ratelimit.network_key(secret, address),  # the network's own key, unhashed again
+    ]
+    dumped = b""
+    for query in (
+        "SELECT * FROM submission_holds",
+        "SELECT * FROM burst_arrivals",
+        "SELECT * FROM rate_limits WHERE scope LIKE 'quarantine_%'",
+    ):
+        for row in conn.execute(query):
+            for value in row:
+                dumped += value if isinstance(value, bytes) else str(value).encode()
+    assert dumped and not any(needle in dumped for needle in forbidden)
+    # A hold says why, nothing else; an arrival's time is its window's start.
+    columns = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_name IN ('submission_holds', 'burst_arrivals') ORDER BY 1, 2"
+    ).fetchall()
+    assert columns == [
+        ("burst_arrivals", "expires_at"),
+        ("burst_arrivals", "group_key"),
+        ("burst_arrivals", "submission_id"),
+        ("burst_arrivals", "window_start"),
+        ("submission_holds", "reasons"),
+        ("submission_holds", "submission_id"),
+    ]
+    starts = conn.execute(
+        "SELECT extract(epoch FROM window_start)::bigint FROM burst_arrivals"
+    ).fetchall()
+    assert starts and all(start % 600 == 0 for (start,) in starts)
+
+
+def test_a_burst_shows_its_hold_on_a_member_a_person_is_already_deciding(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    quarantine(
+        quarantine_per_network_station=2, quarantine_network_station_share=0, quarantine_per_voter=0
+    )
+    first = _arrive(conn, at=T0)
+    submissions.record_decision(conn, first, Status.REVIEW, ["choice_mismatch"], ["a"], None)
+    conn.commit()
+    _arrive(conn, at=T0 + 1)
+    _arrive(conn, at=T0 + 2)  # the third from the network: the burst shows
+    found = submissions.get_status(conn, first)
+    assert found is not None
+    assert (found.status, found.reasons) == ("review", ["choice_mismatch", "network_burst"])
+
+
+def test_concurrent_arrivals_of_two_crossing_bursts_neither_deadlock_nor_escape(
+    database: str, conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    # Both the network's and the station's thresholds are crossed at once, by arrivals
+    # racing each other on their own connections (as API processes do).
+    quarantine(
+        quarantine_per_network_station=3,
+        quarantine_per_voter=0,
+        quarantine_station_min=3,
+        quarantine_station_share=0.0,
+    )
+    arrivals = 12
+    start = threading.Barrier(arrivals)
+    made: list[uuid.UUID] = []
+    errors: list[BaseException] = []
+
+    def arrive(i: int) -> None:
+        try:
+            with psycopg.connect(database) as own:
+                start.wait()
+                made.append(_arrive(own, at=T0 + 1, network=NETWORK if i % 2 else OTHER_NETWORK))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=arrive, args=(i,)) for i in range(arrivals)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    conn.commit()
+    assert len(made) == arrivals
+    assert all(Reason.STATION_BURST in held for held in _held(conn, made))
+
+
+def test_a_networks_threshold_grows_with_the_stations_roll() -> None:
+    limits = abuse.thresholds(get_settings())
+    assert limits.network(None).max_hits == 10  # the floor, for a roll not known
+    assert limits.network(1003).max_hits == 11  # a dozen from one /24 crosses it
+    assert limits.network(7900).max_hits == 79  # the largest stations, after a cut
+    assert limits.station(300).max_hits == 75 and limits.station(20).max_hits == 20
+    off = abuse.thresholds(get_settings().model_copy(update={"quarantine_station_min": 0}))
+    assert off.station(5000).off

@@ -14,17 +14,28 @@ printed by bench/ballot_reader.py: very similar plain crosses can still collide)
 Works on plain arrays and box geometry: ``plan_ink`` prepares an ``InkPlan`` from
 the reference image and the boxes (``ocr.template`` keeps one per template), and
 ``ink_fingerprint`` hashes an aligned photo with it. ``ocr.reader`` uses both.
+
+Since issue 11 the plan carries ``ocr.scene``'s plan too, and ``ink_fingerprint``
+is the scene descriptor's index key (``ocr.scene.scene_hash``: the strokes at a
+higher resolution, mean-free, with their band-pass detail, which keeps two
+voters' look-alike marks farther apart); ``scene_fingerprint`` gives the whole
+descriptor that confirms a candidate. The ink descriptor below remains for a
+plan without a scene part.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ocr.align import project, warp_region
+
+if TYPE_CHECKING:  # ocr.scene is imported where used: importing ocr.ink stays light
+    from ocr.scene import ScenePlan
 
 __all__ = [
     "BITS",
@@ -38,6 +49,7 @@ __all__ = [
     "page_pose",
     "plan_ink",
     "pose_distance",
+    "scene_fingerprint",
     "to_hex",
 ]
 
@@ -72,6 +84,7 @@ class InkPlan:
     page_print: np.ndarray  # printed ink and the box windows (hashed with the boxes)
     box_reference: list[np.ndarray] = field(default_factory=list)  # float32 windows
     projections: dict[int, np.ndarray] = field(default_factory=dict)  # filled lazily
+    scene: ScenePlan | None = None  # the scene descriptor's plan (ocr.scene)
 
 
 def _printed(reference_patch: np.ndarray) -> np.ndarray:
@@ -109,7 +122,18 @@ def plan_ink(reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) 
             max(0, int(y0 * page_scale)) : int(np.ceil(y1 * page_scale)) + 1,
             max(0, int(x0 * page_scale)) : int(np.ceil(x1 * page_scale)) + 1,
         ] = True
-    return InkPlan(rects, box_scale, prints, page_rect, page_scale, page_print, patches)
+    from ocr.scene import plan_scene
+
+    return InkPlan(
+        rects,
+        box_scale,
+        prints,
+        page_rect,
+        page_scale,
+        page_print,
+        patches,
+        scene=plan_scene(reference, boxes),
+    )
 
 
 def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
@@ -231,6 +255,10 @@ def ink_fingerprint(
         for i, (score, shift) in enumerate(zip(box_scores, box_shifts, strict=True))
         if score >= MARKED
     ]
+    if plan.scene is not None:
+        from ocr.scene import scene_arrays, scene_hash
+
+        return scene_hash(scene_arrays(plan.scene, photo, homography, marked))
     return to_hex(ink_descriptor(plan, photo, homography, marked) > 0)
 
 
@@ -263,3 +291,25 @@ def page_pose(homography: np.ndarray, ref_size: tuple[int, int]) -> list[float]:
 def pose_distance(a: Sequence[float], b: Sequence[float]) -> float:
     """Largest difference (degrees) between corresponding side directions."""
     return max(abs((x - y + 180.0) % 360.0 - 180.0) for x, y in zip(a, b, strict=True))
+
+
+def scene_fingerprint(
+    plan: InkPlan,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    box_scores: Sequence[float],
+    box_shifts: Sequence[Shift],
+) -> str | None:
+    """The scene descriptor (ocr.scene) of an aligned photo, as text: the marked
+    boxes' strokes, the page's stamps and signatures, the table around the page.
+    None when the plan has no scene part."""
+    if plan.scene is None:
+        return None
+    marked = [
+        (i, shift)
+        for i, (score, shift) in enumerate(zip(box_scores, box_shifts, strict=True))
+        if score >= MARKED
+    ]
+    from ocr.scene import scene_descriptor
+
+    return scene_descriptor(plan.scene, photo, homography, marked)

@@ -43,8 +43,9 @@ from ocr.header import (
     keyword_crops,
 )
 from ocr.images import ImageRejected, decode_gray
-from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance
+from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance, scene_fingerprint
 from ocr.marks import MIN_MATCH, BoxScore, score_box
+from ocr.scene import same_scenes
 from ocr.template import LoadedTemplate, TemplateError, load_template
 
 
@@ -95,9 +96,13 @@ DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
 CONTRAST_MIN = 0.15  # printed outlines fainter than this: washed out or very blurred
 
 
-# Two readings are one photo, re-used, when their ink fingerprints differ in at
-# most NEAR_DUPLICATE_BITS bits (the same paper: re-saved, rescaled, cropped or
-# photographed again) and the page lies in both at the same angles, within
+# Two readings are one photo, re-used, when their fingerprints (the strokes'
+# index key, ocr.scene.scene_hash) differ in at most NEAR_DUPLICATE_BITS bits
+# and their scene descriptors agree (ocr.scene.same_scene: the strokes' fine
+# detail, the stamps and signatures, the table around the page, the light;
+# measured by bench/near_duplicates.py). Where neither photo shows stamps,
+# signatures or table, and for readings stored before the scene descriptor
+# existed, the page must also lie in both at the same angles, within
 # NEAR_DUPLICATE_POSE_DEG (the same photograph). The ink alone would also pair
 # two voters' look-alike marks in one box (see bench/ballot_reader.py). Copies
 # of one photo keep the pose within 0.45 deg in the benchmark; at 0.75 the demo
@@ -119,6 +124,8 @@ class BallotReading(BaseModel):
     # Neither is part of the spec's output: read_ballot_files leaves them out.
     fingerprint: str | None = None
     pose: list[float] | None = None
+    # ocr.scene's descriptor (text) of the same aligned photo; None as fingerprint.
+    scene: str | None = None
 
 
 Timings = dict[str, float]
@@ -280,6 +287,9 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
             template.ink, photo, homography, [s.score for s in scores], shifts
         )
         reading.pose = page_pose(homography, template.size)
+        reading.scene = scene_fingerprint(
+            template.ink, photo, homography, [s.score for s in scores], shifts
+        )
         clock.lap("fingerprint")
     return reading
 
@@ -359,26 +369,41 @@ def _decide(
 
 
 def same_photo(a: BallotReading, b: BallotReading) -> bool:
-    """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS)."""
-    if a.fingerprint is None or b.fingerprint is None or a.pose is None or b.pose is None:
+    """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS and the
+    scene descriptors; the page pose for readings without one)."""
+    if a.fingerprint is None or b.fingerprint is None:
         return False
-    return (
-        hamming(a.fingerprint, b.fingerprint) <= NEAR_DUPLICATE_BITS
+    if hamming(a.fingerprint, b.fingerprint) > NEAR_DUPLICATE_BITS:
+        return False
+    same_pose = (
+        a.pose is not None
+        and b.pose is not None
         and pose_distance(a.pose, b.pose) <= NEAR_DUPLICATE_POSE_DEG
     )
+    if a.scene is not None and b.scene is not None:
+        return same_scenes(a.scene, b.scene, same_pose)
+    return same_pose
 
 
 def read_ballot(
-    template: LoadedTemplate, image_bytes: bytes, *, timings: Timings | None = None
+    template: LoadedTemplate,
+    image_bytes: bytes,
+    *,
+    timings: Timings | None = None,
+    orientation: int | None = None,
 ) -> BallotReading:
     """Read one photo. Never raises for a bad image: it is `unreadable` with a reason.
 
     With `timings`, the seconds spent in each stage (decode, align, header_ocr,
     marks, fingerprint) are added to it; the reading itself is the same.
+    `orientation`: the EXIF orientation stripped from the stored photo (see
+    ``ocr.images.decode_gray``).
     """
     clock = _Clock(timings)
     try:
-        gray = decode_gray(image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE)
+        gray = decode_gray(
+            image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE, orientation=orientation
+        )
     except ImageRejected as exc:
         return _reading(Verdict.UNREADABLE, 1.0, [exc.reason])
     except MemoryError:
@@ -427,4 +452,7 @@ def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[s
                 reading = _reading(Verdict.UNREADABLE, 1.0, ["file_unreadable"])
             else:
                 reading = read_ballot(template, data)
-        yield {"photo": str(photo), **reading.model_dump(exclude={"fingerprint", "pose"})}
+        yield {
+            "photo": str(photo),
+            **reading.model_dump(exclude={"fingerprint", "pose", "scene"}),
+        }

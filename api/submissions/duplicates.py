@@ -1,12 +1,16 @@
 """Near-duplicate ballot photos: one photo re-used in two submissions.
 
-The reader gives each aligned ballot a 64-bit perceptual fingerprint of its ink
-(16 hex digits): fingerprints within ocr.reader.NEAR_DUPLICATE_BITS = k bits
-show the same marks (the same paper, or two voters' look-alike marks in one
-box). The fingerprint is an opaque hash here: only its Hamming distance means
-anything. The index below finds every earlier fingerprint within k bits; the
-caller confirms each candidate (the pipeline with ocr.reader.same_photo, which
-also needs the page to lie at the same angles in both photos).
+The reader gives each aligned ballot a 64-bit perceptual fingerprint of the
+pen strokes in its marked boxes (16 hex digits; ocr.scene.scene_hash):
+fingerprints within ocr.reader.NEAR_DUPLICATE_BITS = k bits show the same
+strokes (the same paper, or two voters' look-alike marks in one box). The
+fingerprint is an opaque hash here: only its Hamming distance means anything.
+The index below finds every earlier fingerprint within k bits, the closest
+first; the caller confirms each candidate (the pipeline with
+ocr.reader.same_photo, which compares the two readings' scene descriptors: the
+strokes' fine detail, the table around the page, the light on it; see
+ocr.scene and bench/near_duplicates.py for what that separates and what it
+costs at a million photos).
 
 Lookup by pigeonhole banding: cut the 64 bits into k+1 bands; if two hashes
 differ in at most k bits, at least one band holds none of those bits, so the two

@@ -1,0 +1,556 @@
+"""The scene descriptor: evidence that two ballot photos are one photo re-used.
+
+Two honest voters' photos of one election share the printed ballot and, often,
+a look-alike mark in the same box; they never share the exact stroke of the
+pen, the table around the page or the light on it. A re-used photo (re-saved,
+rescaled, cropped, brightened, screenshotted, or photographed again from a
+screen) keeps all three. So the descriptor holds, in page coordinates (after
+alignment, so whatever the copy's framing):
+
+* ``m<i>``: the hand-made ink of marked box i and its surroundings at MARK_PX
+  pixels per box side (the stroke's own shape, registered on the printed
+  outline), print removed, 4-bit;
+* ``page``: the hand-made ink on the rest of the page (stamps, signatures) at
+  PAGE_PX on its long side, away from the print and the boxes, 4-bit, HIDDEN
+  where the photo did not show the page (a crop, a screen's edge);
+* ``ring``: the photo's content around the page (table, clutter) in a band of
+  RING page-lengths beyond its edges, at RING_PX on the band's long side, 0 where
+  the photo did not show it;
+* ``light``: the paper's brightness over the page on a coarse grid (gradients
+  and shadows of the scene).
+
+``scene_hash`` is the 64-bit key the near-duplicate index is searched with
+(SimHash of the strokes, each box's low-pass map plus its band-pass detail
+weighted HASH_DETAIL: the low-pass part survives blur and resampling, the detail
+tells apart two voters' look-alike marks, two filled boxes above all).
+``compare`` gives one similarity per kind of evidence and ``same_scene`` the
+decision: the strokes' band-pass detail must correlate as only a copy's does,
+and the stamps and signatures, the band around the page and the light on it,
+where the photos show any, must agree. bench/near_duplicates.py measures all thresholds.
+
+The descriptor travels inside the reading as text (base64 of a compressed .npz),
+so two readings can be compared without the template.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from ocr.align import warp_region
+
+__all__ = [
+    "SceneMatch",
+    "ScenePlan",
+    "compare",
+    "decode",
+    "encode",
+    "plan_scene",
+    "same_scene",
+    "same_scenes",
+    "scene_arrays",
+    "scene_descriptor",
+    "scene_hash",
+]
+
+MARK_PX = 48  # descriptor pixels per box side
+MARK_REACH = 0.3  # box sides kept around a box (spilled strokes)
+PRINT_LEVEL = 200  # reference pixels darker than this are print
+PRINT_DILATE = 2  # print is grown by this many descriptor pixels, then ignored
+INK_FLOOR = 0.12
+INK_FULL = 0.45
+PAGE_PX = 256  # descriptor pixels on the page's long side (stamps, signatures, light)
+PAGE_PRINT = 235  # reference pixels (at PAGE_PX) darker than this are print ...
+PAGE_PRINT_GROW = 2  # ... grown by this many pixels, then ignored with the boxes
+PAGE_EDGE = 4  # pixels along the page's edges ignored (the table shows when a pixel off)
+PAGE_INK_FLOOR = 0.15
+PAGE_INK_FULL = 0.45
+HIDDEN = 255  # page pixels the photo did not show
+LIGHT_CELLS = 12  # the paper's brightness is kept on this many cells along the long side
+RING = 0.25  # the band around the page, as a share of the page's long side
+RING_PX = 96  # descriptor pixels on the long side of page plus band
+RING_BLOCK = 8  # the band is compared block by block (descriptor pixels)
+
+# The index key: SimHash (Charikar 2002) of the strokes.
+BITS = 64
+HASH_SEED = 20261203  # fixed: changing it changes every key
+HASH_SIGMA = 2.0  # low-pass part (descriptor pixels)
+DETAIL = (1.0, 3.0)  # band-pass (difference of Gaussians) of the strokes
+HASH_DETAIL = 0.4  # weight of the band-pass part against the low-pass part
+
+# Comparison.
+SHIFT = 1  # residual misalignment searched, descriptor pixels
+PAGE_SIGMA = 1.0
+PAGE_SHIFT = 2
+PAGE_INK_MIN = 5e-5  # mean page ink from which a page's stamps/signatures count
+PAGE_INK_ALONE = 4e-4  # ... and from which ink on one page only tells them apart
+RING_BLOCKS_MIN = 6  # textured blocks both photos must show for the band to count
+RING_STD_MIN = 0.7  # grey levels: a flatter block carries no evidence
+LIGHT_STD_MIN = 0.02  # log brightness: a page lit more evenly has no light evidence
+
+# Decision thresholds (bench/near_duplicates.py): a re-used copy keeps every kind
+# of evidence above these; two honest photos fail at least one.
+MARKS_SAME = 0.85
+MARKS_SOFT = 0.60  # enough when the stamps/signatures or the table agree closely
+SCENE_SURE = 0.90  # page or band correlation no two honest photos reached
+LIGHT_ALONE = 0.95  # light this alike stands in for the pose when nothing else shows
+PAGE_SAME = 0.50
+RING_SAME = 0.60
+LIGHT_SAME = 0.0  # light is weak evidence (two gradients often agree): a veto only when opposed
+
+Rect = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """What the descriptor needs from the reference, computed once per template."""
+
+    mark_rects: list[Rect]
+    mark_scale: float
+    mark_print: list[np.ndarray]  # bool: printed ink (grown) in each box window
+    mark_reference: list[np.ndarray]  # float32 reference windows, for registration
+    page_size: tuple[int, int]  # reference (w, h)
+    page_scale: float
+    page_ignored: np.ndarray  # bool: print (grown), the box windows, the edges
+    ring_rect: Rect
+    ring_scale: float
+    ring_inside: np.ndarray  # bool: the page itself (not part of the band)
+
+
+def _printed(patch: np.ndarray) -> np.ndarray:
+    printed = (patch < PRINT_LEVEL).astype(np.uint8)
+    size = 2 * PRINT_DILATE + 1
+    return cv2.dilate(printed, np.ones((size, size), np.uint8)).astype(bool)
+
+
+def plan_scene(reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> ScenePlan:
+    """The plan for a grayscale reference and its mark boxes (x, y, w, h)."""
+    side = float(np.median([min(w, h) for _, _, w, h in boxes]))
+    scale = MARK_PX / side
+    rects: list[Rect] = []
+    prints: list[np.ndarray] = []
+    refs: list[np.ndarray] = []
+    for x, y, w, h in boxes:
+        r = MARK_REACH * side
+        rect = (x - r, y - r, x + w + r, y + h + r)
+        patch = warp_region(reference, np.eye(3), rect, scale, border=255)
+        rects.append(rect)
+        prints.append(_printed(patch))
+        refs.append(patch.astype(np.float32))
+    height, width = reference.shape[:2]
+    long_side = max(width, height)
+    reach = RING * long_side
+    ring_scale = RING_PX / (long_side + 2 * reach)
+    ring_w = round((width + 2 * reach) * ring_scale)
+    ring_h = round((height + 2 * reach) * ring_scale)
+    inside = np.zeros((ring_h, ring_w), bool)
+    margin = 2  # descriptor pixels: the page's own edge is not background
+    x0 = int(reach * ring_scale) - margin
+    y0 = int(reach * ring_scale) - margin
+    x1 = int(np.ceil((reach + width) * ring_scale)) + margin
+    y1 = int(np.ceil((reach + height) * ring_scale)) + margin
+    inside[max(0, y0) : y1, max(0, x0) : x1] = True
+    page_scale = PAGE_PX / long_side
+    page = cv2.resize(
+        reference,
+        (round(width * page_scale), round(height * page_scale)),
+        interpolation=cv2.INTER_AREA,
+    )
+    grow = 2 * PAGE_PRINT_GROW + 1
+    ignored = cv2.dilate((page < PAGE_PRINT).astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
+    for x, y, w, h in boxes:  # the marks are the boxes' business
+        r = MARK_REACH * side
+        ignored[
+            max(0, int((y - r) * page_scale)) : int(np.ceil((y + h + r) * page_scale)) + 1,
+            max(0, int((x - r) * page_scale)) : int(np.ceil((x + w + r) * page_scale)) + 1,
+        ] = True
+    e = PAGE_EDGE
+    ignored[:e] = True
+    ignored[-e:] = True
+    ignored[:, :e] = True
+    ignored[:, -e:] = True
+    return ScenePlan(
+        mark_rects=rects,
+        mark_scale=scale,
+        mark_print=prints,
+        mark_reference=refs,
+        page_size=(width, height),
+        page_scale=page_scale,
+        page_ignored=ignored,
+        ring_rect=(-reach, -reach, width + reach, height + reach),
+        ring_scale=ring_scale,
+        ring_inside=inside,
+    )
+
+
+def _hand_ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
+    """Hand ink in [0, 1]: darkness relative to the local paper, print removed."""
+    img = patch.astype(np.float32)
+    k = max(3, (min(patch.shape) // 6) | 1)
+    paper = cv2.blur(cv2.dilate(img, np.ones((k, k), np.uint8)), (k, k))
+    darkness = 1.0 - img / np.maximum(paper, 1.0)
+    ink = np.clip((darkness - INK_FLOOR) / (INK_FULL - INK_FLOOR), 0.0, 1.0)
+    ink[printed] = 0.0
+    return ink
+
+
+def _mark(
+    plan: ScenePlan,
+    index: int,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    shift: tuple[float, float],
+) -> np.ndarray:
+    """Ink map of box `index`, registered on its printed outline."""
+    x0, y0, x1, y1 = plan.mark_rects[index]
+    size = plan.mark_print[index].shape[::-1]
+
+    def window(dx: float, dy: float) -> np.ndarray:
+        rect = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+        return warp_region(photo, homography, rect, plan.mark_scale, size=size)
+
+    sx, sy = shift
+    raw = window(sx, sy)
+    (dx, dy), response = cv2.phaseCorrelate(plan.mark_reference[index], raw.astype(np.float32))
+    if response >= 0.1 and max(abs(dx), abs(dy)) <= 4:
+        raw = window(sx + dx / plan.mark_scale, sy + dy / plan.mark_scale)
+    return _hand_ink(raw, plan.mark_print[index])
+
+
+def _page_ink(plan: ScenePlan, page: np.ndarray) -> np.ndarray:
+    """The page's hand-made ink away from the print and the boxes (stamps,
+    signatures), 4-bit."""
+    img = page.astype(np.float32)
+    paper = cv2.blur(cv2.dilate(img, np.ones((9, 9), np.uint8)), (9, 9))
+    darkness = 1.0 - img / np.maximum(paper, 1.0)
+    ink = np.clip((darkness - PAGE_INK_FLOOR) / (PAGE_INK_FULL - PAGE_INK_FLOOR), 0.0, 1.0)
+    ink[plan.page_ignored] = 0.0
+    return np.clip(np.round(ink * 15.0), 0, 15).astype(np.uint8)
+
+
+def _light(page: np.ndarray) -> np.ndarray:
+    """The paper's brightness over the page on a LIGHT_CELLS grid, uint8 (>= 1)."""
+    paper = cv2.dilate(page, np.ones((5, 5), np.uint8))  # the paper between the print
+    h, w = page.shape[:2]
+    if w >= h:
+        cells = (LIGHT_CELLS, max(2, round(LIGHT_CELLS * h / w)))
+    else:
+        cells = (max(2, round(LIGHT_CELLS * w / h)), LIGHT_CELLS)
+    return np.maximum(cv2.resize(paper, cells, interpolation=cv2.INTER_AREA), 1)
+
+
+def scene_arrays(
+    plan: ScenePlan,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    marked: Sequence[tuple[int, tuple[float, float]]],
+) -> dict[str, np.ndarray]:
+    """The descriptor's arrays for an aligned photo; `marked` lists (box index,
+    residual shift in reference pixels) of the marked boxes."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, shift in marked:
+        ink = _mark(plan, index, photo, homography, shift)
+        arrays[f"m{index}"] = np.clip(np.round(ink * 15.0), 0, 15).astype(np.uint8)
+    width, height = plan.page_size
+    fine = warp_region(photo, homography, (0, 0, width, height), 2 * plan.page_scale)
+    page = cv2.resize(fine, plan.page_ignored.shape[::-1], interpolation=cv2.INTER_AREA)
+    seen = warp_region(
+        np.full(photo.shape[:2], 255, np.uint8),
+        homography,
+        (0, 0, width, height),
+        plan.page_scale,
+        size=plan.page_ignored.shape[::-1],
+        border=0,
+    )
+    hidden = cv2.dilate((seen < 255).astype(np.uint8), np.ones((31, 31), np.uint8)) > 0
+    ink = _page_ink(plan, page)
+    ink[hidden] = HIDDEN  # a crop or a screen's edge cut the page there
+    arrays["page"] = ink
+    arrays["light"] = _light(page)
+    size = plan.ring_inside.shape[::-1]
+    ring = warp_region(photo, homography, plan.ring_rect, plan.ring_scale, size=size, border=0)
+    shown = warp_region(
+        np.full(photo.shape[:2], 255, np.uint8),
+        homography,
+        plan.ring_rect,
+        plan.ring_scale,
+        size=size,
+        border=0,
+    )
+    band = np.maximum(ring, 1)
+    band[(shown < 255) | plan.ring_inside] = 0
+    arrays["ring"] = band
+    return arrays
+
+
+def scene_descriptor(
+    plan: ScenePlan,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    marked: Sequence[tuple[int, tuple[float, float]]],
+) -> str:
+    """``scene_arrays`` as text."""
+    return encode(scene_arrays(plan, photo, homography, marked))
+
+
+_FORMAT = 1
+_DTYPES = {0: np.dtype(np.uint8)}
+
+
+def encode(arrays: dict[str, np.ndarray]) -> str:
+    """uint8 arrays as text: base64 of a version byte and a zlib stream of, per
+    array, its name, shape and bytes. Pure."""
+    parts = [bytes([len(arrays)])]
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array, np.uint8)
+        key = name.encode("ascii")
+        parts.append(bytes([len(key)]) + key + bytes([data.ndim]))
+        parts.append(np.array(data.shape, ">u2").tobytes() + data.tobytes())
+    return base64.b64encode(bytes([_FORMAT]) + zlib.compress(b"".join(parts), 6)).decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def decode(text: str) -> dict[str, np.ndarray]:
+    """The arrays of `encode` (read-only; cached). Pure. Raises ValueError on
+    anything else."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        if not raw or raw[0] != _FORMAT:
+            raise ValueError("unknown format")
+        body = zlib.decompress(raw[1:])
+        count, at = body[0], 1
+        out: dict[str, np.ndarray] = {}
+        for _ in range(count):
+            size = body[at]
+            name = body[at + 1 : at + 1 + size].decode("ascii")
+            at += 1 + size
+            ndim = body[at]
+            shape = tuple(int(v) for v in np.frombuffer(body, ">u2", ndim, at + 1))
+            at += 1 + 2 * ndim
+            length = int(np.prod(shape))
+            if at + length > len(body):
+                raise ValueError("truncated")
+            array = np.frombuffer(body, np.uint8, length, at).reshape(shape)
+            at += length
+            out[name] = array
+        if at != len(body):
+            raise ValueError("trailing bytes")
+        return out
+    except ValueError:
+        raise
+    except Exception as exc:  # any malformed descriptor is one error
+        raise ValueError("not a scene descriptor") from exc
+
+
+# ------------------------------------------------------------------ the index key
+
+
+def _marks(arrays: dict[str, np.ndarray]) -> list[str]:
+    return sorted(
+        (k for k in arrays if k.startswith("m") and k[1:].isdigit()), key=lambda k: int(k[1:])
+    )
+
+
+def _detail(ink: np.ndarray) -> np.ndarray:
+    """Band-pass (difference of Gaussians) of a 4-bit ink map. Pure."""
+    x = ink.astype(np.float32) / 15.0
+    fine, coarse = DETAIL
+    return cv2.GaussianBlur(x, (0, 0), fine) - cv2.GaussianBlur(x, (0, 0), coarse)
+
+
+def _hash_vector(ink: np.ndarray) -> np.ndarray:
+    x = ink.astype(np.float32) / 15.0
+    low = cv2.GaussianBlur(x, (0, 0), HASH_SIGMA).ravel()
+    low -= low.mean()
+    detail = _detail(ink).ravel()
+    detail -= detail.mean()
+    weight = HASH_DETAIL * float(np.linalg.norm(low)) / max(float(np.linalg.norm(detail)), 1e-9)
+    return np.concatenate([low, weight * detail])
+
+
+def _projection(index: int, size: int) -> np.ndarray:
+    rng = np.random.default_rng([HASH_SEED, index, size])
+    return rng.standard_normal((BITS, size)).astype(np.float32)
+
+
+_PROJECTIONS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def scene_hash(arrays: dict[str, np.ndarray]) -> str:
+    """The 64-bit index key of a descriptor, 16 hex digits: the signs of the
+    strokes' maps projected on fixed random directions. Pure (the directions are
+    cached)."""
+    total = np.zeros(BITS, np.float64)
+    for key in _marks(arrays):
+        vector = _hash_vector(arrays[key])
+        index = (int(key[1:]), vector.size)
+        matrix = _PROJECTIONS.get(index)
+        if matrix is None:
+            matrix = _PROJECTIONS.setdefault(index, _projection(*index))
+        total += matrix @ vector
+    value = 0
+    for bit in total > 0:
+        value = (value << 1) | int(bit)
+    return f"{value:016x}"
+
+
+# ------------------------------------------------------------------ comparison
+
+
+class SceneMatch(NamedTuple):
+    marks: float | None  # the least similar marked box; None: other boxes marked
+    ring: float | None  # the table around the page; None: too little of it in both
+    light: float | None  # the light on the page; None: one of them lit evenly
+    page: float | None = None  # stamps and signatures; None: neither page has any
+
+
+def _detail_ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Best normalised cross-correlation of two ink maps' band-pass detail over
+    shifts of up to SHIFT pixels. Pure."""
+    da, db = _detail(a), _detail(b)
+    s = SHIFT
+    inner = da[s:-s, s:-s]
+    if float(inner.std()) < 1e-6 or float(db.std()) < 1e-6:
+        return 0.0
+    result = cv2.matchTemplate(db, inner, cv2.TM_CCOEFF_NORMED)
+    return float(np.nan_to_num(result).max())
+
+
+def _shifted_ncc(a: np.ndarray, b: np.ndarray, sigma: float, shift: int) -> float:
+    """Best normalised cross-correlation of two equal-size maps, smoothed, over
+    shifts of up to `shift` pixels. Pure."""
+    fa = cv2.GaussianBlur(a.astype(np.float32), (0, 0), sigma)
+    fb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), sigma)
+    inner = fa[shift:-shift, shift:-shift]
+    if float(inner.std()) < 1e-6 or float(fb.std()) < 1e-6:
+        return 0.0
+    return float(np.nan_to_num(cv2.matchTemplate(fb, inner, cv2.TM_CCOEFF_NORMED)).max())
+
+
+def _ring_ncc(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Median normalised cross-correlation of the band's blocks that both photos
+    show with some texture; None if too few. Pure.
+
+    Block by block, so that brightness, contrast, gamma and a screen's glare
+    (smooth changes of level) cancel, and a screenshot's bars or a crop lose
+    only their own blocks."""
+    both = cv2.erode(((a > 0) & (b > 0)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    va = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 0.7)
+    vb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), 0.7)
+    n = RING_BLOCK
+    rows, cols = a.shape[0] // n, a.shape[1] // n
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        return x[: rows * n, : cols * n].reshape(rows, n, cols, n).swapaxes(1, 2).reshape(-1, n * n)
+
+    keep = blocks(both.astype(np.float32))
+    xa, xb = blocks(va), blocks(vb)
+    count = keep.sum(axis=1)
+    usable = count >= n * n // 2
+    if not usable.any():
+        return None
+    keep, xa, xb, count = keep[usable], xa[usable], xb[usable], count[usable]
+    ma = (xa * keep).sum(axis=1) / count
+    mb = (xb * keep).sum(axis=1) / count
+    ca = (xa - ma[:, None]) * keep
+    cb = (xb - mb[:, None]) * keep
+    sa = np.sqrt((ca * ca).sum(axis=1) / count)
+    sb = np.sqrt((cb * cb).sum(axis=1) / count)
+    textured = (sa >= RING_STD_MIN) & (sb >= RING_STD_MIN)
+    if int(textured.sum()) < RING_BLOCKS_MIN:
+        return None
+    ncc = (ca * cb).sum(axis=1)[textured] / (count[textured] * sa[textured] * sb[textured])
+    return float(np.median(ncc))
+
+
+def _light_ncc(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Correlation of the two pages' log brightness; None when either is lit
+    evenly (its variations are then noise). Pure."""
+    la = np.log(a.astype(np.float32))
+    lb = np.log(b.astype(np.float32))
+    la -= la.mean()
+    lb -= lb.mean()
+    if min(float(la.std()), float(lb.std())) < LIGHT_STD_MIN:
+        return None
+    return float((la * lb).sum() / np.sqrt((la * la).sum() * (lb * lb).sum()))
+
+
+def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> SceneMatch:
+    """The similarity of two decoded descriptors, per kind of evidence. Pure."""
+    marks_a, marks_b = _marks(a), _marks(b)
+    marks: float | None = None
+    if marks_a and marks_a == marks_b and all(a[k].shape == b[k].shape for k in marks_a):
+        marks = min(_detail_ncc(a[k], b[k]) for k in marks_a)
+    ring: float | None = None
+    ra, rb = a.get("ring"), b.get("ring")
+    if ra is not None and rb is not None and ra.shape == rb.shape:
+        ring = _ring_ncc(ra, rb)
+    light: float | None = None
+    ga, gb = a.get("light"), b.get("light")
+    if ga is not None and gb is not None and ga.shape == gb.shape:
+        light = _light_ncc(ga, gb)
+    page: float | None = None
+    pa, pb = a.get("page"), b.get("page")
+    if pa is not None and pb is not None and pa.shape == pb.shape:
+        shown = (pa != HIDDEN) & (pb != HIDDEN)
+        pa = np.where(shown, pa, 0).astype(np.uint8)
+        pb = np.where(shown, pb, 0).astype(np.uint8)
+        ink = sorted(float(x.mean()) / 15.0 for x in (pa, pb))
+        if ink[0] >= PAGE_INK_MIN:
+            page = _shifted_ncc(pa, pb, PAGE_SIGMA, PAGE_SHIFT)
+        elif ink[0] == 0.0 and ink[1] >= PAGE_INK_ALONE:
+            page = 0.0  # a stamp or a signature on one page, nothing on the other
+    return SceneMatch(marks, ring, light, page)
+
+
+def same_scene(match: SceneMatch, same_pose: bool = False) -> bool:
+    """Whether the evidence says one photo re-used. Pure.
+
+    The strokes must agree, and so must the stamps and signatures and the table
+    around the page wherever both photos show them. Either of those agreeing
+    closely is itself decisive (two honest photos never come near), so it lets
+    a copy's strokes be softer (a blurred re-photograph). With neither to
+    compare, the strokes alone would pair look-alike marks: then the page must
+    also lie at the same angles (`same_pose`, a copy that was not photographed
+    again) or be lit just alike; the light otherwise only vetoes when opposed.
+    """
+    if match.marks is None:
+        return False
+    scene = [v for v in (match.page, match.ring) if v is not None]
+    if any(
+        v < limit
+        for v, limit in ((match.page, PAGE_SAME), (match.ring, RING_SAME))
+        if v is not None
+    ):
+        return False
+    if scene and max(scene) >= SCENE_SURE:
+        return match.marks >= MARKS_SOFT
+    if match.marks < MARKS_SAME:
+        return False
+    if scene:
+        return True
+    if match.light is not None and match.light < LIGHT_SAME:
+        return False
+    return same_pose or (match.light is not None and match.light >= LIGHT_ALONE)
+
+
+def same_scenes(a: str, b: str, same_pose: bool = False) -> bool:
+    """``same_scene`` of two descriptors as text, the cheapest evidence first;
+    False if either is malformed. Pure."""
+    try:
+        da, db = decode(a), decode(b)
+    except ValueError:
+        return False
+    marks_a, marks_b = _marks(da), _marks(db)
+    if not marks_a or marks_a != marks_b or any(da[k].shape != db[k].shape for k in marks_a):
+        return False
+    if any(_detail_ncc(da[k], db[k]) < MARKS_SOFT for k in marks_a):
+        return False
+    return same_scene(compare(da, db), same_pose)

@@ -1,0 +1,178 @@
+"""The scene descriptor (ocr.scene): re-used copies of a photo are one photo,
+look-alike ballots of two voters are not."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ocr.ink import hamming
+from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_photo
+from ocr.scene import (
+    SceneMatch,
+    compare,
+    decode,
+    encode,
+    same_scene,
+    same_scenes,
+    scene_hash,
+)
+from ocr.template import LoadedTemplate
+from seeds.ballot import BY2020_DESIGN, render_reference
+from seeds.photos import PhotoConditions, mark_ballot, phone_photo, random_conditions
+
+
+def _jpeg(img: Image.Image, quality: int = 85) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _image(photo: bytes) -> Image.Image:
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(Image.open(io.BytesIO(photo))).convert("RGB")
+
+
+def _cropped(photo: bytes) -> bytes:
+    img = _image(photo)
+    w, h = img.size
+    return _jpeg(img.crop((int(0.06 * w), int(0.04 * h), int(0.95 * w), int(0.93 * h))))
+
+
+def _brightened(photo: bytes) -> bytes:
+    arr = np.asarray(_image(photo), np.float32) * 1.2 + 15
+    return _jpeg(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
+
+
+def _screenshot(photo: bytes) -> bytes:
+    """Scaled into a phone screen between a status bar and a navigation bar, PNG."""
+    img = _image(photo)
+    scale = 1000 / img.width
+    shot = img.resize((1000, round(img.height * scale)))
+    canvas = Image.new("RGB", (1080, shot.height + 260), (0, 0, 0))
+    canvas.paste(shot, (40, 130))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, 1080, 60), fill=(30, 30, 30))
+    draw.text((20, 20), "12:41  4G 87%", fill=(255, 255, 255))
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _from_screen(photo: bytes, rng: np.random.Generator) -> bytes:
+    """Shown on a screen (pixel grid, gamma) and photographed again."""
+    img = _image(photo)
+    shown = np.asarray(img.resize((img.width * 4 // 5, img.height * 4 // 5)), np.float32) / 255
+    shown = shown**1.2
+    shown[::3] *= 0.88
+    screen = Image.fromarray(np.clip(shown * 230, 0, 255).astype(np.uint8))
+    cond = PhotoConditions(
+        rotation_deg=3.0,
+        perspective=0.03,
+        blur_sigma=0.8,
+        light_gradient=0.15,
+        shadow=False,
+        jpeg_quality=85,
+        long_side=1800,
+        ballot_fraction=0.93,
+    )
+    return phone_photo(screen, rng, cond)
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[Image.Image, object]:
+    return render_reference(BY2020_DESIGN)
+
+
+def _honest(reference: tuple[Image.Image, object], seed: int, style: str = "cross") -> bytes:
+    image, template = reference
+    rng = np.random.default_rng([seed, 5])
+    option = template.options[0].id  # type: ignore[attr-defined]
+    paper = mark_ballot(image, template, [option], rng, style, False)  # type: ignore[arg-type]
+    return phone_photo(paper, rng, random_conditions(rng))
+
+
+def _read(template: LoadedTemplate, photo: bytes) -> BallotReading:
+    reading = read_ballot(template, photo)
+    assert reading.fingerprint is not None and reading.scene is not None, reading
+    return reading
+
+
+def test_re_used_copies_of_a_photo_are_found_and_confirmed(
+    by_template: LoadedTemplate, reference: tuple[Image.Image, object]
+) -> None:
+    photo = _honest(reference, 1, "tick")
+    base = _read(by_template, photo)
+    rng = np.random.default_rng(9)
+    for copy in (
+        _jpeg(_image(photo), 60),
+        _jpeg(_image(photo).resize((900, 1200))),
+        _cropped(photo),
+        _brightened(photo),
+        _screenshot(photo),
+        _from_screen(photo, rng),
+    ):
+        other = _read(by_template, copy)
+        assert other.fingerprint is not None and base.fingerprint is not None
+        assert hamming(base.fingerprint, other.fingerprint) <= NEAR_DUPLICATE_BITS
+        assert same_photo(base, other)
+
+
+def test_two_voters_look_alike_ballots_are_two_photos(
+    by_template: LoadedTemplate, reference: tuple[Image.Image, object]
+) -> None:
+    """The same box, the same mark style, no stamp or signature: still two papers."""
+    for style in ("cross", "fill", "dot"):
+        first = _read(by_template, _honest(reference, 10, style))
+        second = _read(by_template, _honest(reference, 11, style))
+        assert first.scene is not None and second.scene is not None
+        assert not same_scenes(first.scene, second.scene)
+        assert not same_photo(first, second)
+
+
+def test_descriptor_text_round_trips_and_rejects_anything_else() -> None:
+    arrays = {
+        "m3": np.arange(64, dtype=np.uint8).reshape(8, 8) % 16,
+        "light": np.full((4, 3), 200, np.uint8),
+        "ring": np.zeros((10, 12), np.uint8),
+    }
+    back = decode(encode(arrays))
+    assert sorted(back) == sorted(arrays)
+    for key, value in arrays.items():
+        assert np.array_equal(back[key], value)
+    for bad in ("", "not base64!", encode(arrays)[:-8], "AAAA"):
+        with pytest.raises(ValueError):
+            decode(bad)
+        assert not same_scenes(bad, encode(arrays))
+
+
+def test_index_key_is_16_hex_digits_from_the_strokes_only() -> None:
+    rng = np.random.default_rng(3)
+    stroke = (rng.random((30, 30)) * 16).astype(np.uint8)
+    arrays = {"m0": stroke, "light": np.full((4, 3), 200, np.uint8)}
+    key = scene_hash(arrays)
+    assert len(key) == 16 and int(key, 16) >= 0
+    assert scene_hash({**arrays, "light": np.full((4, 3), 90, np.uint8)}) == key
+    assert scene_hash({"m1": stroke}) != key  # another box: other directions
+    assert scene_hash({}) == "0" * 16
+
+
+def test_decision_needs_every_shown_kind_of_evidence() -> None:
+    # Strokes alike and nothing else to compare: only a copy keeps the page's pose.
+    assert not same_scene(SceneMatch(0.95, None, None))
+    assert same_scene(SceneMatch(0.95, None, None), same_pose=True)
+    assert not same_scene(SceneMatch(0.95, None, -0.2), same_pose=True)  # opposed light
+    # The table or the stamps agreeing closely decide, even for softer strokes.
+    assert same_scene(SceneMatch(0.95, 0.9, 0.8))
+    assert same_scene(SceneMatch(0.7, None, None, 0.9))
+    assert not same_scene(SceneMatch(0.7, 0.7, None))
+    assert not same_scene(SceneMatch(None, 0.99, 0.99))  # other boxes marked
+    assert not same_scene(SceneMatch(0.5, 0.99, 0.99))  # another hand's stroke
+    assert not same_scene(SceneMatch(0.95, 0.1, 0.99), same_pose=True)  # another table
+    assert not same_scene(SceneMatch(0.95, None, 0.99, 0.2), same_pose=True)  # another stamp
+    blank = {"m0": np.zeros((20, 20), np.uint8)}
+    assert compare(blank, {"m1": np.zeros((20, 20), np.uint8)}).marks is None

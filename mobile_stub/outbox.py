@@ -203,6 +203,10 @@ class Outbox:
         for value in values:
             if not isinstance(value, str):
                 raise TypeError(f"submission fields are text, not {type(value).__name__}")
+        if not submission.device_token:
+            # Sent without one it could never be accepted (and an empty
+            # "Bearer " header is not even a valid request): verify first.
+            raise ValueError("the phone is not verified for this election: no device token")
         now = self.clock()
         with self._transaction() as db:
             existing = db.execute(
@@ -257,9 +261,14 @@ class Outbox:
         return self.state(submission_id).receipt
 
     def next_due(self) -> float | None:
-        """When the earliest queued submission may be sent (Unix seconds), or None."""
+        """When the next submission may be sent (Unix seconds), or None: the earliest,
+        over voters, of their oldest undelivered submission's time (``send_due`` sends
+        each voter's in order); a voter whose oldest is being sent has none."""
         rows = self._read(
-            "SELECT min(next_attempt_at) AS t FROM submissions WHERE state = 'queued'"
+            "SELECT min(s.next_attempt_at) AS t FROM submissions s WHERE s.state = 'queued'"
+            " AND NOT EXISTS (SELECT 1 FROM submissions e WHERE e.seq < s.seq"
+            " AND e.election_id = s.election_id AND e.device_token = s.device_token"
+            " AND e.state IN ('queued', 'sending'))"
         )
         value = rows[0]["t"]
         return None if value is None else float(value)
@@ -301,19 +310,47 @@ class Outbox:
     def send_due(self, client: GolosClient) -> list[Outcome]:
         """One attempt for each queued submission whose time has come, oldest first
         (the app calls this whenever it wakes or the network returns); the outcomes
-        of those that are now final."""
+        of those that are now final.
+
+        In order, per voter (election and device token): a submission is sent only
+        once every earlier one of the same voter has been delivered or refused. A voter who re-votes
+        (a new photo, a new id) needs the server to receive the later ballot last,
+        since the later one counts; an earlier one still waiting for its retry (409,
+        5xx, no network) holds the later ones back."""
         now = self.clock()
         rows = self._read(
-            "SELECT submission_id FROM submissions WHERE state = 'queued'"
-            " AND next_attempt_at <= ? ORDER BY seq",
-            (now,),
+            "SELECT submission_id, election_id, device_token, state, next_attempt_at"
+            " FROM submissions WHERE state IN ('queued', 'sending') ORDER BY seq"
         )
+        blocked: set[tuple[str, str]] = set()
         outcomes = []
         for row in rows:
+            voter = (row["election_id"], row["device_token"])
+            if voter in blocked:
+                continue
+            if row["state"] == SENDING or row["next_attempt_at"] > now:
+                blocked.add(voter)
+                continue
             result = self._attempt(row["submission_id"], client)
             if isinstance(result, Outcome):
                 outcomes.append(result)
+            else:
+                blocked.add(voter)
         return outcomes
+
+    def network_returned(self) -> int:
+        """The phone's system says the network is back: every submission waiting
+        only because the network was unreachable is due at once (a server's
+        ``Retry-After`` and its backoff after a server's answer still hold). The
+        number made due. The app then calls ``send_due``."""
+        now = self.clock()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE submissions SET next_attempt_at = ? WHERE state = 'queued'"
+                " AND next_attempt_at > ? AND last_error LIKE 'network:%'",
+                (now, now),
+            ).rowcount
+        return int(changed)
 
     def _attempt(self, submission_id: str, client: GolosClient) -> Outcome | float | None:
         """One request: the final outcome, the seconds to wait before the next try,

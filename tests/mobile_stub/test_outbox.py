@@ -389,3 +389,58 @@ def test_a_refused_verification_is_said_so(client: TestClient) -> None:
         phone.verify(ELECTION, "not a phone", lambda _: None, sleep=_no_sleep)
     with pytest.raises(VerificationFailed, match="no code"):
         phone.verify(ELECTION, "+375295550002", lambda _: None, sleep=_no_sleep)
+
+
+def test_a_later_ballot_waits_until_the_voters_earlier_one_is_delivered(tmp_path: Path) -> None:
+    # A voter who re-votes offline: the later ballot counts only if it reaches the
+    # server last, so it is not sent while the earlier one waits for its retry.
+    clock = _Clock()
+    outbox = Outbox(tmp_path / "outbox", clock=clock, jitter=lambda: 0.5)
+    first = _queue(outbox, "golos_vt_test", b"first photo")
+    later = _queue(outbox, "golos_vt_test", b"later photo")
+    other = _queue(outbox, "golos_vt_other", b"another voter's photo")
+    order: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sid = _sid_of(request)
+        order.append(sid)
+        if sid == first and order.count(first) == 1:
+            return httpx.Response(409, json={"detail": {"field": "submission_id", "message": "x"}})
+        return httpx.Response(202, json={"status": "received", "reasons": [], "status_url": "/"})
+
+    phone = GolosClient("http://t", transport=httpx.MockTransport(server))
+    assert [o.submission_id for o in outbox.send_due(phone)] == [other]
+    assert order == [first, other]  # the later one held back behind the first
+    assert outbox.next_due() == outbox.state(first).next_attempt_at
+    clock.now = outbox.next_due() or clock.now
+    assert [o.submission_id for o in outbox.send_due(phone)] == [first, later]
+    assert order == [first, other, first, later]
+
+
+def test_when_the_network_returns_what_waited_for_it_is_due_at_once(tmp_path: Path) -> None:
+    clock = _Clock()
+    outbox = Outbox(tmp_path / "outbox", clock=clock, jitter=lambda: 0.99)
+    offline = _queue(outbox, "golos_vt_a", b"photo a")
+    told_to_wait = _queue(outbox, "golos_vt_b", b"photo b")
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if _sid_of(request) == offline:
+            raise httpx.ConnectError("no network", request=request)
+        return httpx.Response(503, json={"detail": "busy"}, headers={"Retry-After": "600"})
+
+    phone = GolosClient("http://t", transport=httpx.MockTransport(server))
+    for _ in range(6):  # the backoff grows to half a minute
+        clock.now = outbox.state(offline).next_attempt_at or clock.now
+        outbox.send_due(phone)
+    assert (outbox.state(offline).next_attempt_at or 0) > clock.now + 10
+    assert outbox.network_returned() == 1
+    assert outbox.state(offline).next_attempt_at == clock.now
+    # The server's Retry-After still holds.
+    assert (outbox.state(told_to_wait).next_attempt_at or 0) > clock.now + 60
+
+
+def test_a_phone_that_is_not_verified_cannot_queue_a_ballot(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    with pytest.raises(ValueError, match="not verified"):
+        outbox.add(Submission(str(uuid.uuid4()), "e", "p", "a", ""), b"photo")
+    assert outbox.items() == []

@@ -5,19 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from procrastinate.exceptions import ConnectorException
 from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from api.accounts.openapi import install as describe_callers
 from api.accounts.routes import router as accounts_router
 from api.analysts.routes import router as analysts_router
 from api.deps import PUBLIC, Conn
 from api.elections.routes import router as elections_router
-from api.errors import GolosError, ServiceUnavailable
+from api.errors import BadRequest, GolosError, Invalid, ServiceUnavailable, describe_errors
 from api.public.routes import router as public_router
 from api.reports.routes import router as reports_router
 from api.review.routes import router as review_router
@@ -98,6 +103,51 @@ def create_app() -> FastAPI:
         answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return answer
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        """The caller hung up before its body had all arrived (a phone losing its
+        network mid-upload): nothing of it was stored, and no one is left to hear
+        the answer. Not a server error: logged as what it is, without a traceback."""
+        log.info("client disconnected mid-request on %s", request.url.path)
+        return _answer(BadRequest("body", "the connection closed before the body was whole"))
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(request: Request, exc: psycopg.DataError) -> Response:
+        """A value the database cannot take (a NUL character in a text, a number out
+        of its column's range) reached a statement: the caller's input, answered 422
+        like any invalid value (the statement and value go to the log only)."""
+        log.warning("value refused by the database on %s: %s", request.url.path, exc.sqlstate)
+        error = Invalid(
+            "request", "a value cannot be taken (a NUL character, or a number out of range)"
+        )
+        if is_page_request(request):
+            return error_page(request, get_settings(), error)
+        return _answer(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """FastAPI's own refusals: a body it cannot parse (400) is answered as every
+        other error, naming the body; any other (an unknown path, a method the path
+        does not take) as FastAPI answers it."""
+        if exc.status_code == 400:
+            return _answer(BadRequest("body", str(exc.detail)))
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(ConnectorException)
+    async def queue_error(request: Request, exc: ConnectorException) -> JSONResponse:
+        """The job queue (on the same database) failed a request, typically the
+        database going away between storing a submission and queueing its job: 503
+        with Retry-After when it is out of reach (the retry is answered from what
+        was stored, and queues the job again), else a bug, 500."""
+        cause = exc.__cause__
+        if cause is None or not database_unreachable(cause):
+            log.error("job queue error on %s", request.url.path, exc_info=exc)
+            return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+        log.warning("job queue unavailable on %s: %s", request.url.path, cause)
+        answer = _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
+        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
+
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         """The photo store is full or out of reach: 503 with Retry-After; nothing of
@@ -124,4 +174,27 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     describe_callers(app)
+    _describe_errors(app)
     return app
+
+
+def _page_path(path: str) -> bool:
+    """Whether the routes of ``path`` (an OpenAPI path template) answer with pages,
+    errors included (``api.web.is_page_request``)."""
+    return is_page_request(
+        Request({"type": "http", "path": path, "query_string": b"", "headers": []})
+    )
+
+
+def _describe_errors(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI schema document every operation's error answers
+    (``api.errors.describe_errors``), on top of what it says already."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        if not schema.get("components", {}).get("schemas", {}).get("Error"):
+            describe_errors(schema, _page_path)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

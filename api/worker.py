@@ -8,8 +8,10 @@ and the demo beside its API server), all through here:
   uses it too, so any process can queue any job and any worker runs it;
 - ``run_worker`` is what a worker process runs: a waiting worker that loses its
   database (a restart, a network cut) reconnects by itself, with backoff, and
-  never exits on its own; a worker run until the queue is empty exits non-zero
-  when the database fails it;
+  never exits on its own; every few seconds it hands on the jobs of workers that
+  died mid-job (``infra.queue.retry_stalled_jobs``), so a killed worker's photo
+  is read again within about 20 s; a worker run until the queue is empty exits
+  non-zero when the database fails it;
 - ``spawn_workers`` starts N worker processes (``python -m api.worker``) and
   returns them as ``Workers``, to wait for or to stop; a waiting worker process
   that dies (killed, crashed) is replaced, with backoff, and the replacement
@@ -69,6 +71,11 @@ BACKOFF_MAX_SECONDS = 15.0
 HEALTHY_RUN_SECONDS = 60.0
 # How often the supervisor of worker processes looks for dead ones.
 SUPERVISE_SECONDS = 0.5
+# How often each waiting worker looks for the jobs of workers that died mid-job
+# (no heartbeat for queue.STALLED_AFTER_SECONDS) and hands them on: one indexed
+# query. The minutely sweep does it too, but then a photo whose worker was killed
+# waited up to a minute and a half; now at most STALLED_AFTER_SECONDS + this.
+STALLED_CHECK_SECONDS = 5.0
 # How many times a worker run until the queue is empty starts procrastinate's
 # worker again when it stopped with jobs ready (its listening connection broke):
 # once is the usual case; three in a row means the database keeps failing it.
@@ -127,34 +134,59 @@ async def _until_empty(settings: Settings, ballots_only: bool) -> None:
         raise WorkerStopped(f"the worker stopped {UNTIL_EMPTY_RUNS} times with jobs ready")
 
 
+async def _hand_on_stalled(app: queue.App) -> None:
+    """Every STALLED_CHECK_SECONDS, put back in the queue the jobs of workers that
+    died mid-job (killed, their machine lost), until cancelled. A failure (the
+    database going away) is logged and tried again next time: the worker notices a
+    lost database by itself."""
+    while True:
+        await asyncio.sleep(STALLED_CHECK_SECONDS)
+        try:
+            await queue.retry_stalled_jobs(app)
+        except Exception as exc:
+            log.info("looking for stalled jobs failed: %s", type(exc).__name__)
+
+
 async def _serve(settings: Settings, stop: asyncio.Event, ballots_only: bool) -> None:
     """One connection's worth of work: open the queue, catch up, run jobs until
     ``stop`` is set (returns once the current job is done) or the worker stops by
-    itself (its listening connection or heartbeat failed) or raises."""
+    itself (its listening connection or heartbeat failed) or raises. Meanwhile the
+    jobs of dead workers are handed on (``_hand_on_stalled``)."""
     app = queue_app(settings)
     async with app.open_async():
         await _catch_up(app)
         if stop.is_set():
             return
-        work = asyncio.create_task(
-            app.run_worker_async(
-                wait=True,
-                concurrency=1,
-                install_signal_handlers=False,
-                queues=_queues(ballots_only),  # type: ignore[arg-type]  # None: every queue
-            )
-        )
-        stopping = asyncio.create_task(stop.wait())
+        watchdog = asyncio.create_task(_hand_on_stalled(app))
         try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await _work(app, stop, ballots_only)
         finally:
-            stopping.cancel()
-        if not work.done():  # asked to stop: procrastinate finishes the job first
-            work.cancel()
+            watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await work
-            return
-        work.result()  # its exception, if any
+                await watchdog
+
+
+async def _work(app: queue.App, stop: asyncio.Event, ballots_only: bool) -> None:
+    """Run jobs until ``stop`` is set or procrastinate's worker stops or raises."""
+    work = asyncio.create_task(
+        app.run_worker_async(
+            wait=True,
+            concurrency=1,
+            install_signal_handlers=False,
+            queues=_queues(ballots_only),  # type: ignore[arg-type]  # None: every queue
+        )
+    )
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not work.done():  # asked to stop: procrastinate finishes the job first
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return
+    work.result()  # its exception, if any
 
 
 async def run_worker(wait: bool, ballots_only: bool = False) -> None:

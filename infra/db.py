@@ -4,7 +4,8 @@ The pool checks a connection before lending it (``ConnectionPool.check_connectio
 one round trip): after a database restart its connections are all dead, and each
 would otherwise fail the request that drew it (a 500, /healthz included) before
 the pool noticed. While the database is down a request waits for a connection up
-to the pool's timeout and is answered 503 (api.main)."""
+to WAIT_SECONDS and is then answered 503 with Retry-After (api.main), rather than
+hang for the pool's default 30 s, past a phone's own timeout."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from infra.settings import get_settings
+
+# How long a request waits for a connection: a database restart's first seconds,
+# or a burst beyond the pool, but not so long that the caller gives up before the
+# 503 that tells it when to retry.
+WAIT_SECONDS = 5.0
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
@@ -33,6 +39,7 @@ def get_pool() -> ConnectionPool:
                 open=True,
                 name="golos",
                 check=ConnectionPool.check_connection,
+                timeout=WAIT_SECONDS,
             )
         return _pool
 

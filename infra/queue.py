@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from procrastinate import App, PsycopgConnector
+from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
 __all__ = [
@@ -20,14 +21,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# How long a request waits for one of the queue's connections, as long as for the
+# platform's own pool (infra.db.WAIT_SECONDS), then fails (503), rather than the
+# pool's default 30 s.
+WAIT_SECONDS = 5.0
+
 # A worker that has sent no heartbeat for this long is taken for dead, and its
-# running jobs are handed to another worker.
-STALLED_AFTER_SECONDS = 30.0
+# running jobs are handed to another worker (api.worker looks every 5 s). Three
+# heartbeats missed (one every 5 s; a photo is read in a thread, so the heartbeat
+# goes on meanwhile): a killed worker's photo waits about 15-20 s. Taking a live
+# but slow worker for dead only runs its job twice, which the pipeline allows.
+STALLED_AFTER_SECONDS = 15.0
 
 
 def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:
     app = App(
-        connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4),
+        connector=PsycopgConnector(conninfo=dsn, min_size=1, max_size=4, timeout=WAIT_SECONDS),
         worker_defaults={
             "update_heartbeat_interval": 5.0,
             "stalled_worker_timeout": STALLED_AFTER_SECONDS,
@@ -43,7 +52,14 @@ def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:
 async def retry_stalled_jobs(
     app: App, seconds_since_heartbeat: float = STALLED_AFTER_SECONDS
 ) -> int:
-    """Put back in the queue the jobs of workers that died mid-job."""
+    """Put back in the queue the jobs of workers that died mid-job; how many.
+
+    Every waiting worker runs this every few seconds, so two may find the same
+    stalled job: the one that comes second finds it no longer running and leaves it
+    alone (it must not close a job the first put back, or one a live worker now
+    runs). A stalled job whose work is already queued anew (a newer job holds its
+    queueing lock, queued by the sweep or an upload's retry) is closed: the newer
+    one does the work."""
     stalled = list(
         await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
     )
@@ -51,14 +67,16 @@ async def retry_stalled_jobs(
     for job in stalled:
         try:
             await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            log.info("stalled job %s already queued anew; closing it", job.id)
+            with contextlib.suppress(ConnectorException):
+                await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        except ConnectorException:
+            # Not running any more: another worker put it back first.
+            log.info("stalled job %s already handed on", job.id)
+        else:
             retried += 1
             log.warning("retrying job %s of a worker that stopped responding", job.id)
-        except Exception:
-            # Another worker retried it first, or a newer job for the same work is
-            # already queued (same queueing lock): this one is no longer needed.
-            log.info("stalled job %s not retried; closing it", job.id, exc_info=True)
-            with contextlib.suppress(Exception):
-                await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
     return retried
 
 

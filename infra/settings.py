@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -91,6 +92,68 @@ class Settings(BaseSettings):
     # token) to a few hundred MB a day and a fraction of one worker.
     reports_per_account: int = 10
     reports_per_account_seconds: int = 3600
+
+    # Quarantine (api/submissions/abuse.py): softer than the limits above. A submission
+    # beyond one of these thresholds is stored and read, but where it would count it is
+    # held ('quarantined') until two observers approve it. N = 0 turns a threshold off.
+    #
+    # A voter's submissions per sliding window: the first two in an hour (a ballot and
+    # one re-take) are what honest voters send; a third in the hour is held. Each
+    # replaces the last anyway, so holding it costs an honest voter nothing but time.
+    quarantine_per_voter: int = 2
+    quarantine_per_voter_seconds: int = 3600
+    # One network's submissions at ONE station per window: beyond
+    # max(quarantine_per_network_station, registered x quarantine_network_station_share)
+    # the network's burst at the station is held whole (its earlier arrivals in the
+    # window too). A station has no Wi-Fi of its own: its voters come over three
+    # carriers whose NAT pools spread them over dozens of /24s. Even when a network cut
+    # ends and a station's whole crowd (~22% of the roll, below) arrives in the same ten
+    # minutes, one /24 carries a few: at 1,500 on the roll ~330 photos over ~48 /24s is
+    # ~7 each, under 15; at the largest, 7,900, ~36, under 79. A stack of SIM cards
+    # behind one router sending a dozen to a station of 1,000 crosses it (11). Raise it
+    # where one carrier puts a town behind one /24. The demo and the benchmarks, whose
+    # phones all share 127.0.0.1, turn it off (GOLOS_QUARANTINE_PER_NETWORK_STATION=0),
+    # as they do the limit per network.
+    quarantine_per_network_station: int = 10
+    quarantine_network_station_share: float = 0.01
+    quarantine_per_network_station_seconds: int = 600
+    # Arrivals at one station per window, from every network: beyond
+    # max(quarantine_station_min, registered x quarantine_station_share) the whole
+    # burst is held. Time alone proves nothing here: when a network cut of days ends,
+    # every phone's outbox drains at once, and a station's whole crowd may arrive in
+    # the same ten minutes. So the bound is what the roll allows all at once: in 2020
+    # Golos received ~1.5 M photos for ~6.8 M voters on the rolls (~22%), and the
+    # keenest stations of the demo's model reach 12%; a quarter of the roll inside
+    # one window is beyond both, while a forger who floods a station with hundreds of
+    # photos crosses it. The floor keeps small or roll-less stations from being held
+    # for a handful of arrivals. quarantine_station_min = 0 turns it off.
+    quarantine_station_share: float = 0.25
+    quarantine_station_min: int = 20
+    quarantine_station_seconds: int = 600
+
+    # Photo storage (infra/storage.py): "local" keeps photos under photo_dir (one
+    # machine, or a shared filesystem); "s3" keeps them in an S3-compatible object
+    # store (AWS S3, MinIO, Ceph RGW...), which every API and worker machine reaches.
+    # Its credentials are never settings: boto3's standard chain (AWS_ACCESS_KEY_ID /
+    # AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE and ~/.aws files, a
+    # container or instance role, IRSA), and nothing of them is logged.
+    photo_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    # Unset: AWS's own endpoint for the region; set for MinIO and the like.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # "path" for most self-hosted stores (http://host:9000/bucket/key), "virtual" for
+    # AWS (bucket.s3.region.amazonaws.com), "auto" lets botocore choose.
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    # Prepended to the photos' keys (sha256 hex), so the bucket may hold other things.
+    s3_prefix: str = "photos/"
+    # Server-side encryption asked for on every put: "" (the bucket's default),
+    # "AES256" (keys the store manages) or "aws:kms" (with s3_kms_key_id, or the
+    # account's default KMS key).
+    s3_server_side_encryption: Literal["", "AES256", "aws:kms"] = ""
+    s3_kms_key_id: str | None = None
+    # Connections kept open per process (infra/storage.py says why this many).
+    s3_max_connections: int = 20
 
     @property
     def embedded(self) -> bool:

@@ -324,3 +324,59 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A local S3-compatible server, moto's in server mode (real HTTP on 127.0.0.1,
+    not the in-process mock): its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+S3_TEST_ENV = {
+    # Any credentials: moto checks none. Set so no developer's own AWS files are read.
+    "AWS_ACCESS_KEY_ID": "golos-test",
+    "AWS_SECRET_ACCESS_KEY": "golos-test-secret",
+    "AWS_CONFIG_FILE": "/nonexistent/golos-test",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/golos-test",
+}
+
+
+@pytest.fixture
+def s3_photos(database: str, s3_server: str) -> Iterator[str]:
+    """The platform's photos in a new bucket of ``s3_server`` (GOLOS_PHOTO_STORE=s3,
+    for every process setting read during the test): the bucket's name."""
+    import boto3
+
+    bucket = f"golos-{uuid.uuid4().hex[:12]}"
+    env = {
+        **S3_TEST_ENV,
+        "GOLOS_PHOTO_STORE": "s3",
+        "GOLOS_S3_BUCKET": bucket,
+        "GOLOS_S3_ENDPOINT_URL": s3_server,
+        "GOLOS_S3_REGION": "us-east-1",
+        "GOLOS_S3_ADDRESSING_STYLE": "path",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    boto3.session.Session().client(
+        "s3", endpoint_url=s3_server, region_name="us-east-1"
+    ).create_bucket(Bucket=bucket)
+    try:
+        yield bucket
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()

@@ -13,11 +13,12 @@ from pathlib import Path
 import psycopg
 
 from api.elections.service import ballot_template
-from api.submissions import repository
+from api.submissions import abuse, repository
 from api.submissions.duplicates import Candidate, check_and_record
 from api.submissions.repository import Pending
 from api.submissions.schemas import Reason, Status
 from infra.storage import PhotoStore
+from ocr.images import UNDECODABLE
 from ocr.reader import BallotReading, Verdict, read_ballot, same_photo
 from tally.repository import count_ballot
 
@@ -58,9 +59,15 @@ def process_submission(
         decision = Decision(Status.REJECTED, [Reason.DUPLICATE_PHOTO], None)
     else:
         template = ballot_template(conn, pending.election_id, store, template_cache)
+        orientation = repository.photo_orientation(conn, sid)
         conn.commit()
-        reading = read_ballot(template, store.get(pending.photo_sha256))
+        reading = read_ballot(template, store.get(pending.photo_sha256), orientation=orientation)
         decision = decide(reading, pending.declared)
+        if reading.verdict == Verdict.UNREADABLE and set(reading.reasons) & UNDECODABLE:
+            # The upload was checked from its header only: pixels that do not decode
+            # (a truncated or corrupt scan) are a file that is no photo, not a photo
+            # a person could read.
+            decision = Decision(Status.REJECTED, [reading.verdict, *reading.reasons], None)
 
     with conn.transaction():
         if not repository.lock_received(conn, sid):
@@ -69,6 +76,13 @@ def process_submission(
         reasons = decision.reasons
         if _near_duplicate(conn, pending, sid, decision, reading):
             status, reasons = Status.REVIEW, [*reasons, Reason.NEAR_DUPLICATE_PHOTO]
+        # A held submission (api.submissions.abuse) that would count waits for two
+        # observers instead; one going to a person anyway shows them the hold.
+        held = abuse.held(conn, sid) if status in (Status.VERIFIED, Status.REVIEW) else []
+        if held and status == Status.VERIFIED:
+            status, reasons = Status.QUARANTINED, [Reason.QUARANTINED, *held]
+        elif held:
+            reasons = [*reasons, *held]
         if status == Status.VERIFIED and pending.voter_key is not None:
             status = one_vote_per_voter(conn, pending, pending.voter_key, sid)
         if status == Status.VERIFIED:
@@ -95,8 +109,9 @@ def _near_duplicate(
     reading: BallotReading | None,
 ) -> bool:
     """Whether the photo is an earlier read submission's photo re-used (re-saved,
-    rescaled, cropped): the reader's same_photo, i.e. fingerprints within
-    NEAR_DUPLICATE_BITS and the page at the same angles. Then it does not count and
+    rescaled, cropped, screenshotted, photographed from a screen): the reader's
+    same_photo, i.e. fingerprints within NEAR_DUPLICATE_BITS and the scene
+    descriptors agreeing (ocr.scene). Then it does not count and
     a person decides, as a perceptual match is evidence, not certainty. Only photos
     that would count or go to a person are checked and recorded; rejected ones never.
 

@@ -79,13 +79,16 @@ def insert(
     digest: str,
     photo_sha256: str,
     voter_key: bytes,
+    photo_orientation: int | None = None,
 ) -> bool:
-    """Record a received submission; False when the id exists already."""
+    """Record a received submission; False when the id exists already.
+    ``photo_orientation``: the EXIF orientation (2..8) stripped from the stored photo,
+    for the worker to apply (migration 0013); None: upright as stored."""
     inserted = conn.execute(
         """
         INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
-                                 request_digest, photo_sha256, voter_key)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+                                 request_digest, photo_sha256, voter_key, photo_orientation)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
         """,
@@ -97,6 +100,7 @@ def insert(
             digest,
             photo_sha256,
             voter_key,
+            photo_orientation,
         ),
     ).fetchone()
     return inserted is not None
@@ -700,3 +704,251 @@ def count_in_review(conn: psycopg.Connection, election_id: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+# --- ingest (the upload's path) ---
+
+
+def photo_orientation(conn: psycopg.Connection, submission_id: uuid.UUID) -> int | None:
+    """The EXIF orientation (2..8) to apply to the submission's stored photo when it
+    is decoded (migration 0013); None: upright as stored, or no such submission."""
+    row = conn.execute(
+        "SELECT photo_orientation FROM submissions WHERE id = %s", (submission_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+# --- quarantine (api/submissions/abuse.py; migration 0015) ---
+#
+# ``submission_holds`` keeps why a submission is held (reason codes only);
+# ``burst_arrivals`` which recent submissions arrived in one group, under the
+# group's keyed hash, until the end of the window after their own.
+
+
+class HeldSibling(NamedTuple):
+    """A submission of a burst, locked, as the quarantine needs it."""
+
+    submission_id: uuid.UUID
+    election_id: str
+    precinct_id: str
+    status: str
+    marks: list[str] | None
+
+
+def add_hold(
+    conn: psycopg.Connection, submission_ids: Sequence[uuid.UUID], reasons: Sequence[str]
+) -> None:
+    """Hold the submissions for ``reasons``, adding them to an existing hold's."""
+    conn.execute(
+        """
+        INSERT INTO submission_holds (submission_id, reasons)
+        SELECT id, %s FROM unnest(%s::uuid[]) AS id
+        ON CONFLICT (submission_id) DO UPDATE SET reasons = submission_holds.reasons
+            || ARRAY(SELECT unnest(EXCLUDED.reasons)
+                     EXCEPT SELECT unnest(submission_holds.reasons))
+        """,
+        (list(reasons), list(submission_ids)),
+    )
+
+
+def hold_reasons(conn: psycopg.Connection, submission_id: uuid.UUID) -> list[str]:
+    """Why the submission is held; empty when it is not."""
+    row = conn.execute(
+        "SELECT reasons FROM submission_holds WHERE submission_id = %s", (submission_id,)
+    ).fetchone()
+    return [] if row is None else list(row[0])
+
+
+def record_burst_arrival(
+    conn: psycopg.Connection,
+    group_key: bytes,
+    window_start: int,
+    submission_id: uuid.UUID,
+    expires_at: int,
+) -> None:
+    """Note that the submission arrived in the group's window (Unix seconds)."""
+    conn.execute(
+        """
+        INSERT INTO burst_arrivals (group_key, window_start, submission_id, expires_at)
+        VALUES (%s, to_timestamp(%s), %s, to_timestamp(%s)) ON CONFLICT DO NOTHING
+        """,
+        (group_key, window_start, submission_id, expires_at),
+    )
+
+
+def burst_members(
+    conn: psycopg.Connection, groups: Sequence[tuple[bytes, int]], now: float
+) -> list[tuple[bytes, uuid.UUID]]:
+    """(group key, submission id) of the arrivals of each (group key, since: Unix
+    seconds) in the windows from ``since`` that have not expired at ``now``."""
+    rows = conn.execute(
+        """
+        SELECT b.group_key, b.submission_id
+        FROM unnest(%s::bytea[], %s::bigint[]) AS g (group_key, since)
+        JOIN burst_arrivals b ON b.group_key = g.group_key
+         AND b.window_start >= to_timestamp(g.since) AND b.expires_at > to_timestamp(%s)
+        """,
+        ([g[0] for g in groups], [g[1] for g in groups], now),
+    ).fetchall()
+    return [(bytes(key), sid) for key, sid in rows]
+
+
+def lock_submissions(
+    conn: psycopg.Connection, submission_ids: Sequence[uuid.UUID]
+) -> list[HeldSibling]:
+    """The submissions, their rows locked in one statement in seq order (one order
+    for every caller: no deadlock between two bursts)."""
+    rows = conn.execute(
+        """
+        SELECT id, election_id, precinct_id, status, marks FROM submissions
+        WHERE id = ANY(%s) ORDER BY seq FOR UPDATE
+        """,
+        (list(submission_ids),),
+    ).fetchall()
+    return [HeldSibling(r[0], r[1], r[2], r[3], None if r[4] is None else list(r[4])) for r in rows]
+
+
+def add_reasons(conn: psycopg.Connection, submission_id: uuid.UUID, reasons: Sequence[str]) -> None:
+    """Append to a (locked) submission's reasons those it does not list yet."""
+    conn.execute(
+        """
+        UPDATE submissions SET reasons = reasons
+            || ARRAY(SELECT r FROM unnest(%s::text[]) WITH ORDINALITY AS n (r, i)
+                     WHERE NOT r = ANY(reasons) ORDER BY i)
+        WHERE id = %s
+        """,
+        (list(reasons), submission_id),
+    )
+
+
+def quarantine(conn: psycopg.Connection, submission_id: uuid.UUID, reasons: Sequence[str]) -> None:
+    """Mark a (locked) submission quarantined, with the reasons."""
+    conn.execute(
+        "UPDATE submissions SET status = %s, reasons = %s WHERE id = %s",
+        (Status.QUARANTINED, list(reasons), submission_id),
+    )
+
+
+def forget_burst_arrivals(conn: psycopg.Connection, now: float) -> int:
+    """Delete the arrivals whose window weighs in no threshold any more; how many.
+    Rows another transaction holds are skipped (the next sweep takes them): a sweep
+    inside an upload's transaction never waits for, nor deadlocks with, another."""
+    return conn.execute(
+        """
+        DELETE FROM burst_arrivals WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM burst_arrivals WHERE expires_at <= to_timestamp(%s)
+            FOR UPDATE SKIP LOCKED))
+        """,
+        (now,),
+    ).rowcount
+
+
+def quarantine_queue_page(
+    conn: psycopg.Connection,
+    election_id: str,
+    *,
+    precinct_ids: Sequence[str] | None,
+    reason: str | None,
+    after_seq: int,
+    limit: int,
+    rank: int,
+) -> list[ReviewQueueRow]:
+    """Up to ``limit`` quarantined submissions received after ``after_seq``, oldest
+    first (a range scan of the partial index submissions_quarantine_queue), as queue
+    rows of the given ``rank``."""
+    query = sql.SQL(
+        "SELECT {columns} FROM submissions s"
+        " WHERE s.election_id = %(e)s AND s.status = 'quarantined'{filters}"
+        " AND s.seq > %(seq)s ORDER BY s.seq LIMIT %(n)s"
+    ).format(
+        columns=sql.SQL(
+            "s.id AS submission_id, s.precinct_id, s.reasons, s.declared_choice, s.marks,"
+            " %(rank)s::int AS rank, 0 AS distance, s.seq"
+        ),
+        filters=_review_filters(precinct_ids, reason),
+    )
+    params: dict[str, Any] = {
+        "e": election_id,
+        "precincts": list(precinct_ids) if precinct_ids is not None else None,
+        "reason": reason,
+        "seq": after_seq,
+        "n": limit,
+        "rank": rank,
+    }
+    with conn.cursor(row_factory=class_row(ReviewQueueRow)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def count_quarantined(conn: psycopg.Connection, election_id: str) -> int:
+    """How many of the election's submissions are quarantined, waiting for a reviewer."""
+    row = conn.execute(
+        "SELECT count(*) FROM submissions WHERE election_id = %s AND status = %s",
+        (election_id, Status.QUARANTINED),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def verified_identities(conn: psycopg.Connection, election_id: str) -> dict[tuple[str, str], int]:
+    """Distinct verified voters (voter keys) per (precinct, option) among the election's
+    verified submissions, where there are any (the flags' ``identities``)."""
+    rows = conn.execute(
+        """
+        SELECT s.precinct_id, m.option, count(DISTINCT s.voter_key)
+        FROM submissions s CROSS JOIN LATERAL unnest(s.marks) AS m (option)
+        WHERE s.election_id = %s AND s.status = %s AND s.voter_key IS NOT NULL
+        GROUP BY 1, 2
+        """,
+        (election_id, Status.VERIFIED),
+    )
+    return {(str(p), str(o)): int(n) for p, o, n in rows}
+
+
+def insert_received(
+    conn: psycopg.Connection,
+    submission_id: uuid.UUID,
+    election_id: str,
+    precinct_id: str,
+    declared_choice: Sequence[str],
+    digest: str,
+    photo_sha256: str,
+    voter_key: bytes,
+    photo_orientation: int | None,
+) -> tuple[bool, bool]:
+    """``try_lock_request``, ``insert`` and, when inserted, ``claim_photo`` in one
+    statement (one round trip): (whether the id's request lock was taken, whether
+    the submission was inserted). Not locked: nothing was written."""
+    row = conn.execute(
+        """
+        WITH lock AS (
+            SELECT pg_try_advisory_xact_lock(hashtextextended(%(sid_text)s, 1)) AS ok
+        ), inserted AS (
+            INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
+                                     request_digest, photo_sha256, voter_key,
+                                     photo_orientation)
+            SELECT %(sid)s::uuid, %(e)s::text, %(p)s::text, %(choice)s::text[], %(digest)s::text,
+                   %(sha)s::text, %(voter)s::bytea, %(orientation)s::smallint
+            FROM lock WHERE lock.ok
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+        ), owner AS (
+            INSERT INTO photo_owners (election_id, photo_sha256, submission_id)
+            SELECT %(e)s::text, %(sha)s::text, id FROM inserted
+            ON CONFLICT DO NOTHING
+        )
+        SELECT (SELECT ok FROM lock), EXISTS (SELECT 1 FROM inserted)
+        """,
+        {
+            "sid_text": str(submission_id),
+            "sid": submission_id,
+            "e": election_id,
+            "p": precinct_id,
+            "choice": list(declared_choice),
+            "digest": digest,
+            "sha": photo_sha256,
+            "voter": voter_key,
+            "orientation": photo_orientation,
+        },
+    ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])

@@ -25,8 +25,11 @@ def atomic_writer(
     durable: bool = False,
 ) -> Iterator[IO[Any]]:
     """A file handle whose content replaces ``path`` whole when the block ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:  # the folder usually exists: no mkdir system call for nothing
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         handle: IO[Any]
         if mode == "w":

@@ -125,7 +125,26 @@ def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubm
     return new
 
 
-@router.post("", status_code=202, response_model=SubmissionAccepted, openapi_extra=FORM_OPENAPI)
+@router.post(
+    "",
+    status_code=202,
+    response_model=SubmissionAccepted,
+    openapi_extra=FORM_OPENAPI,
+    responses={
+        200: {
+            "model": SubmissionAccepted,
+            "description": "A retry of a request already stored (the same submission_id"
+            " and content): the first result, with the header Idempotent-Replayed: true;"
+            " counted once.",
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "true: this answers an earlier request with this id",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        }
+    },
+)
 async def submit(
     request: Request,
     response: Response,

@@ -82,6 +82,16 @@ def test_repeated_submission_id_returns_the_first_result(
     assert _stored(conn) == (1, 1)
 
 
+def test_the_schema_documents_the_replay_answer(app: FastAPI) -> None:
+    answers = app.openapi()["paths"]["/v1/submissions"]["post"]["responses"]
+    replay = answers["200"]
+    assert (
+        replay["content"]["application/json"]["schema"]
+        == answers["202"]["content"]["application/json"]["schema"]
+    )
+    assert "Idempotent-Replayed" in replay["headers"]
+
+
 def test_same_id_with_other_content_is_refused(
     conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
 ) -> None:

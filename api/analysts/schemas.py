@@ -61,6 +61,12 @@ class FlagRecord(BaseModel):
     q_value: float | None
     detail: str
     review_status: str
+    identities: int | None = Field(
+        default=None,
+        description="how many distinct verified voters stand behind ``crowd`` (the "
+        "platform's photos: one per voter, however many photos they sent); null where "
+        "not known (imported crowd sources, protocol and statistical flags)",
+    )
 
 
 class FlagPage(BaseModel):

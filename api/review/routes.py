@@ -39,6 +39,7 @@ from api.review.schemas import (
 )
 from api.submissions.schemas import Reason
 from api.web import Page, PageContext
+from ocr.images import upright_photo
 from tally.vocab import Flag, FlagKind, ReviewStatus
 
 router = APIRouter(tags=["review"])
@@ -138,6 +139,7 @@ def submissions_queue(
         queue=queue,
         filters=filters,
         reasons=QUEUE_REASONS,
+        labels=elections.option_labels(conn, queue.election_id) if queue else {},
         next_query=(
             urlencode({"election": queue.election_id, **filters, "after": queue.next_after})
             if queue and queue.next_after
@@ -274,6 +276,7 @@ def flags_queue(
         flag_names=list(Flag),
         kinds=list(FlagKind),
         statuses=list(ReviewStatus),
+        labels=elections.option_labels(conn, queue.election_id) if queue else {},
         next_query=(
             urlencode({"election": queue.election_id, **filters, "after": queue.next_after})
             if queue and queue.next_after
@@ -433,21 +436,24 @@ def shrink(data: bytes, size: int = THUMBNAIL_PIXELS) -> bytes:
     return out.getvalue()
 
 
-_thumbnails: OrderedDict[str, bytes] = OrderedDict()
+_thumbnails: OrderedDict[tuple[str, int | None], bytes] = OrderedDict()
 _thumbnails_lock = threading.Lock()
 THUMBNAILS_KEPT = 512  # about 15 kB each
 
 
-def make_thumbnail(key: str, read: Callable[[str], bytes]) -> bytes:
-    """The thumbnail of the stored photo ``key``, made once per process: photos are
-    stored under their hash, so a key's thumbnail never changes."""
+def make_thumbnail(key: str, orientation: int | None, read: Callable[[str], bytes]) -> bytes:
+    """The upright thumbnail of the stored photo ``key`` turned by its EXIF
+    ``orientation``, made once per process: photos are stored under their hash, so a
+    key's thumbnail never changes (two submissions of one file may differ in
+    orientation, hence both in the cache's key). Shrunk first, then turned: the same
+    picture as turning the whole photo, for a fraction of the work."""
     with _thumbnails_lock:
-        if key in _thumbnails:
-            _thumbnails.move_to_end(key)
-            return _thumbnails[key]
-    made = shrink(read(key))
+        if (key, orientation) in _thumbnails:
+            _thumbnails.move_to_end((key, orientation))
+            return _thumbnails[key, orientation]
+    made = upright_photo(shrink(read(key)), orientation)
     with _thumbnails_lock:
-        _thumbnails[key] = made
+        _thumbnails[key, orientation] = made
         while len(_thumbnails) > THUMBNAILS_KEPT:
             _thumbnails.popitem(last=False)
     return made
@@ -455,8 +461,10 @@ def make_thumbnail(key: str, read: Callable[[str], bytes]) -> bytes:
 
 @router.get("/review/photos/{submission_id}")
 def photo(conn: Conn, store: Store, principal: Reviewer, submission_id: uuid.UUID) -> Response:
-    """A submission's photo as stored (metadata already stripped at upload)."""
-    data = store.get(service.photo_key(conn, submission_id))
+    """A submission's photo as a person should see it: the stored file (metadata
+    stripped at upload) turned by the EXIF orientation kept in its row."""
+    key = service.photo_key(conn, submission_id)
+    data = upright_photo(store.get(key), service.photo_orientation(conn, submission_id))
     return Response(data, media_type=_media_type(data), headers=PHOTO_HEADERS)
 
 
@@ -464,6 +472,9 @@ def photo(conn: Conn, store: Store, principal: Reviewer, submission_id: uuid.UUI
 def photo_thumbnail(
     conn: Conn, store: Store, principal: Reviewer, submission_id: uuid.UUID
 ) -> Response:
-    """A small JPEG of a submission's photo (made with Pillow, kept in memory)."""
+    """A small upright JPEG of a submission's photo (made with Pillow, kept in memory)."""
     key = service.photo_key(conn, submission_id)
-    return Response(make_thumbnail(key, store.get), media_type="image/jpeg", headers=PHOTO_HEADERS)
+    orientation = service.photo_orientation(conn, submission_id)
+    return Response(
+        make_thumbnail(key, orientation, store.get), media_type="image/jpeg", headers=PHOTO_HEADERS
+    )

@@ -154,9 +154,18 @@ def parse_flag_cursor(text: str | None) -> FlagCursor | None:
 # -- the queues ---------------------------------------------------------------------
 
 
+def check_filters(**values: str | None) -> None:
+    """Invalid, naming the first filter that holds a NUL character (no text column
+    can hold one, and no name in the vocabulary has one). Pure."""
+    for field, value in values.items():
+        if value and "\x00" in value:
+            raise Invalid(field, "must not contain a NUL character")
+
+
 def election_choice(conn: psycopg.Connection, election_id: str | None) -> str | None:
     """The election a page is about: the one asked for (NotFound if unknown), else
     the newest; None when there is none at all."""
+    check_filters(election=election_id)
     known = [eid for eid, _ in elections.elections_newest_first(conn)]
     if election_id:
         if election_id not in known:
@@ -190,6 +199,7 @@ def submission_queue(
 ) -> SubmissionPage:
     """One page of the election's submissions in review, then the quarantined ones
     (module docstring: order)."""
+    check_filters(region=region, district=district, reason=reason, after=after)
     cursor = parse_submission_cursor(after)
     precinct_ids = _precincts(conn, election_id, region, district)
     rows = []
@@ -280,6 +290,9 @@ def flag_queue(
     limit: int = PAGE_SIZE,
 ) -> FlagPage:
     """One page of the election's flags (module docstring: order)."""
+    check_filters(
+        region=region, district=district, flag=flag, kind=kind, status=status, after=after
+    )
     rows = tallies.review_flag_page(
         conn,
         election_id,
@@ -381,6 +394,12 @@ def photo_key(conn: psycopg.Connection, submission_id: uuid.UUID) -> str:
     if key is None:
         raise NotFound("submission_id", "no such submission")
     return key
+
+
+def photo_orientation(conn: psycopg.Connection, submission_id: uuid.UUID) -> int | None:
+    """The EXIF orientation (2..8) to turn a submission's stored photo by before it is
+    shown (the upload strips the file and keeps it in the row); None: upright."""
+    return submissions.photo_orientation(conn, submission_id)
 
 
 def share(part: int | None, whole: int | None) -> float | None:

@@ -1,5 +1,7 @@
 """Fixtures of the review tests: submissions in review with stored photos, flags,
-and observers' and admins' accounts, made through the platform's own functions."""
+observers' and admins' accounts (``person``), made through the platform's own
+functions, and the helpers the decision tests share (``station_tally``,
+``status_of``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import psycopg
 import pytest
 from PIL import Image
 
+from api.accounts import service as accounts
+from api.accounts.schemas import Principal, Role, Via
 from api.submissions import duplicates
 from api.submissions import repository as submissions
 from api.submissions.schemas import Status
@@ -24,6 +28,35 @@ from tally.proof import Finding
 from tally.vocab import Flag, Source
 
 ELECTION = "by-2020-president"
+PASSWORD = "correct horse battery staple"
+People = Callable[[str], Principal]
+
+
+@pytest.fixture
+def person(conn: psycopg.Connection) -> People:
+    """An account of the given role (observer1, observer2, admin1 ...) as a principal."""
+    made: dict[str, int] = {}
+
+    def make(role: str) -> Principal:
+        made[role] = made.get(role, 0) + 1
+        name = f"{role}{made[role]}"
+        user = accounts.add_user(conn, name, Role(role), PASSWORD, actor="test")
+        conn.commit()
+        return Principal(role=user.role, via=Via.API_TOKEN, user_id=user.id, username=name)
+
+    return make
+
+
+def station_tally(conn: psycopg.Connection, precinct: str = "p1") -> tuple[dict[str, int], int]:
+    """The station's photo tally: votes per option and voters."""
+    return tallies.station_photo_tally(conn, ELECTION, precinct)
+
+
+def status_of(conn: psycopg.Connection, sid: uuid.UUID) -> tuple[str, list[str], list[str] | None]:
+    """A submission's status, reasons and marks."""
+    found = submissions.get_status(conn, sid)
+    assert found is not None
+    return found.status, found.reasons, found.marks
 
 
 def photo_bytes(seed: int) -> bytes:

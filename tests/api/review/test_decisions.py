@@ -4,52 +4,20 @@ the audit log."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.accounts import service as accounts
-from api.accounts.schemas import Principal, Role, Via
 from api.audit import service as audit
 from api.errors import Conflict, Forbidden, Invalid
 from api.review import service
 from api.review.schemas import State
-from api.submissions import repository as submissions
 from api.submissions.schemas import Status
 from tally import repository as tallies
 
-from .conftest import ELECTION, MakeSubmission
-
-PASSWORD = "correct horse battery staple"
-People = Callable[[str], Principal]
-
-
-@pytest.fixture
-def person(conn: psycopg.Connection) -> People:
-    """An account of the given role (observer1, observer2, admin1 ...) as a principal."""
-    made: dict[str, int] = {}
-
-    def make(role: str) -> Principal:
-        made[role] = made.get(role, 0) + 1
-        name = f"{role}{made[role]}"
-        user = accounts.add_user(conn, name, Role(role), PASSWORD, actor="test")
-        conn.commit()
-        return Principal(role=user.role, via=Via.API_TOKEN, user_id=user.id, username=name)
-
-    return make
-
-
-def _tally(conn: psycopg.Connection, precinct: str = "p1") -> tuple[dict[str, int], int]:
-    return tallies.station_photo_tally(conn, ELECTION, precinct)
-
-
-def _status(conn: psycopg.Connection, sid: uuid.UUID) -> tuple[str, list[str], list[str] | None]:
-    found = submissions.get_status(conn, sid)
-    assert found is not None
-    return found.status, found.reasons, found.marks
+from .conftest import ELECTION, MakeSubmission, People, station_tally, status_of
 
 
 def _audit_since(conn: psycopg.Connection, seq: int) -> list[tuple[str, str, str]]:
@@ -75,15 +43,15 @@ def test_counting_is_a_proposal_until_a_second_observer_agrees_then_the_tally_mo
     proposed = service.decide_submission(conn, first, sid, "count_declared", note="clear cross")
     conn.commit()
     assert proposed.state is State.PROPOSED
-    assert _status(conn, sid)[0] == Status.REVIEW
-    assert _tally(conn) == ({}, 0)
+    assert status_of(conn, sid)[0] == Status.REVIEW
+    assert station_tally(conn) == ({}, 0)
     assert [d.id for d in service.awaiting(conn, ELECTION)] == [proposed.decision_id]
 
     agreed = service.agree(conn, second, proposed.decision_id, note="agreed")
     conn.commit()
     assert agreed.state is State.FINAL and agreed.result == Status.VERIFIED
-    assert _status(conn, sid) == (Status.VERIFIED, [], ["tsikhanouskaya"])
-    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+    assert status_of(conn, sid) == (Status.VERIFIED, [], ["tsikhanouskaya"])
+    assert station_tally(conn) == ({"tsikhanouskaya": 1}, 1)
     assert service.awaiting(conn, ELECTION) == []
     subject = f"submission:{sid}"
     assert _audit_since(conn, start) == [
@@ -112,8 +80,8 @@ def test_the_observer_who_proposed_cannot_agree_with_themself(
     again = service.decide_submission(conn, first, sid, "count_read")
     assert again.repeated and again.decision_id == proposed.decision_id
     conn.commit()
-    assert _status(conn, sid)[0] == Status.REVIEW
-    assert _tally(conn) == ({}, 0)
+    assert status_of(conn, sid)[0] == Status.REVIEW
+    assert station_tally(conn) == ({}, 0)
 
 
 def test_a_second_observer_taking_the_same_action_agrees(
@@ -125,8 +93,8 @@ def test_a_second_observer_taking_the_same_action_agrees(
     same = service.decide_submission(conn, second, sid, "count_read")
     conn.commit()
     assert same.decision_id == proposed.decision_id and same.state is State.FINAL
-    assert _status(conn, sid) == (Status.VERIFIED, [], ["lukashenko"])
-    assert _tally(conn) == ({"lukashenko": 1}, 1)
+    assert status_of(conn, sid) == (Status.VERIFIED, [], ["lukashenko"])
+    assert station_tally(conn) == ({"lukashenko": 1}, 1)
 
 
 def test_another_action_while_a_proposal_waits_is_refused(
@@ -152,8 +120,8 @@ def test_disagreeing_sends_the_submission_back_to_the_queue(
     conn.commit()
 
     assert disagreed.state is State.DISAGREED
-    assert _status(conn, sid)[0] == Status.REVIEW
-    assert _tally(conn) == ({}, 0)
+    assert status_of(conn, sid)[0] == Status.REVIEW
+    assert station_tally(conn) == ({}, 0)
     queue = service.submission_queue(conn, ELECTION)
     assert [(i.submission_id, i.awaiting) for i in queue.items] == [(sid, None)]
     assert [a for _, a, _ in _audit_since(conn, start)] == ["review.propose", "review.disagree"]
@@ -173,7 +141,7 @@ def test_an_admin_finalises_alone_as_a_visible_override(
     outcome = service.decide_submission(conn, admin, sid, "count_read", note="urgent")
     conn.commit()
     assert outcome.state is State.FINAL and outcome.override
-    assert _tally(conn) == ({"lukashenko": 1}, 1)
+    assert station_tally(conn) == ({"lukashenko": 1}, 1)
     assert _audit_since(conn, start) == [("admin1", "review.override", f"submission:{sid}")]
     assert service.submission_detail(conn, sid).decisions[0].override
 
@@ -205,7 +173,7 @@ def test_an_admin_overrides_a_waiting_proposal_with_another_decision(
     assert outcome.override and outcome.result == Status.REJECTED
     states = {d.id: d.state for d in service.submission_detail(conn, sid).decisions}
     assert states[proposed.decision_id] is State.OVERRIDDEN
-    assert _tally(conn) == ({}, 0)
+    assert station_tally(conn) == ({}, 0)
 
 
 def test_rejecting_needs_a_second_observer_and_a_reason_from_the_list(
@@ -229,7 +197,7 @@ def test_rejecting_needs_a_second_observer_and_a_reason_from_the_list(
     conn.commit()
     # One person cannot discard a ballot alone.
     assert proposed.state is State.PROPOSED
-    assert _status(conn, sid)[0] == Status.REVIEW
+    assert status_of(conn, sid)[0] == Status.REVIEW
     # A double submit changes nothing; counting is refused while a rejection waits.
     assert service.decide_submission(conn, first, sid, "reject", reason="photo_reused").repeated
     with pytest.raises(Conflict):
@@ -238,7 +206,7 @@ def test_rejecting_needs_a_second_observer_and_a_reason_from_the_list(
     agreed = service.decide_submission(conn, second, sid, "reject", reason="photo_reused")
     conn.commit()
     assert agreed.state is State.FINAL and not agreed.override
-    assert _status(conn, sid) == (Status.REJECTED, ["photo_reused"], ["lukashenko"])
+    assert status_of(conn, sid) == (Status.REJECTED, ["photo_reused"], ["lukashenko"])
     assert _audit_since(conn, start) == [
         ("observer1", "review.propose", f"submission:{sid}"),
         ("observer2", "review.agree", f"submission:{sid}"),
@@ -269,15 +237,15 @@ def test_counting_keeps_one_vote_per_voter(
         status=Status.VERIFIED, marks=["kanapatskaya"], reasons=[], voter=voter, precinct="p2"
     )
     later = make_submission(voter=voter)  # in review at p1
-    assert _tally(conn, "p2") == ({"kanapatskaya": 1}, 1)
+    assert station_tally(conn, "p2") == ({"kanapatskaya": 1}, 1)
 
     proposed = service.decide_submission(conn, first, later, "count_declared")
     service.agree(conn, second, proposed.decision_id)
     conn.commit()
-    assert _status(conn, earlier)[0] == Status.SUPERSEDED
-    assert _status(conn, later)[0] == Status.VERIFIED
-    assert _tally(conn, "p2") == ({}, 0)
-    assert _tally(conn, "p1") == ({"tsikhanouskaya": 1}, 1)
+    assert status_of(conn, earlier)[0] == Status.SUPERSEDED
+    assert status_of(conn, later)[0] == Status.VERIFIED
+    assert station_tally(conn, "p2") == ({}, 0)
+    assert station_tally(conn, "p1") == ({"tsikhanouskaya": 1}, 1)
 
     # A submission older than the voter's counted one is superseded, counting nothing.
     oldest_in_review = make_submission(voter=b"w" * 32)
@@ -288,8 +256,8 @@ def test_counting_keeps_one_vote_per_voter(
     outcome = service.agree(conn, second, proposed.decision_id)
     conn.commit()
     assert outcome.result == Status.SUPERSEDED
-    assert _tally(conn, "p3") == ({"charachen": 1}, 1)
-    assert _tally(conn, "p1") == ({"tsikhanouskaya": 1}, 1)
+    assert station_tally(conn, "p3") == ({"charachen": 1}, 1)
+    assert station_tally(conn, "p1") == ({"tsikhanouskaya": 1}, 1)
 
 
 def test_agreeing_twice_counts_once(
@@ -302,7 +270,7 @@ def test_agreeing_twice_counts_once(
     again = service.agree(conn, second, proposed.decision_id)
     conn.commit()
     assert again.repeated
-    assert _tally(conn) == ({"lukashenko": 1}, 1)
+    assert station_tally(conn) == ({"lukashenko": 1}, 1)
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -444,7 +412,7 @@ def test_decisions_over_http_follow_the_two_person_rule(
     )
     assert agreed.status_code == 303 and agreed.headers["location"].endswith("done=final")
     conn.rollback()
-    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+    assert station_tally(conn) == ({"tsikhanouskaya": 1}, 1)
 
 
 @pytest.mark.parametrize("role", ["analyst", "voter", None])

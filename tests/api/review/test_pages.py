@@ -163,7 +163,12 @@ def test_the_station_page_sets_the_evidence_side_by_side(
     assert ">300<" in page
     assert f'src="/review/photos/{evidence["original"]}/thumbnail"' in page
     assert f'id="flag-{flags["p1:crowd_exceeds_official"]}"' in page
-    assert "3 &gt; 1" in page
+    # The crowd flag's sentence in the page's language, from its numbers.
+    assert "3 verified ballots for" in page and "the official protocol gives it 1." in page
+    russian = client.get(
+        f"/review/stations/{ELECTION}/p1", params={"lang": "ru"}, headers=observer
+    ).text
+    assert "3 проверенных бюллетеня за" in russian and "протоколу — 1." in russian
     assert "District" in page and "%" in page
     # Turnout: 306 cast of 1000 registered at p1.
     assert "30.6%" in page

@@ -11,33 +11,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.accounts import service as accounts
-from api.accounts.schemas import Principal, Role, Via
 from api.review import service
 from api.review.schemas import State
-from api.submissions import repository as submissions
 from api.submissions.schemas import Status
-from tally import repository as tallies
 
-from .conftest import ELECTION, MakeSubmission
+from .conftest import ELECTION, MakeSubmission, People, station_tally, status_of
 
-PASSWORD = "correct horse battery staple"
 HELD = ["quarantined", "network_burst"]
-People = Callable[[str], Principal]
-
-
-@pytest.fixture
-def person(conn: psycopg.Connection) -> People:
-    made: dict[str, int] = {}
-
-    def make(role: str) -> Principal:
-        made[role] = made.get(role, 0) + 1
-        name = f"{role}{made[role]}"
-        user = accounts.add_user(conn, name, Role(role), PASSWORD, actor="test")
-        conn.commit()
-        return Principal(role=user.role, via=Via.API_TOKEN, user_id=user.id, username=name)
-
-    return make
 
 
 def _held(make_submission: MakeSubmission, voter: bytes | None = None) -> uuid.UUID:
@@ -49,13 +29,11 @@ def _held(make_submission: MakeSubmission, voter: bytes | None = None) -> uuid.U
 
 def _tally(conn: psycopg.Connection) -> tuple[dict[str, int], int]:
     conn.commit()
-    return tallies.station_photo_tally(conn, ELECTION, "p1")
+    return station_tally(conn)
 
 
 def _status(conn: psycopg.Connection, sid: uuid.UUID) -> tuple[str, list[str]]:
-    found = submissions.get_status(conn, sid)
-    assert found is not None
-    return found.status, found.reasons
+    return status_of(conn, sid)[:2]
 
 
 def test_quarantined_submissions_come_last_in_the_queue_and_page_once(

@@ -159,3 +159,43 @@ def test_a_forged_cursor_is_a_bad_request(client: TestClient, account: object, a
     answer = client.get("/v1/review/submissions", params={"after": after}, headers=observer)
     assert answer.status_code == 400
     assert answer.json()["detail"]["field"] == "after"
+
+
+NUL_FILTERS = (
+    [
+        ("/v1/review/submissions", field)
+        for field in ("election", "region", "district", "reason", "after")
+    ]
+    + [
+        ("/v1/review/flags", field)
+        for field in ("election", "region", "district", "flag", "kind", "status", "after")
+    ]
+    + [("/v1/review/decisions", "election")]
+)
+
+
+@pytest.mark.parametrize(("path", "field"), NUL_FILTERS)
+def test_a_nul_in_a_queue_filter_is_refused_naming_the_filter(
+    client: TestClient, account: object, path: str, field: str
+) -> None:
+    observer = account("observer")  # type: ignore[operator]
+    answer = client.get(path, params={field: "p1\x00"}, headers=observer)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == {
+        "field": field,
+        "message": "must not contain a NUL character",
+    }
+
+
+@pytest.mark.parametrize("path", ["/review/submissions", "/review/flags"])
+def test_a_nul_in_a_queue_page_filter_is_a_page_naming_the_filter(
+    client: TestClient, account: object, path: str
+) -> None:
+    observer = account("observer")  # type: ignore[operator]
+    answer = client.get(
+        path,
+        params={"region": "Minsk\x00", "lang": "en"},
+        headers={**observer, "Accept": "text/html"},
+    )
+    assert answer.status_code == 422
+    assert "region" in answer.text and "NUL" in answer.text

@@ -190,12 +190,25 @@ def worker(
         bool, typer.Option(help="Exit when no job is left instead of waiting for more")
     ] = False,
     processes: Annotated[int, typer.Option(help="Worker processes to run")] = 1,
+    ballots_only: Annotated[
+        bool,
+        typer.Option(
+            help="Read ballot photos only (the photos queue), never write reports: for the "
+            "machines added to scale out, while one worker without it writes the reports"
+        ),
+    ] = False,
 ) -> None:
     """Run the jobs of the queue (reading photos first, then writing reports).
 
     A waiting worker reconnects by itself when the database restarts; with
     --processes N this process supervises N worker processes and replaces any that
-    dies. With --until-empty a worker that loses the database exits non-zero."""
+    dies (the first writes reports, the others read photos only). With --until-empty
+    a worker that loses the database exits non-zero.
+
+    With --ballots-only every process reads photos only and leaves report jobs
+    waiting: run it on the machines added for reading photos, and one worker
+    without it (one process, or --processes N on one designated machine) to write
+    the reports, one at a time."""
     from api.worker import failed, reading_progress, run_worker, spawn_workers
 
     ensure_database()
@@ -203,14 +216,14 @@ def worker(
     def run() -> list[int]:
         if processes <= 1:
             try:
-                asyncio.run(run_worker(wait=not until_empty))
+                asyncio.run(run_worker(wait=not until_empty, ballots_only=ballots_only))
             except Exception as exc:  # until_empty only: a waiting worker reconnects
                 typer.echo(f"worker stopped: {type(exc).__name__}: {exc}", err=True)
                 return [1]
             return [0]
         # Several processes: this one only supervises (replacing a dead one), and
         # passes a stop on to them.
-        return spawn_workers(processes, until_empty).wait()
+        return spawn_workers(processes, until_empty, ballots_only=ballots_only).wait()
 
     if until_empty:  # the queue's end is an end to show progress towards
         with progress_bar() as bar, reading_progress(bar):

@@ -61,6 +61,21 @@ def _answer(error: GolosError) -> JSONResponse:
     )
 
 
+def _answer_for(request: Request, error: GolosError) -> Response:
+    """A domain error as its caller takes it: JSON for the API, a page (or, for
+    401, the login page) for a person's browser."""
+    if is_page_request(request):
+        return error_page(request, get_settings(), error)
+    return _answer(error)
+
+
+def _retry_later(field: str, message: str) -> JSONResponse:
+    """503 with Retry-After: a part the platform needs (``field``) is down for now."""
+    answer = _answer(ServiceUnavailable(field, message))
+    answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return answer
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Codes that are not really sent must not go unnoticed (GOLOS_VERIFIER=dev).
@@ -84,24 +99,28 @@ def create_app() -> FastAPI:
         """Every domain error, answered with its status and the field at fault (the
         one place an error becomes an answer): JSON for the API, a page (or, for
         401, the login page) for a person's browser."""
-        if is_page_request(request):
-            return error_page(request, get_settings(), exc)
-        return _answer(exc)
+        return _answer_for(request, exc)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
+    @app.exception_handler(ConnectorException)
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         """The database cannot be reached or broke off the connection: 503 with
         Retry-After, so that phones and load balancers retry rather than take it for
-        a bug. Any other operational error (a deadlock, a statement timeout) is a
-        bug to look at: logged with its traceback, answered 500."""
-        if not database_unreachable(exc):
-            log.error("database error on %s", request.url.path, exc_info=exc)
+        a bug. The job queue (on the same database) failing a request is the same
+        when its cause is (typically the database going away between storing a
+        submission and queueing its job: the retry is answered from what was
+        stored, and queues the job again). Any other error (a deadlock, a statement
+        timeout, the queue's own) is a bug to look at: logged with its traceback,
+        answered 500."""
+        queue = isinstance(exc, ConnectorException)
+        cause = exc.__cause__ if queue else exc
+        source = "job queue" if queue else "database"
+        if cause is None or not database_unreachable(cause):
+            log.error("%s error on %s", source, request.url.path, exc_info=exc)
             return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
-        log.warning("database unavailable on %s: %s", request.url.path, exc)
-        answer = _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
-        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return answer
+        log.warning("%s unavailable on %s: %s", source, request.url.path, cause)
+        return _retry_later("database", "the database is unavailable; retry later")
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
@@ -120,9 +139,7 @@ def create_app() -> FastAPI:
         error = Invalid(
             "request", "a value cannot be taken (a NUL character, or a number out of range)"
         )
-        if is_page_request(request):
-            return error_page(request, get_settings(), error)
-        return _answer(error)
+        return _answer_for(request, error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -133,29 +150,12 @@ def create_app() -> FastAPI:
             return _answer(BadRequest("body", str(exc.detail)))
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(ConnectorException)
-    async def queue_error(request: Request, exc: ConnectorException) -> JSONResponse:
-        """The job queue (on the same database) failed a request, typically the
-        database going away between storing a submission and queueing its job: 503
-        with Retry-After when it is out of reach (the retry is answered from what
-        was stored, and queues the job again), else a bug, 500."""
-        cause = exc.__cause__
-        if cause is None or not database_unreachable(cause):
-            log.error("job queue error on %s", request.url.path, exc_info=exc)
-            return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
-        log.warning("job queue unavailable on %s: %s", request.url.path, cause)
-        answer = _answer(ServiceUnavailable("database", "the database is unavailable; retry later"))
-        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return answer
-
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         """The photo store is full or out of reach: 503 with Retry-After; nothing of
         the request was stored (its transaction rolled back, no file left)."""
         log.error("photo store unavailable on %s: %s", request.url.path, exc)
-        answer = _answer(ServiceUnavailable("photo", "photos cannot be stored now; retry later"))
-        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return answer
+        return _retry_later("photo", "photos cannot be stored now; retry later")
 
     app.include_router(submissions_router)
     app.include_router(elections_router)

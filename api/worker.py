@@ -366,16 +366,25 @@ class Workers:
                 self._log_fd = None
 
 
-def spawn_workers(processes: int, until_empty: bool, log: IO[bytes] | None = None) -> Workers:
+def spawn_workers(
+    processes: int,
+    until_empty: bool,
+    log: IO[bytes] | None = None,
+    ballots_only: bool = False,
+) -> Workers:
     """Start ``processes`` worker processes; with ``until_empty`` each exits when no
     job is left, else a dead one is replaced (``Workers``). Their output goes to
     ``log`` (inherited when None).
 
     The first takes every job, ballots first; the others take only ballots. So at
     most one report is written at a time, and with two processes or more at least
-    one is always free for ballots, however many reports wait."""
+    one is always free for ballots, however many reports wait. ``ballots_only``: the
+    first too (a machine added to read photos, while another writes the reports)."""
     command = [sys.executable, "-m", "api.worker", *(["--until-empty"] if until_empty else [])]
-    commands = [command if slot == 0 else [*command, "--ballots-only"] for slot in range(processes)]
+    commands = [
+        command if slot == 0 and not ballots_only else [*command, "--ballots-only"]
+        for slot in range(processes)
+    ]
     return Workers(commands, log.fileno() if log is not None else None, supervise=not until_empty)
 
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,7 +36,11 @@ import pytest
 from PIL import Image
 
 from api.voters.service import issue_device_token
+from api.worker import spawn_workers
+from infra.pg import EmbeddedPostgres
+from infra.settings import get_settings
 from ocr.template import load_template
+from tests import clusters
 
 ELECTION = "by-2020-president"
 CHOICE = "tsikhanouskaya"
@@ -86,8 +88,6 @@ def one_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The test's phones all come from 127.0.0.1: the quarantine of one network's
     burst at a station is off, as in the demo and the benchmarks (the server and
     workers the test starts inherit it)."""
-    from infra.settings import get_settings
-
     monkeypatch.setenv("GOLOS_QUARANTINE_PER_NETWORK_STATION", "0")
     get_settings.cache_clear()
     yield
@@ -311,6 +311,15 @@ def settled(dsn: str, uploads: list[Upload], photo_root: Path) -> dict[str, str]
     return statuses
 
 
+def read_then_settled(dsn: str, uploads: list[Upload]) -> dict[str, str]:
+    """Read every waiting photo (one worker process, run until the queue is empty),
+    then check them as ``settled`` does; returns each submission's status."""
+    with open("/dev/null", "wb") as log:
+        workers = spawn_workers(1, until_empty=True, log=log)
+    assert workers.wait() == [0]
+    return settled(dsn, uploads, get_settings().photos_path)
+
+
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
     """Seconds until ``condition`` held; fails the test after ``seconds``."""
     start = time.monotonic()
@@ -321,29 +330,9 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
 
 
 @pytest.fixture
-def own_cluster(database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """A PostgreSQL cluster for this test alone (restarting the session's would fail
-    other tests), migrated; the test's processes (server, workers) use it, with the
-    session's settings otherwise (``database``: its voter key, data folder)."""
-    from infra import db
-    from infra.migrate import migrate
-    from infra.pg import EmbeddedPostgres
-    from infra.settings import get_settings
-
-    folder = Path(tempfile.mkdtemp(prefix="golos-faults-"))
-    folder.chmod(0o711)
-    pg = EmbeddedPostgres(folder / "pg", fast_unsafe=True)
-    pg.start()
-    migrate(pg.dsn())
-    monkeypatch.setenv("GOLOS_DATABASE_URL", pg.dsn())
-    monkeypatch.setenv("GOLOS_PHOTO_DIR", str(folder / "photos"))
-    get_settings.cache_clear()
-    db.close_pool()
-    try:
+def own_cluster(database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL cluster for this test alone (``tests.clusters.own_cluster``); the
+    test's processes (server, workers) use it, with the session's settings otherwise
+    (``database``: its voter key, data folder)."""
+    with clusters.own_cluster(monkeypatch, "golos-faults-") as pg:
         yield pg
-    finally:
-        db.close_pool()
-        pg.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        shutil.rmtree(folder, ignore_errors=True)

@@ -11,10 +11,16 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
-from api.worker import spawn_workers
-from infra.settings import get_settings
-from tests.faults.conftest import Phone, Server, Upload, multipart, settled, submission_rows
+from tests.faults.conftest import (
+    Phone,
+    Server,
+    Upload,
+    multipart,
+    read_then_settled,
+    submission_rows,
+)
 
 BOUNDARY = "golos-fault-boundary"
 
@@ -39,17 +45,28 @@ def _raw_upload(url: str, upload: Upload, fraction: float) -> None:
     upload.answers.append("cut")
 
 
+@pytest.fixture
+def online(
+    database: str, loaded: str, serve: Callable[[], Server], phones: Callable[[str], Phone]
+) -> tuple[Server, Phone]:
+    """The API (``golos serve``) with the election loaded, and the test's phone."""
+    return serve(), phones(database)
+
+
+def _cut_uploads(server: Server, phone: Phone, count: int, fraction: float) -> list[Upload]:
+    """``count`` new uploads, each cut off after ``fraction`` of its body
+    (``_raw_upload``)."""
+    uploads = [phone.new_upload() for _ in range(count)]
+    for upload in uploads:
+        _raw_upload(server.url, upload, fraction)
+    return uploads
+
+
 def test_an_upload_cut_midway_stores_nothing_and_its_retry_is_counted_once(
-    database: str,
-    loaded: str,
-    serve: Callable[[], Server],
-    phones: Callable[[str], Phone],
+    database: str, online: tuple[Server, Phone]
 ) -> None:
-    server = serve()
-    phone = phones(database)
-    halves = [phone.new_upload() for _ in range(3)]
-    for upload in halves:
-        _raw_upload(server.url, upload, 0.5)
+    server, phone = online
+    halves = _cut_uploads(server, phone, 3, 0.5)
     time.sleep(0.5)
     assert submission_rows(database) == {}, "half an upload was stored"
     # The same submissions, sent again whole, are accepted as new.
@@ -58,23 +75,14 @@ def test_an_upload_cut_midway_stores_nothing_and_its_retry_is_counted_once(
             assert phone.deliver(client, upload) == 202
         assert client.get("/healthz").status_code == 200
     # Nothing but the accepted photos: no half-written file, no row.
-    with open("/dev/null", "wb") as log:
-        workers = spawn_workers(1, until_empty=True, log=log)
-    assert workers.wait() == [0]
-    settled(database, halves, get_settings().photos_path)
+    read_then_settled(database, halves)
 
 
 def test_an_answer_never_read_is_answered_again_and_counted_once(
-    database: str,
-    loaded: str,
-    serve: Callable[[], Server],
-    phones: Callable[[str], Phone],
+    database: str, online: tuple[Server, Phone]
 ) -> None:
-    server = serve()
-    phone = phones(database)
-    unread = [phone.new_upload() for _ in range(4)]
-    for upload in unread:
-        _raw_upload(server.url, upload, 1.0)
+    server, phone = online
+    unread = _cut_uploads(server, phone, 4, 1.0)
     # The phone heard nothing, so it sends again at once: told it is being stored
     # (409), accepted (202, the first never stored), or answered from the first (200).
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -89,7 +97,4 @@ def test_an_answer_never_read_is_answered_again_and_counted_once(
             )
             assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     print("answers after an unread answer:", [u.answers for u in unread])
-    with open("/dev/null", "wb") as log:
-        workers = spawn_workers(1, until_empty=True, log=log)
-    assert workers.wait() == [0]
-    settled(database, unread, get_settings().photos_path)
+    read_then_settled(database, unread)

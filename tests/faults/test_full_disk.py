@@ -19,11 +19,17 @@ import psycopg
 import pytest
 
 from api.elections.service import load_election
-from api.worker import spawn_workers
 from infra import ratelimit
 from infra.settings import get_settings
 from infra.storage import photo_store
-from tests.faults.conftest import Phone, Server, Upload, photo_files, settled, submission_rows
+from tests.faults.conftest import (
+    Phone,
+    Server,
+    Upload,
+    photo_files,
+    read_then_settled,
+    submission_rows,
+)
 
 DISK_BYTES = 8 * 1024 * 1024
 # What is left free for photos: two or three of the test's ~200 KB photos.
@@ -114,8 +120,5 @@ def test_a_full_photo_disk_answers_503_stores_nothing_and_takes_the_retry_later(
         filler.unlink()
         for upload in refused:
             assert phone.deliver(client, upload) == 202
-    with open("/dev/null", "wb") as log:
-        workers = spawn_workers(1, until_empty=True, log=log)
-    assert workers.wait() == [0]
-    settled(database, accepted + refused, get_settings().photos_path)
+    read_then_settled(database, accepted + refused)
     assert _voter_hits(database) == len(accepted) + len(refused)

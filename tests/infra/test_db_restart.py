@@ -6,41 +6,21 @@ The test restarts a cluster of its own (in a temporary folder), never the sessio
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from infra import db
-from infra.migrate import migrate
 from infra.pg import EmbeddedPostgres
-from infra.settings import get_settings
+from tests import clusters
 
 
 @pytest.fixture
 def own_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL cluster for this test alone, which the process's pool and
-    settings use until the test ends (then the session's again)."""
-    folder = Path(tempfile.mkdtemp(prefix="golos-restart-"))
-    folder.chmod(0o711)
-    pg = EmbeddedPostgres(folder / "pg", fast_unsafe=True)
-    pg.start()
-    migrate(pg.dsn())
-    monkeypatch.setenv("GOLOS_DATABASE_URL", pg.dsn())
-    get_settings.cache_clear()
-    db.close_pool()
-    try:
+    """A PostgreSQL cluster for this test alone (``tests.clusters.own_cluster``)."""
+    with clusters.own_cluster(monkeypatch, "golos-restart-") as pg:
         yield pg
-    finally:
-        db.close_pool()
-        pg.stop()
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_api_answers_the_first_requests_after_a_database_restart(

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +52,16 @@ def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
     return specs
 
 
-def _platform_commands() -> list[list[str]]:
-    """The argv of every container of the platform's image, compose's and k8s's."""
-    entrypoint = json.loads(
+def _entrypoint() -> list[str]:
+    """The image's ENTRYPOINT (the Dockerfile's)."""
+    return json.loads(
         re.search(r"^ENTRYPOINT\s+(\[.*\])", _dockerfile(), re.M).group(1)  # type: ignore[union-attr]
     )
+
+
+def _platform_commands() -> list[list[str]]:
+    """The argv of every container of the platform's image, compose's and k8s's."""
+    entrypoint = _entrypoint()
     commands = []
     for service in _compose()["services"].values():
         if str(service.get("image", "")).startswith(IMAGE):
@@ -86,17 +89,6 @@ def test_platform_containers_run_real_golos_commands() -> None:
     root = typer.main.get_command(cli_app)
     seen = set()
     for argv in _platform_commands():
-        if argv[:3] == ["python", "-m", "api.worker"]:
-            usage = subprocess.run(
-                [sys.executable, "-m", "api.worker", "--help"],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            ).stdout
-            assert all(option in usage for option in argv[3:]), argv
-            seen.add("python -m api.worker")
-            continue
         assert argv[0] == "golos", argv
         command, words = root, argv[1:]
         path: list[str] = []
@@ -110,7 +102,7 @@ def test_platform_containers_run_real_golos_commands() -> None:
         # value raises here.
         command.make_context(" ".join(path), list(words))
         seen.add(" ".join(path))
-    assert {"serve", "worker", "db migrate", "python -m api.worker"} <= seen
+    assert {"serve", "worker", "db migrate"} <= seen
 
 
 def test_every_golos_variable_set_is_a_setting() -> None:
@@ -164,19 +156,48 @@ def test_the_api_is_checked_through_healthz() -> None:
     assert "tcpSocket" in container["livenessProbe"]
 
 
-def test_one_worker_writes_reports_and_the_others_read_ballots_only() -> None:
-    commands = [" ".join(argv) for argv in _platform_commands()]
-    report_writers = [c for c in commands if c.startswith("golos worker")]
-    assert len(report_writers) == 2  # compose's and k8s's, one deployment each
-    assert all("--processes" in c for c in report_writers)
-    assert sum(c.endswith("api.worker --ballots-only") for c in commands) == 2
-    services = _compose()["services"]
-    assert services["worker"]["deploy"]["replicas"] == 1
-    assert [
-        d["spec"]["replicas"]
-        for d in _k8s_documents()
-        if d.get("metadata", {}).get("name") == "golos-worker" and d["kind"] == "Deployment"
-    ] == [1]
+def _workers() -> list[tuple[str, list[str], int, bool]]:
+    """Every worker workload, compose's services and k8s's Deployments: (name, argv,
+    replicas, whether it is scaled: an autoscaler's target, or a compose service
+    the file's usage scales with ``--scale``)."""
+    entrypoint = _entrypoint()
+    compose = _compose()
+    usage = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    workers = []
+    for name, service in compose["services"].items():
+        argv = [*service.get("entrypoint", entrypoint), *service.get("command", [])]
+        if argv[:2] == ["golos", "worker"]:
+            scaled = f"--scale {name}=" in usage
+            workers.append((f"compose {name}", argv, service["deploy"]["replicas"], scaled))
+    docs = _k8s_documents()
+    autoscaled = {
+        d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"
+    }
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            argv = [*container["command"], *container.get("args", [])]
+            if argv[:2] == ["golos", "worker"]:
+                name = doc["metadata"]["name"]
+                workers.append((f"k8s {name}", argv, doc["spec"]["replicas"], name in autoscaled))
+    return workers
+
+
+def test_one_worker_writes_reports_and_the_scaled_ones_read_ballots_only() -> None:
+    workers = _workers()
+    readers = [w for w in workers if "--ballots-only" in w[1]]
+    writers = [w for w in workers if "--ballots-only" not in w[1]]
+    # Compose's and k8s's: one report writer each, never scaled, alone in its
+    # deployment; it runs a second process for ballots (--processes 2).
+    assert [w[0].split()[0] for w in writers] == ["compose", "k8s"], writers
+    for name, argv, replicas, scaled in writers:
+        assert replicas == 1 and not scaled, name
+        assert "--processes" in argv, name
+    # Every scaled worker deployment reads ballots only, one process per pod.
+    assert [w[0].split()[0] for w in readers] == ["compose", "k8s"], readers
+    for name, argv, _, scaled in readers:
+        assert scaled and argv == ["golos", "worker", "--ballots-only"], name
 
 
 def test_the_kubernetes_pieces_fit_together() -> None:

@@ -5,9 +5,10 @@ Starts a throwaway embedded cluster (durable: fsync on, as in production), loads
 small election with the seeded ballot template, makes --voters verified voters
 (device tokens; the per-voter limit and quarantine threshold stay on, so each voter
 sends at most --per-voter uploads) and phone photos of marked ballots (~300 KB JPEGs with EXIF:
-GPS, maker note, orientation; seeds/photos.py). The limit and the quarantine
-threshold per network are turned off (GOLOS_SUBMISSIONS_PER_NETWORK=0,
-GOLOS_QUARANTINE_PER_NETWORK_STATION=0): every request comes from 127.0.0.1.
+GPS, maker note, orientation; seeds/photos.py). Every limit and quarantine threshold
+stays on, as configured by default: the phones sit in --networks networks (each
+request says its address in X-Forwarded-For, which uvicorn trusts from 127.0.0.1 as
+it would from a reverse proxy there), so the per-network counters do their work.
 
 Then runs, under uvicorn with --api-processes worker processes each (no access
 log, as ``golos serve``):
@@ -24,7 +25,7 @@ share of the bare endpoint's throughput: the median of the runs. Then starts
 backlog and prints how many photos they read per second over --drain-seconds.
 
     .venv/bin/python bench/ingest.py [--api-processes 2] [--workers 2]
-        [--concurrency 32] [--count 1000] [--runs 3] [--drain-seconds 60]
+        [--concurrency 32] [--count 1000] [--runs 3] [--drain-seconds 60] [--networks 250]
 
 Everything listens on and is sent to 127.0.0.1 only.
 """
@@ -179,13 +180,13 @@ def _body(fields: dict[str, str], photo: bytes) -> bytes:
 
 
 async def _drive(
-    url: str, requests: list[tuple[str, bytes]], concurrency: int
+    url: str, requests: list[tuple[str, str, bytes]], concurrency: int
 ) -> tuple[float, list[float], dict[int, int]]:
     import httpx
 
     latencies: list[float] = []
     codes: dict[int, int] = {}
-    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
     for item in requests:
         queue.put_nowait(item)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -194,12 +195,13 @@ async def _drive(
         async def one_client() -> None:
             while True:
                 try:
-                    token, body = queue.get_nowait()
+                    token, address, body = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 headers = {
                     "Authorization": f"Bearer {token}",
                     "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                    "X-Forwarded-For": address,  # the phone's network, via the proxy
                 }
                 started = time.perf_counter()
                 answer = await client.post(url, content=body, headers=headers)
@@ -325,6 +327,21 @@ def _received(dsn: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _networks_and_holds(dsn: str, scope: str) -> tuple[int, int]:
+    """How many networks the per-network limit counted, and how many submissions the
+    quarantine holds (the limits were at work, and held nothing of an honest load)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(DISTINCT key) FROM rate_limits WHERE scope = %s),"
+            " (SELECT count(*) FROM submission_holds)",
+            (scope,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api-processes", type=int, default=2)
@@ -335,6 +352,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=24, help="distinct phone photos made")
     parser.add_argument(
         "--per-voter", type=int, default=2, help="uploads per voter (within both thresholds)"
+    )
+    parser.add_argument(
+        "--networks", type=int, default=250, help="networks the phones send from (/24 each)"
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -347,8 +367,6 @@ def main() -> None:
         GOLOS_DATA_DIR=str(scratch / "data"),
         GOLOS_VOTER_SECRET=secrets.token_hex(32),
         GOLOS_SECRET_KEY=secrets.token_hex(32),
-        GOLOS_SUBMISSIONS_PER_NETWORK="0",
-        GOLOS_QUARANTINE_PER_NETWORK_STATION="0",
         PYTHONPATH=str(ROOT),
     )
     env.pop("GOLOS_DATABASE_URL", None)
@@ -372,9 +390,10 @@ def main() -> None:
     print(
         f"  limits: {settings.submissions_per_voter} per voter per"
         f" {settings.submissions_per_voter_seconds} s (on: {voters} voters send"
-        f" {args.per_voter} each); per network: off (GOLOS_SUBMISSIONS_PER_NETWORK=0 and"
-        " GOLOS_QUARANTINE_PER_NETWORK_STATION=0: every request comes from 127.0.0.1);"
-        f" quarantine per voter and per station: on, {PRECINCTS} stations",
+        f" {args.per_voter} each); {settings.submissions_per_network} per network per"
+        f" {settings.submissions_per_network_seconds} s ({args.networks} networks);"
+        " quarantine per voter, per network at a station and per station: on,"
+        f" {PRECINCTS} stations",
         flush=True,
     )
     ensure_database()
@@ -409,7 +428,9 @@ def main() -> None:
                     "submission_id": str(uuid.uuid4()),
                 }
                 body = _body(fields, variant(photo, n // len(photos)))
-                requests.append((tokens[n // args.per_voter], body))
+                voter = n // args.per_voter
+                address = f"10.{voter % args.networks // 250}.{voter % args.networks % 250}.7"
+                requests.append((tokens[voter], address, body))
             path = scratch / f"run{run}.pickle"
             path.write_bytes(pickle.dumps(requests))
             files.append(path)
@@ -462,6 +483,10 @@ def main() -> None:
             f" PostgreSQL {pg_ms:.1f} ms"
         )
 
+        from infra.ratelimit import Scope
+
+        networks, held = _networks_and_holds(settings.dsn, Scope.SUBMISSION_NETWORK)
+        print(f"  networks counted by the per-network limit: {networks}; held: {held}")
         waiting, _ = _received(settings.dsn)
         print(
             f"\nqueue drain: {args.workers} worker processes (golos worker --processes"

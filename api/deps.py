@@ -107,7 +107,16 @@ def principal_dep(
     if bearer is None and not session:
         return None
     with pool.connection() as conn:
-        return _principal(conn, bearer, session)
+        # Reads only, one statement each: in autocommit, no BEGIN before them and no
+        # ROLLBACK when the connection goes back (two round trips on every request).
+        conn.autocommit = True
+        try:
+            return _principal(conn, bearer, session)
+        finally:
+            try:
+                conn.autocommit = False
+            except psycopg.Error:
+                conn.close()  # never lent again in autocommit: the pool drops it
 
 
 def _principal(

@@ -158,14 +158,36 @@ _sweep_lock = threading.Lock()
 _next_sweep = 0.0
 
 
-def _count_one(conn: psycopg.Connection, limit: Limit, key: bytes, now: float) -> Hit:
+def _previous_without_waiting_for_disk(
+    conn: psycopg.Connection, wanted: Sequence[tuple[Limit, bytes]], now: float
+) -> list[int]:
+    """Each (limit, key)'s hits in its previous fixed window, in one statement that
+    also makes the caller's transaction commit without waiting for the disk
+    (``set_config(..., true)`` is ``SET LOCAL``): one round trip where a statement
+    per key and a SET would take three, on every upload."""
+    rows = conn.execute(
+        """
+        SELECT coalesce(r.hits, 0)
+        FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_wait,
+             unnest(%s::text[], %s::bytea[], %s::bigint[]) WITH ORDINALITY
+                 AS k(scope, key, start, position)
+        LEFT JOIN rate_limits r
+            ON r.scope = k.scope AND r.key = k.key AND r.window_start = to_timestamp(k.start)
+        ORDER BY k.position
+        """,
+        (
+            [limit.scope for limit, _ in wanted],
+            [key for _, key in wanted],
+            [window_start(now, limit.window_seconds) - limit.window_seconds for limit, _ in wanted],
+        ),
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def _count_one(
+    conn: psycopg.Connection, limit: Limit, key: bytes, now: float, previous: int
+) -> Hit:
     start = window_start(now, limit.window_seconds)
-    row = conn.execute(
-        "SELECT hits FROM rate_limits"
-        " WHERE scope = %s AND key = %s AND window_start = to_timestamp(%s)",
-        (limit.scope, key, start - limit.window_seconds),
-    ).fetchone()
-    previous = int(row[0]) if row is not None else 0
     cap = room(limit, now, previous)
     # One statement, so that concurrent requests cannot all pass one check: the row
     # lock serialises them and each sees the others' hits.
@@ -219,8 +241,11 @@ def take(
         raise RuntimeError("rate limits are counted outside the caller's transaction")
     moment = time.time() if now is None else now
     with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        hits = [_count_one(conn, limit, key, moment) for limit, key in active]
+        previous = _previous_without_waiting_for_disk(conn, active, moment)
+        hits = [
+            _count_one(conn, limit, key, moment, before)
+            for (limit, key), before in zip(active, previous, strict=True)
+        ]
         with _sweep_lock:
             sweep = now is None and time.monotonic() >= _next_sweep
             if sweep:

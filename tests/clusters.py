@@ -31,6 +31,8 @@ def own_cluster(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Iterator[Embedd
     migrate(pg.dsn())
     monkeypatch.setenv("GOLOS_DATABASE_URL", pg.dsn())
     monkeypatch.setenv("GOLOS_PHOTO_DIR", str(folder / "photos"))
+    # Set here too: a test run alone has no session database to have set it.
+    monkeypatch.setenv("GOLOS_VOTER_SECRET", "test-secret-" + "x" * 32)
     get_settings.cache_clear()
     db.close_pool()
     try:

@@ -114,6 +114,36 @@ def test_counting_is_all_or_none_and_a_refusal_counts_nothing(conn: psycopg.Conn
     ratelimit.take(conn, [(two, b"w" * 32)], now=moment)  # another key is not held up
 
 
+def test_each_keys_previous_window_weighs_on_its_own_count(conn: psycopg.Connection) -> None:
+    four = Limit("four", 4, 60)
+    busy, quiet = b"b" * 32, b"q" * 32
+    for _ in range(4):  # busy fills its window 600..660; quiet sends once
+        ratelimit.take(conn, [(four, busy)], now=610.0)
+    ratelimit.take(conn, [(four, quiet)], now=610.0)
+    # At 690, half the previous window still weighs: busy has room for 4 - 2 = 2,
+    # quiet for 4 - 0.5 = 3; asked together, in either order, each gets its own.
+    for _ in range(2):
+        ratelimit.take(conn, [(four, quiet), (four, busy)], now=690.0)
+    with pytest.raises(Exceeded):
+        ratelimit.take(conn, [(four, quiet), (four, busy)], now=690.0)
+    ratelimit.take(conn, [(four, quiet)], now=690.0)
+    with pytest.raises(Exceeded):
+        ratelimit.take(conn, [(four, quiet)], now=690.0)
+
+
+def test_the_counters_transaction_commits_without_waiting_for_the_disk(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("SET synchronous_commit = on")  # as in production
+    conn.commit()  # take() runs outside any transaction of the caller's
+    with conn.transaction():
+        ratelimit._previous_without_waiting_for_disk(conn, [(HOUR, b"v" * 32)], 0.0)
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    # Only that transaction: the connection's own setting is back.
+    assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    conn.commit()
+
+
 def test_a_hit_given_back_frees_its_place(conn: psycopg.Connection) -> None:
     one = Limit("one", 1, 60)
     hits = ratelimit.take(conn, [(one, b"v" * 32)], now=60.0)

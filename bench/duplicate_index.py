@@ -8,7 +8,9 @@ to k+3 bits flipped) and random values. Every answer is checked against a brute-
 force scan of all stored values: each planted near-duplicate must be found, and
 no answer may be farther than k bits. Prints the median and p99 milliseconds per
 lookup for each run, and per check-and-record (lock, lookup, insert, commit) as the
-pipeline does it (its commit, a WAL flush, timed apart).
+pipeline does it (its commit, a WAL flush, timed apart). The photos here have no
+second key (ocr.scene.scene_key; NULL, as for rows recorded before it), so the
+first key alone decides; bench/near_duplicates.py times the lookup with both.
 
     .venv/bin/python bench/duplicate_index.py [--photos 1000000] [--lookups 1000]
         [--runs 3] [--centres 0] [--flip 0.15] [--seed 1]
@@ -26,6 +28,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,25 +50,70 @@ def _fingerprints(rng: np.random.Generator, n: int, centres: int, flip: float) -
     return centre ^ noise
 
 
-def _flip(rng: np.random.Generator, value: int, count: int) -> int:
-    for bit in rng.choice(64, size=count, replace=False):
+def flip(rng: np.random.Generator, value: int, count: int, bits: int = 64) -> int:
+    """`value` with `count` of its `bits` bits, chosen at random, flipped."""
+    for bit in rng.choice(bits, size=count, replace=False):
         value ^= 1 << int(bit)
     return value
+
+
+@contextmanager
+def bench_connection() -> Iterator[psycopg.Connection]:
+    """A connection to a migrated database: a throwaway embedded cluster (stopped
+    and deleted afterwards) unless GOLOS_DATABASE_URL is set."""
+    scratch = None
+    if "GOLOS_DATABASE_URL" not in os.environ:
+        scratch = Path(tempfile.mkdtemp(prefix="golos-bench-"))
+        scratch.chmod(0o711)
+        os.environ["GOLOS_DATA_DIR"] = str(scratch / "data")
+    from api.cli import ensure_database
+    from infra import db
+    from infra.pg import EmbeddedPostgres
+    from infra.settings import get_settings
+
+    ensure_database()
+    try:
+        with db.connection() as conn:
+            yield conn
+    finally:
+        db.close_pool()
+        if scratch is not None:
+            EmbeddedPostgres(get_settings().pg_dir).stop()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def new_election(conn: psycopg.Connection, election: str) -> None:
+    """An empty benchmark election (replacing one of that id) with one station, p1."""
+    conn.execute("DELETE FROM elections WHERE id = %s", (election,))
+    conn.execute(
+        "INSERT INTO elections (id, name, definition) VALUES (%s, 'Benchmark', '{}')",
+        (election,),
+    )
+    conn.execute(
+        "INSERT INTO precincts (election_id, id, region, district) VALUES (%s, 'p1', 'r', 'd')",
+        (election,),
+    )
+
+
+def drop_election(conn: psycopg.Connection, election: str) -> None:
+    """Delete a benchmark election and everything recorded for it; commits."""
+    conn.rollback()
+    for statement in (
+        "DELETE FROM photo_fingerprint_bands WHERE election_id = %s",
+        "DELETE FROM photo_fingerprints WHERE election_id = %s",
+        "DELETE FROM submissions WHERE election_id = %s",
+        "DELETE FROM precincts WHERE election_id = %s",
+        "DELETE FROM elections WHERE id = %s",
+    ):
+        conn.execute(statement, (election,))
+    conn.commit()
 
 
 def _load(conn: psycopg.Connection, values: np.ndarray, ids: list[uuid.UUID], bits: int) -> float:
     from api.submissions.duplicates import bands, to_signed
 
     started = time.perf_counter()
-    conn.execute("DELETE FROM elections WHERE id = %s", (ELECTION,))
-    conn.execute(
-        "INSERT INTO elections (id, name, definition) VALUES (%s, 'Benchmark', '{}')",
-        (ELECTION,),
-    )
-    conn.execute(
-        "INSERT INTO precincts (election_id, id, region, district) VALUES (%s, 'p1', 'r', 'd')",
-        (ELECTION,),
-    )
+    new_election(conn, ELECTION)
     signed = values.view(np.int64)
     with conn.cursor() as cur:
         with cur.copy(
@@ -134,21 +183,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    scratch = None
-    if "GOLOS_DATABASE_URL" not in os.environ:
-        scratch = Path(tempfile.mkdtemp(prefix="golos-bench-"))
-        scratch.chmod(0o711)
-        os.environ["GOLOS_DATA_DIR"] = str(scratch / "data")
-    from api.cli import ensure_database
     from api.submissions.duplicates import (
         check_and_record,
         find_near_duplicate,
         lookup_params,
     )
     from api.submissions.repository import LOOKUP
-    from infra import db
-    from infra.pg import EmbeddedPostgres
-    from infra.settings import get_settings
     from ocr.reader import NEAR_DUPLICATE_BITS
 
     k = NEAR_DUPLICATE_BITS
@@ -157,118 +197,106 @@ def main() -> None:
     ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(args.photos)]
     by_id = {sid: int(v) for sid, v in zip(ids, values.tolist(), strict=True)}
 
-    ensure_database()
     failures: list[str] = []
-    try:
-        with db.connection() as conn:
-            load_s = _load(conn, values, ids, k)
-            sizes = conn.execute(
-                """
-                SELECT pg_total_relation_size('photo_fingerprint_bands'),
-                       pg_relation_size('photo_fingerprint_bands_lookup'),
-                       pg_total_relation_size('photo_fingerprints')
-                """
-            ).fetchone()
-            assert sizes is not None
-            spread = "uniform" if args.centres <= 0 else f"{args.centres} centres, flip {args.flip}"
+    with bench_connection() as conn:
+        load_s = _load(conn, values, ids, k)
+        sizes = conn.execute(
+            """
+            SELECT pg_total_relation_size('photo_fingerprint_bands'),
+                   pg_relation_size('photo_fingerprint_bands_keys'),
+                   pg_total_relation_size('photo_fingerprints')
+            """
+        ).fetchone()
+        assert sizes is not None
+        spread = "uniform" if args.centres <= 0 else f"{args.centres} centres, flip {args.flip}"
+        print(
+            f"{args.photos:,} fingerprints ({spread}), k = {k}, {k + 1} bands: "
+            f"loaded with COPY in {load_s:.1f} s",
+            flush=True,
+        )
+        print(
+            f"  bands table {sizes[0] / 2**20:.0f} MiB (lookup index "
+            f"{sizes[1] / 2**20:.0f} MiB), fingerprints table {sizes[2] / 2**20:.0f} MiB"
+        )
+
+        runs: dict[str, list[float]] = {
+            "near": [],
+            "miss": [],
+            "random": [],
+            "record": [],
+            "commit": [],
+        }
+        found = planted = false_far = 0
+        for run in range(args.runs):
+            kinds: dict[str, list[float]] = {name: [] for name in runs}
+            for kind in ("near", "miss", "random"):
+                for _ in range(args.lookups):
+                    base = by_id[ids[int(rng.integers(args.photos))]]
+                    if kind == "near":
+                        query = flip(rng, base, int(rng.integers(0, k + 1)))
+                    elif kind == "miss":
+                        query = flip(rng, base, int(rng.integers(k + 1, k + 4)))
+                    else:
+                        query = int(rng.integers(0, 2**64, dtype=np.uint64))
+                    started = time.perf_counter()
+                    match = find_near_duplicate(conn, ELECTION, query)
+                    kinds[kind].append(time.perf_counter() - started)
+                    best = _brute_min(values, query)
+                    if match is not None:
+                        stored = by_id[match.submission_id]
+                        true = (stored ^ query).bit_count()
+                        if true != match.distance or true > k:
+                            false_far += 1
+                            failures.append(f"{kind}: {query:016x} answered at {true}")
+                        elif match.distance != best:
+                            failures.append(f"{kind}: {query:016x} not the closest")
+                    elif best <= k:
+                        failures.append(f"{kind}: {query:016x} missed at {best}")
+                    if kind == "near":
+                        planted += 1
+                        found += match is not None
+                conn.rollback()
+            # The pipeline's step: lock, re-cut check, lookup, record, commit.
+            new_ids = [uuid.uuid4() for _ in range(args.lookups)]
+            with conn.cursor().copy(
+                "COPY submissions (id, election_id, precinct_id, declared_choice,"
+                " request_digest, photo_sha256, status) FROM STDIN"
+            ) as copy:
+                for sid in new_ids:
+                    copy.write_row((sid, ELECTION, "p1", ["a"], "bench", sid.hex, "verified"))
+            conn.commit()
+            for sid in new_ids:
+                value = int(rng.integers(0, 2**64, dtype=np.uint64))
+                started = time.perf_counter()
+                check_and_record(conn, ELECTION, sid, f"{value:016x}")
+                recorded = time.perf_counter()
+                conn.commit()
+                kinds["record"].append(recorded - started)
+                kinds["commit"].append(time.perf_counter() - recorded)
+                by_id[sid] = value
+            values = np.array(list(by_id.values()), dtype=np.uint64)
+            for name, samples in kinds.items():
+                runs[name].append(statistics.median(samples))
             print(
-                f"{args.photos:,} fingerprints ({spread}), k = {k}, {k + 1} bands: "
-                f"loaded with COPY in {load_s:.1f} s",
+                f"run {run + 1}: "
+                + "; ".join(f"{name} {_ms(samples)}" for name, samples in kinds.items()),
                 flush=True,
             )
-            print(
-                f"  bands table {sizes[0] / 2**20:.0f} MiB (lookup index "
-                f"{sizes[1] / 2**20:.0f} MiB), fingerprints table {sizes[2] / 2**20:.0f} MiB"
-            )
 
-            runs: dict[str, list[float]] = {
-                "near": [],
-                "miss": [],
-                "random": [],
-                "record": [],
-                "commit": [],
-            }
-            found = planted = false_far = 0
-            for run in range(args.runs):
-                kinds: dict[str, list[float]] = {name: [] for name in runs}
-                for kind in ("near", "miss", "random"):
-                    for _ in range(args.lookups):
-                        base = by_id[ids[int(rng.integers(args.photos))]]
-                        if kind == "near":
-                            query = _flip(rng, base, int(rng.integers(0, k + 1)))
-                        elif kind == "miss":
-                            query = _flip(rng, base, int(rng.integers(k + 1, k + 4)))
-                        else:
-                            query = int(rng.integers(0, 2**64, dtype=np.uint64))
-                        started = time.perf_counter()
-                        match = find_near_duplicate(conn, ELECTION, query)
-                        kinds[kind].append(time.perf_counter() - started)
-                        best = _brute_min(values, query)
-                        if match is not None:
-                            stored = by_id[match.submission_id]
-                            true = (stored ^ query).bit_count()
-                            if true != match.distance or true > k:
-                                false_far += 1
-                                failures.append(f"{kind}: {query:016x} answered at {true}")
-                            elif match.distance != best:
-                                failures.append(f"{kind}: {query:016x} not the closest")
-                        elif best <= k:
-                            failures.append(f"{kind}: {query:016x} missed at {best}")
-                        if kind == "near":
-                            planted += 1
-                            found += match is not None
-                    conn.rollback()
-                # The pipeline's step: lock, re-cut check, lookup, record, commit.
-                new_ids = [uuid.uuid4() for _ in range(args.lookups)]
-                with conn.cursor().copy(
-                    "COPY submissions (id, election_id, precinct_id, declared_choice,"
-                    " request_digest, photo_sha256, status) FROM STDIN"
-                ) as copy:
-                    for sid in new_ids:
-                        copy.write_row((sid, ELECTION, "p1", ["a"], "bench", sid.hex, "verified"))
-                conn.commit()
-                for sid in new_ids:
-                    value = int(rng.integers(0, 2**64, dtype=np.uint64))
-                    started = time.perf_counter()
-                    check_and_record(conn, ELECTION, sid, f"{value:016x}")
-                    recorded = time.perf_counter()
-                    conn.commit()
-                    kinds["record"].append(recorded - started)
-                    kinds["commit"].append(time.perf_counter() - recorded)
-                    by_id[sid] = value
-                values = np.array(list(by_id.values()), dtype=np.uint64)
-                for name, samples in kinds.items():
-                    runs[name].append(statistics.median(samples))
-                print(
-                    f"run {run + 1}: "
-                    + "; ".join(f"{name} {_ms(samples)}" for name, samples in kinds.items()),
-                    flush=True,
-                )
-
-            probe = by_id[ids[0]] ^ 1
-            plan = conn.execute(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + LOOKUP,
-                lookup_params(ELECTION, probe, None, k),
-            ).fetchall()
-            candidates = conn.execute(
-                """
-                SELECT avg(n) FROM (
-                    SELECT count(*) AS n FROM photo_fingerprint_bands
-                    WHERE election_id = %s AND band_bits = %s GROUP BY band_no, band_value) t
-                """,
-                (ELECTION, k),
-            ).fetchone()
-            conn.rollback()
-            conn.execute("DELETE FROM photo_fingerprint_bands WHERE election_id = %s", (ELECTION,))
-            conn.execute("DELETE FROM photo_fingerprints WHERE election_id = %s", (ELECTION,))
-            conn.execute("DELETE FROM submissions WHERE election_id = %s", (ELECTION,))
-            conn.execute("DELETE FROM elections WHERE id = %s", (ELECTION,))
-            conn.commit()
-    finally:
-        db.close_pool()
-        if scratch is not None:
-            EmbeddedPostgres(get_settings().pg_dir).stop()
-            shutil.rmtree(scratch, ignore_errors=True)
+        probe = by_id[ids[0]] ^ 1
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + LOOKUP,
+            lookup_params(ELECTION, probe, None, k),
+        ).fetchall()
+        candidates = conn.execute(
+            """
+            SELECT avg(n) FROM (
+                SELECT count(*) AS n FROM photo_fingerprint_bands
+                WHERE election_id = %s AND band_bits = %s GROUP BY band_no, band_value) t
+            """,
+            (ELECTION, k),
+        ).fetchone()
+        drop_election(conn, ELECTION)
 
     assert candidates is not None
     print(f"\n{args.runs} runs of {args.lookups} lookups of each kind:")

@@ -49,6 +49,7 @@ __all__ = [
     "page_pose",
     "plan_ink",
     "pose_distance",
+    "relative_ink",
     "scene_fingerprint",
     "to_hex",
 ]
@@ -136,15 +137,27 @@ def plan_ink(reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) 
     )
 
 
-def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
-    """Hand ink in [0, 1]: darkness relative to the local paper, print removed."""
+def relative_ink(
+    patch: np.ndarray,
+    printed: np.ndarray,
+    window: int,
+    floor: float = INK_FLOOR,
+    full: float = INK_FULL,
+) -> np.ndarray:
+    """Hand ink in [0, 1]: darkness relative to the local paper (the brightest
+    level nearby, over `window` pixels), from `floor` to `full`, print removed.
+    Pure (also ocr.scene's)."""
     img = patch.astype(np.float32)
-    k = max(3, (min(patch.shape) // 3) | 1)
-    paper = cv2.blur(cv2.dilate(img, np.ones((k, k), np.uint8)), (k, k))
+    paper = cv2.blur(cv2.dilate(img, np.ones((window, window), np.uint8)), (window, window))
     darkness = 1.0 - img / np.maximum(paper, 1.0)
-    ink = np.clip((darkness - INK_FLOOR) / (INK_FULL - INK_FLOOR), 0.0, 1.0)
+    ink = np.clip((darkness - floor) / (full - floor), 0.0, 1.0)
     ink[printed] = 0.0
     return ink
+
+
+def _ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
+    """Hand ink in [0, 1]: darkness relative to the local paper, print removed."""
+    return relative_ink(patch, printed, max(3, (min(patch.shape) // 3) | 1))
 
 
 def box_ink(

@@ -369,11 +369,17 @@ def _decide(
 
 
 def same_photo(a: BallotReading, b: BallotReading) -> bool:
-    """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS and the
-    scene descriptors; the page pose for readings without one)."""
+    """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS, the
+    scene descriptors' second keys within ocr.scene.KEY_BITS as the index asks,
+    and the descriptors themselves; the page pose for readings without one)."""
+    from ocr.scene import KEY_BITS, scene_key_of
+
     if a.fingerprint is None or b.fingerprint is None:
         return False
     if hamming(a.fingerprint, b.fingerprint) > NEAR_DUPLICATE_BITS:
+        return False
+    key_a, key_b = scene_key_of(a.scene), scene_key_of(b.scene)
+    if key_a is not None and key_b is not None and hamming(key_a, key_b) > KEY_BITS:
         return False
     same_pose = (
         a.pose is not None

@@ -22,7 +22,14 @@ alignment, so whatever the copy's framing):
 ``scene_hash`` is the 64-bit key the near-duplicate index is searched with
 (SimHash of the strokes, each box's low-pass map plus its band-pass detail
 weighted HASH_DETAIL: the low-pass part survives blur and resampling, the detail
-tells apart two voters' look-alike marks, two filled boxes above all).
+tells apart two voters' look-alike marks, two filled boxes above all);
+``scene_key`` the second, independent key the index also asks to be near (a
+256-bit SimHash of the strokes' finer band-pass detail alone, on other random
+directions: more bits draw a sharper line between a copy's angle and a
+look-alike's than 64 can): a
+copy keeps both, while two voters' look-alike marks that share the first rarely
+share the second, so at a million photos far fewer honest candidates each cost a
+confirmation (api/submissions/duplicates.py).
 ``compare`` gives one similarity per kind of evidence and ``same_scene`` the
 decision: the strokes' band-pass detail must correlate as only a copy's does,
 and the stamps and signatures, the band around the page and the light on it,
@@ -45,6 +52,7 @@ import cv2
 import numpy as np
 
 from ocr.align import warp_region
+from ocr.ink import relative_ink
 
 __all__ = [
     "SceneMatch",
@@ -52,12 +60,15 @@ __all__ = [
     "compare",
     "decode",
     "encode",
+    "key_parts",
     "plan_scene",
     "same_scene",
     "same_scenes",
     "scene_arrays",
     "scene_descriptor",
     "scene_hash",
+    "scene_key",
+    "scene_key_of",
 ]
 
 MARK_PX = 48  # descriptor pixels per box side
@@ -84,6 +95,24 @@ HASH_SEED = 20261203  # fixed: changing it changes every key
 HASH_SIGMA = 2.0  # low-pass part (descriptor pixels)
 DETAIL = (1.0, 3.0)  # band-pass (difference of Gaussians) of the strokes
 HASH_DETAIL = 0.4  # weight of the band-pass part against the low-pass part
+
+# The second index key (scene_key): SimHash of the strokes' finer band-pass detail
+# alone, each marked box's map mean-free and of unit norm, on directions
+# independent of the first key's. Two voters' look-alike marks share the first
+# key's low-pass shape far more often than this detail; a copy keeps both. The
+# index surfaces a candidate only when both keys are near (api/submissions/
+# duplicates.py). Band, length and limit chosen on bench/near_duplicates.py's
+# seed 1 only (its figures are reported on seed 2): on a small sample (100
+# realistic, 60 worst-case, 20 originals re-used 6 ways) 256 bits surfaced 10x
+# fewer honest pairs than 64 at the same share of copies kept; the limit is the
+# smallest at which the SimHash model keeps >= 99.5% of the copies' second keys
+# on the full-size sample (240, 120, 40): 58 (99.6%, surfacing 1.9e-4 of honest
+# pairs with the first key's limit). Its directions take KEY_LENGTH x ~6,000
+# float32 per marked box (~6 MB), cached.
+KEY_SEED = 20261204  # fixed: changing it changes every second key
+KEY_DETAIL = (0.7, 2.0)  # band-pass (difference of Gaussians), descriptor pixels
+KEY_LENGTH = 256  # bits (infra/migrations/0014: bit(256))
+KEY_BITS = 58  # second keys within this many bits are near
 
 # Comparison.
 SHIFT = 1  # residual misalignment searched, descriptor pixels
@@ -192,13 +221,7 @@ def plan_scene(reference: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
 
 def _hand_ink(patch: np.ndarray, printed: np.ndarray) -> np.ndarray:
     """Hand ink in [0, 1]: darkness relative to the local paper, print removed."""
-    img = patch.astype(np.float32)
-    k = max(3, (min(patch.shape) // 6) | 1)
-    paper = cv2.blur(cv2.dilate(img, np.ones((k, k), np.uint8)), (k, k))
-    darkness = 1.0 - img / np.maximum(paper, 1.0)
-    ink = np.clip((darkness - INK_FLOOR) / (INK_FULL - INK_FLOOR), 0.0, 1.0)
-    ink[printed] = 0.0
-    return ink
+    return relative_ink(patch, printed, max(3, (min(patch.shape) // 6) | 1), INK_FLOOR, INK_FULL)
 
 
 def _mark(
@@ -227,11 +250,7 @@ def _mark(
 def _page_ink(plan: ScenePlan, page: np.ndarray) -> np.ndarray:
     """The page's hand-made ink away from the print and the boxes (stamps,
     signatures), 4-bit."""
-    img = page.astype(np.float32)
-    paper = cv2.blur(cv2.dilate(img, np.ones((9, 9), np.uint8)), (9, 9))
-    darkness = 1.0 - img / np.maximum(paper, 1.0)
-    ink = np.clip((darkness - PAGE_INK_FLOOR) / (PAGE_INK_FULL - PAGE_INK_FLOOR), 0.0, 1.0)
-    ink[plan.page_ignored] = 0.0
+    ink = relative_ink(page, plan.page_ignored, 9, PAGE_INK_FLOOR, PAGE_INK_FULL)
     return np.clip(np.round(ink * 15.0), 0, 15).astype(np.uint8)
 
 
@@ -395,10 +414,71 @@ def scene_hash(arrays: dict[str, np.ndarray]) -> str:
         if matrix is None:
             matrix = _PROJECTIONS.setdefault(index, _projection(*index))
         total += matrix @ vector
+    return _hex(total)
+
+
+def _hex(total: np.ndarray) -> str:
+    """The signs of `total` as hex digits, the first most significant. Pure."""
     value = 0
     for bit in total > 0:
         value = (value << 1) | int(bit)
-    return f"{value:016x}"
+    return f"{value:0{total.size // 4}x}"
+
+
+def _key_vector(ink: np.ndarray) -> np.ndarray:
+    """The finer band-pass detail of a 4-bit ink map, mean-free, unit norm (zero
+    for a map without any). Pure."""
+    x = ink.astype(np.float32) / 15.0
+    fine, coarse = KEY_DETAIL
+    detail = (cv2.GaussianBlur(x, (0, 0), fine) - cv2.GaussianBlur(x, (0, 0), coarse)).ravel()
+    detail -= detail.mean()
+    norm = float(np.linalg.norm(detail))
+    return detail / norm if norm > 1e-9 else np.zeros_like(detail)
+
+
+def key_parts(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per marked box, the vectors that scene_hash and scene_key project (each box
+    on its own random directions, so the keys are SimHashes of the boxes' vectors
+    laid end to end; bench/near_duplicates.py takes their exact angles). Pure."""
+    marks = _marks(arrays)
+    return (
+        {k: _hash_vector(arrays[k]) for k in marks},
+        {k: _key_vector(arrays[k]) for k in marks},
+    )
+
+
+_KEY_PROJECTIONS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def scene_key(arrays: dict[str, np.ndarray]) -> str:
+    """The second index key of a descriptor, KEY_LENGTH bits as hex digits: the
+    signs of the strokes' finer detail projected on fixed random directions
+    independent of scene_hash's. Pure (the directions are cached)."""
+    total = np.zeros(KEY_LENGTH, np.float64)
+    for key in _marks(arrays):
+        vector = _key_vector(arrays[key])
+        index = (int(key[1:]), vector.size)
+        matrix = _KEY_PROJECTIONS.get(index)
+        if matrix is None:
+            rng = np.random.default_rng([KEY_SEED, *index])
+            matrix = _KEY_PROJECTIONS.setdefault(
+                index, rng.standard_normal((KEY_LENGTH, vector.size)).astype(np.float32)
+            )
+        total += matrix @ vector
+    return _hex(total)
+
+
+@lru_cache(maxsize=4096)
+def scene_key_of(text: str | None) -> str | None:
+    """``scene_key`` of a descriptor as text; None without one, or if it is
+    malformed or shows no marked box. Pure (cached)."""
+    if text is None:
+        return None
+    try:
+        arrays = decode(text)
+    except ValueError:
+        return None
+    return scene_key(arrays) if _marks(arrays) else None
 
 
 # ------------------------------------------------------------------ comparison
@@ -411,16 +491,19 @@ class SceneMatch(NamedTuple):
     page: float | None = None  # stamps and signatures; None: neither page has any
 
 
+def _best_ncc(a: np.ndarray, b: np.ndarray, shift: int) -> float:
+    """Best normalised cross-correlation of two equal-size float32 maps over
+    shifts of up to `shift` pixels (0 when either is flat). Pure."""
+    inner = a[shift:-shift, shift:-shift]
+    if float(inner.std()) < 1e-6 or float(b.std()) < 1e-6:
+        return 0.0
+    return float(np.nan_to_num(cv2.matchTemplate(b, inner, cv2.TM_CCOEFF_NORMED)).max())
+
+
 def _detail_ncc(a: np.ndarray, b: np.ndarray) -> float:
     """Best normalised cross-correlation of two ink maps' band-pass detail over
     shifts of up to SHIFT pixels. Pure."""
-    da, db = _detail(a), _detail(b)
-    s = SHIFT
-    inner = da[s:-s, s:-s]
-    if float(inner.std()) < 1e-6 or float(db.std()) < 1e-6:
-        return 0.0
-    result = cv2.matchTemplate(db, inner, cv2.TM_CCOEFF_NORMED)
-    return float(np.nan_to_num(result).max())
+    return _best_ncc(_detail(a), _detail(b), SHIFT)
 
 
 def _shifted_ncc(a: np.ndarray, b: np.ndarray, sigma: float, shift: int) -> float:
@@ -428,10 +511,7 @@ def _shifted_ncc(a: np.ndarray, b: np.ndarray, sigma: float, shift: int) -> floa
     shifts of up to `shift` pixels. Pure."""
     fa = cv2.GaussianBlur(a.astype(np.float32), (0, 0), sigma)
     fb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), sigma)
-    inner = fa[shift:-shift, shift:-shift]
-    if float(inner.std()) < 1e-6 or float(fb.std()) < 1e-6:
-        return 0.0
-    return float(np.nan_to_num(cv2.matchTemplate(fb, inner, cv2.TM_CCOEFF_NORMED)).max())
+    return _best_ncc(fa, fb, shift)
 
 
 def _ring_ncc(a: np.ndarray, b: np.ndarray) -> float | None:

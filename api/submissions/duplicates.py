@@ -3,10 +3,16 @@
 The reader gives each aligned ballot a 64-bit perceptual fingerprint of the
 pen strokes in its marked boxes (16 hex digits; ocr.scene.scene_hash):
 fingerprints within ocr.reader.NEAR_DUPLICATE_BITS = k bits show the same
-strokes (the same paper, or two voters' look-alike marks in one box). The
-fingerprint is an opaque hash here: only its Hamming distance means anything.
-The index below finds every earlier fingerprint within k bits, the closest
-first; the caller confirms each candidate (the pipeline with
+strokes (the same paper, or two voters' look-alike marks in one box). A second
+256-bit key, independent of the first (ocr.scene.scene_key, from the reading's
+scene descriptor: the strokes' finer detail, which look-alike marks share far
+less often than their shape), must be within ocr.scene.KEY_BITS = k2 bits as
+well; at a million photos the first key alone surfaces too many honest
+look-alikes, each costing a confirmation. Both are opaque hashes here: only
+their Hamming distances mean anything. The index below finds every earlier
+photo within k bits on the first key and k2 on the second, the closest first;
+a photo without a second key (a reading stored before it existed, or its old
+row) is compared on the first key alone. The caller confirms each candidate (the pipeline with
 ocr.reader.same_photo, which compares the two readings' scene descriptors: the
 strokes' fine detail, the table around the page, the light on it; see
 ocr.scene and bench/near_duplicates.py for what that separates and what it
@@ -16,12 +22,14 @@ Lookup by pigeonhole banding: cut the 64 bits into k+1 bands; if two hashes
 differ in at most k bits, at least one band holds none of those bits, so the two
 agree exactly on it. The candidates for a new hash are the stored rows equal to
 it on some band (k+1 btree range seeks, see infra/migrations/0004); the exact
-distance then sorts them out.
+distances of both keys, stored in the band rows (infra/migrations/0014) and
+checked in the index-only scan, then sort them out.
 
 Candidates are the other submissions of the election whose fingerprint is
 recorded (their photo was read and decided 'verified' or 'review') and whose
-status is still 'verified', 'review' or 'superseded': a photo a reviewer later
-rejects no longer makes copies of it suspect. Earlier means recorded earlier:
+status is still 'verified', 'review', 'superseded' or 'quarantined' (a held
+photo was sent all the same): a photo a reviewer later rejects no longer makes
+copies of it suspect. Earlier means recorded earlier:
 check_and_record runs under a per-election transaction lock, so of two
 near-duplicates processed at once exactly one finds the other.
 
@@ -40,9 +48,10 @@ import psycopg
 from api.submissions import repository
 from api.submissions.schemas import Status
 from ocr.reader import NEAR_DUPLICATE_BITS
+from ocr.scene import KEY_BITS, KEY_LENGTH, scene_key_of
 
 HASH_BITS = 64
-CANDIDATE_STATUSES = (Status.VERIFIED, Status.REVIEW, Status.SUPERSEDED)
+CANDIDATE_STATUSES = (Status.VERIFIED, Status.REVIEW, Status.SUPERSEDED, Status.QUARANTINED)
 
 
 class Match(NamedTuple):
@@ -102,17 +111,41 @@ def band_rows(value: int, bits: int) -> tuple[list[int], list[int]]:
     return list(range(len(values))), [to_signed(v) for v in values]
 
 
+def scene_key_value(scene: str | None) -> int | None:
+    """The second key (KEY_LENGTH bits, unsigned) of a reading's scene descriptor
+    (text); None without a usable one. Pure."""
+    key = scene_key_of(scene)
+    return None if key is None else int(key, 16)
+
+
+def key_text(value: int | None) -> str | None:
+    """A second key as PostgreSQL's bit(KEY_LENGTH) input (hex after an x). Pure."""
+    if value is None:
+        return None
+    if not 0 <= value < 1 << KEY_LENGTH:
+        raise ValueError(f"not a {KEY_LENGTH}-bit value")
+    return f"x{value:0{KEY_LENGTH // 4}x}"
+
+
 def lookup_params(
-    election_id: str, fingerprint: int, exclude: uuid.UUID | None, bits: int
+    election_id: str,
+    fingerprint: int,
+    exclude: uuid.UUID | None,
+    bits: int,
+    scene_key: int | None = None,
+    scene_bits: int = KEY_BITS,
 ) -> repository.LookupParams:
-    """The parameters of repository.LOOKUP for an unsigned fingerprint. Pure."""
+    """The parameters of repository.LOOKUP for an unsigned fingerprint and second
+    key (None: the first key alone). Pure."""
     numbers, values = band_rows(fingerprint, bits)
     return {
         "v": to_signed(fingerprint),
+        "w": key_text(scene_key),
         "nos": numbers,
         "vals": values,
         "e": election_id,
         "k": bits,
+        "k2": scene_bits,
         "self": exclude,
         "statuses": list(CANDIDATE_STATUSES),
     }
@@ -126,10 +159,13 @@ def find_near_duplicate(
     exclude: uuid.UUID | None = None,
     bits: int = NEAR_DUPLICATE_BITS,
     confirm: Confirm | None = None,
+    scene_key: int | None = None,
+    scene_bits: int = KEY_BITS,
 ) -> Match | None:
-    """The closest candidate (oldest on a tie) within `bits` bits, other than
+    """The closest candidate (oldest on a tie) within `bits` bits, and within
+    `scene_bits` on the second key where both photos have one, other than
     `exclude`, that `confirm` accepts (all do without it)."""
-    params = lookup_params(election_id, fingerprint, exclude, bits)
+    params = lookup_params(election_id, fingerprint, exclude, bits, scene_key, scene_bits)
     for row in repository.near_duplicate_candidates(conn, params):
         candidate = Candidate(row.submission_id, row.distance, row.reading)
         if confirm is None or confirm(candidate):
@@ -145,13 +181,16 @@ def record_fingerprint(
     match: Match | None = None,
     *,
     bits: int = NEAR_DUPLICATE_BITS,
+    scene_key: int | None = None,
 ) -> None:
-    """Store a submission's fingerprint and its bands (replacing any earlier reading's)."""
+    """Store a submission's fingerprint, second key (None: none) and its bands
+    (replacing any earlier reading's)."""
     old = repository.delete_fingerprint(conn, submission_id)
     if old is not None:
         numbers, values = band_rows(to_unsigned(old.fingerprint), bits)
         repository.delete_bands(conn, old.election_id, bits, submission_id, numbers, values)
     signed = to_signed(fingerprint)
+    key = key_text(scene_key)
     repository.insert_fingerprint(
         conn,
         submission_id,
@@ -159,9 +198,10 @@ def record_fingerprint(
         signed,
         match.submission_id if match else None,
         match.distance if match else None,
+        key,
     )
     numbers, values = band_rows(fingerprint, bits)
-    repository.insert_bands(conn, election_id, bits, submission_id, signed, numbers, values)
+    repository.insert_bands(conn, election_id, bits, submission_id, signed, numbers, values, key)
 
 
 def recut_bands(conn: psycopg.Connection, election_id: str, bits: int) -> int:
@@ -177,8 +217,8 @@ def recut_bands(conn: psycopg.Connection, election_id: str, bits: int) -> int:
         election_id,
         bits,
         (
-            (number, to_signed(value), submission_id, signed)
-            for submission_id, signed in prints
+            (number, to_signed(value), submission_id, signed, key)
+            for submission_id, signed, key in prints
             for number, value in enumerate(bands(to_unsigned(signed), bits))
         ),
     )
@@ -193,16 +233,19 @@ def check_and_record(
     *,
     bits: int = NEAR_DUPLICATE_BITS,
     confirm: Confirm | None = None,
+    scene: str | None = None,
 ) -> Match | None:
     """Inside the caller's transaction: the earlier submission this photo nearly
-    duplicates (within `bits` and accepted by `confirm`), if any; either way the
-    photo's fingerprint is recorded (with the match, for the reviewer). Holds the
+    duplicates (within `bits`, its second key from the reading's `scene`
+    descriptor within KEY_BITS, and accepted by `confirm`), if any; either way the
+    photo's keys are recorded (with the match, for the reviewer). Holds the
     election's lock until the transaction ends."""
     value = parse_fingerprint(fingerprint)
+    key = scene_key_value(scene)
     repository.lock_fingerprints(conn, election_id)
     recut_bands(conn, election_id, bits)
     match = find_near_duplicate(
-        conn, election_id, value, exclude=submission_id, bits=bits, confirm=confirm
+        conn, election_id, value, exclude=submission_id, bits=bits, confirm=confirm, scene_key=key
     )
-    record_fingerprint(conn, election_id, submission_id, value, match, bits=bits)
+    record_fingerprint(conn, election_id, submission_id, value, match, bits=bits, scene_key=key)
     return match

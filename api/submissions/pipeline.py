@@ -125,7 +125,9 @@ def _near_duplicate(
             return False
         return same_photo(reading, BallotReading.model_validate(candidate.reading))
 
-    match = check_and_record(conn, pending.election_id, sid, reading.fingerprint, confirm=same)
+    match = check_and_record(
+        conn, pending.election_id, sid, reading.fingerprint, confirm=same, scene=reading.scene
+    )
     return match is not None
 
 

@@ -337,16 +337,20 @@ class LookupParams(TypedDict):
     """LOOKUP's parameters (built by ``duplicates.lookup_params``)."""
 
     v: int  # the fingerprint, signed
+    w: str | None  # the second key (ocr.scene.scene_key) as bit(256) input; None: none
     nos: list[int]  # band numbers
     vals: list[int]  # band values, signed
     e: str  # election id
     k: int  # bits
+    k2: int  # bits of the second key
     self: uuid.UUID | None  # the submission to leave out
     statuses: list[str]  # the candidates' statuses
 
 
-# The rows equal on some band (one index range seek per band) within k bits, the
-# closest first, the oldest first on a tie.
+# The rows equal on some band (one index range seek per band) within k bits and,
+# where both photos have a second key, within k2 bits on it (both checked in the
+# index-only scan: infra/migrations/0014), the closest first, the oldest first on
+# a tie.
 LOOKUP = """
     SELECT c.submission_id, c.distance, s.reading
     FROM (
@@ -358,6 +362,8 @@ LOOKUP = """
           ON b.election_id = %(e)s AND b.band_bits = %(k)s
          AND b.band_no = q.band_no AND b.band_value = q.band_value
         WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
+          AND (b.scene_key IS NULL OR %(w)s::bit(256) IS NULL
+               OR bit_count(b.scene_key # %(w)s::bit(256)) <= %(k2)s)
           AND b.submission_id IS DISTINCT FROM %(self)s
     ) c
     JOIN submissions s ON s.id = c.submission_id
@@ -418,15 +424,17 @@ def insert_fingerprint(
     fingerprint: int,
     near_duplicate_of: uuid.UUID | None,
     distance: int | None,
+    scene_key: str | None = None,
 ) -> None:
-    """Record a read photo's fingerprint (signed) and the match found for it, if any."""
+    """Record a read photo's fingerprint (signed), second key (bit(256) input;
+    None: none) and the match found for it, if any."""
     conn.execute(
         """
         INSERT INTO photo_fingerprints
-            (submission_id, election_id, fingerprint, near_duplicate_of, distance)
-        VALUES (%s, %s, %s, %s, %s)
+            (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key)
+        VALUES (%s, %s, %s, %s, %s, %s::bit(256))
         """,
-        (submission_id, election_id, fingerprint, near_duplicate_of, distance),
+        (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key),
     )
 
 
@@ -438,15 +446,16 @@ def insert_bands(
     fingerprint: int,
     numbers: Sequence[int],
     values: Sequence[int],
+    scene_key: str | None = None,
 ) -> None:
     conn.execute(
         """
         INSERT INTO photo_fingerprint_bands
-            (election_id, band_bits, band_no, band_value, submission_id, fingerprint)
-        SELECT %s, %s, q.band_no, q.band_value, %s, %s
+            (election_id, band_bits, band_no, band_value, submission_id, fingerprint, scene_key)
+        SELECT %s, %s, q.band_no, q.band_value, %s, %s, %s::bit(256)
         FROM unnest(%s::smallint[], %s::bigint[]) AS q (band_no, band_value)
         """,
-        (election_id, bits, submission_id, fingerprint, list(numbers), list(values)),
+        (election_id, bits, submission_id, fingerprint, scene_key, list(numbers), list(values)),
     )
 
 
@@ -465,30 +474,33 @@ def band_bits_range(conn: psycopg.Connection, election_id: str) -> tuple[int, in
 
 def election_fingerprints(
     conn: psycopg.Connection, election_id: str
-) -> list[tuple[uuid.UUID, int]]:
-    """(submission id, signed fingerprint) of every photo recorded in the election."""
+) -> list[tuple[uuid.UUID, int, str | None]]:
+    """(submission id, signed fingerprint, second key as bits or None) of every
+    photo recorded in the election."""
     rows = conn.execute(
-        "SELECT submission_id, fingerprint FROM photo_fingerprints WHERE election_id = %s",
+        "SELECT submission_id, fingerprint, scene_key FROM photo_fingerprints"
+        " WHERE election_id = %s",
         (election_id,),
     ).fetchall()
-    return [(sid, int(fingerprint)) for sid, fingerprint in rows]
+    return [(sid, int(fingerprint), key) for sid, fingerprint, key in rows]
 
 
 def replace_election_bands(
     conn: psycopg.Connection,
     election_id: str,
     bits: int,
-    rows: Iterable[tuple[int, int, uuid.UUID, int]],
+    rows: Iterable[tuple[int, int, uuid.UUID, int, str | None]],
 ) -> None:
     """Replace all the election's bands with ``rows`` of (band number, signed band
-    value, submission id, signed fingerprint), cut for ``bits``; written with COPY."""
+    value, submission id, signed fingerprint, second key as bit(256) input or
+    None), cut for ``bits``; written with COPY."""
     conn.execute("DELETE FROM photo_fingerprint_bands WHERE election_id = %s", (election_id,))
     with conn.cursor().copy(
-        "COPY photo_fingerprint_bands"
-        " (election_id, band_bits, band_no, band_value, submission_id, fingerprint) FROM STDIN"
+        "COPY photo_fingerprint_bands (election_id, band_bits, band_no, band_value,"
+        " submission_id, fingerprint, scene_key) FROM STDIN"
     ) as copy:
-        for number, value, submission_id, fingerprint in rows:
-            copy.write_row((election_id, bits, number, value, submission_id, fingerprint))
+        for number, value, submission_id, fingerprint, key in rows:
+            copy.write_row((election_id, bits, number, value, submission_id, fingerprint, key))
 
 
 # --- voters ---

@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw
 from ocr.ink import hamming
 from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_photo
 from ocr.scene import (
+    KEY_BITS,
+    KEY_LENGTH,
     SceneMatch,
     compare,
     decode,
@@ -19,6 +21,8 @@ from ocr.scene import (
     same_scene,
     same_scenes,
     scene_hash,
+    scene_key,
+    scene_key_of,
 )
 from ocr.template import LoadedTemplate
 from seeds.ballot import BY2020_DESIGN, render_reference
@@ -119,6 +123,9 @@ def test_re_used_copies_of_a_photo_are_found_and_confirmed(
         other = _read(by_template, copy)
         assert other.fingerprint is not None and base.fingerprint is not None
         assert hamming(base.fingerprint, other.fingerprint) <= NEAR_DUPLICATE_BITS
+        key, other_key = scene_key_of(base.scene), scene_key_of(other.scene)
+        assert key is not None and other_key is not None
+        assert hamming(key, other_key) <= KEY_BITS
         assert same_photo(base, other)
 
 
@@ -159,6 +166,21 @@ def test_index_key_is_16_hex_digits_from_the_strokes_only() -> None:
     assert scene_hash({**arrays, "light": np.full((4, 3), 90, np.uint8)}) == key
     assert scene_hash({"m1": stroke}) != key  # another box: other directions
     assert scene_hash({}) == "0" * 16
+
+
+def test_second_key_is_256_bits_from_the_strokes_detail_on_other_directions() -> None:
+    rng = np.random.default_rng(3)
+    stroke = (rng.random((30, 30)) * 16).astype(np.uint8)
+    arrays = {"m0": stroke, "light": np.full((4, 3), 200, np.uint8)}
+    key = scene_key(arrays)
+    assert len(key) == KEY_LENGTH // 4 and not key.startswith(scene_hash(arrays))
+    assert scene_key({**arrays, "light": np.full((4, 3), 90, np.uint8)}) == key
+    assert scene_key({"m1": stroke}) != key
+    assert scene_key_of(encode(arrays)) == key
+    # No descriptor, a malformed one or one without a marked box: no second key.
+    assert scene_key_of(None) is None
+    assert scene_key_of("not base64!") is None
+    assert scene_key_of(encode({"light": np.full((4, 3), 200, np.uint8)})) is None
 
 
 def test_decision_needs_every_shown_kind_of_evidence() -> None:

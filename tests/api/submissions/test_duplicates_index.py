@@ -6,8 +6,15 @@ import uuid
 
 import psycopg
 
-from api.submissions.duplicates import Candidate, check_and_record, find_near_duplicate, recut_bands
+from api.submissions.duplicates import (
+    Candidate,
+    check_and_record,
+    find_near_duplicate,
+    record_fingerprint,
+    recut_bands,
+)
 from ocr.reader import NEAR_DUPLICATE_BITS
+from ocr.scene import KEY_BITS
 
 ELECTION = "by-2020-president"
 
@@ -64,4 +71,41 @@ def test_fingerprint_index_rules(conn: psycopg.Connection, loaded: str) -> None:
     assert bits == [(k + 1,)]
     rows = conn.execute("SELECT count(*) FROM photo_fingerprint_bands").fetchone()
     assert rows == (3 * (k + 2),)
+    conn.rollback()
+
+
+def test_a_candidate_needs_both_keys_near_and_an_old_row_the_first_alone(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    k, k2 = NEAR_DUPLICATE_BITS, KEY_BITS
+    base = 0x9E3779B97F4A7C15
+    scene = int("0123456789abcdef" * 4, 16)  # 256 bits
+    near_scene = scene ^ ((1 << k2) - 1)  # k2 bits apart
+    far_scene = scene ^ ((1 << (k2 + 1)) - 1)  # k2+1 bits apart
+    a = _bare_submission(conn)
+    record_fingerprint(conn, ELECTION, a, base, scene_key=scene)
+    assert conn.execute(
+        "SELECT DISTINCT scene_key FROM photo_fingerprint_bands WHERE submission_id = %s", (a,)
+    ).fetchall() == [(f"{scene:0256b}",)]
+
+    near = base ^ 1
+    assert find_near_duplicate(conn, ELECTION, near, scene_key=near_scene) == (a, 1)
+    assert find_near_duplicate(conn, ELECTION, near, scene_key=far_scene) is None
+    # A photo without a second key is compared on the first key alone.
+    assert find_near_duplicate(conn, ELECTION, near) == (a, 1)
+
+    # A row recorded before the second key existed (NULL) is surfaced on the first.
+    old = _bare_submission(conn)
+    record_fingerprint(conn, ELECTION, old, base ^ 3)
+    assert find_near_duplicate(conn, ELECTION, near, scene_key=far_scene) == (old, 1)
+    conn.execute("UPDATE submissions SET status = 'rejected' WHERE id = %s", (old,))
+
+    # A held photo was still sent: a copy of it is a near-duplicate.
+    conn.execute("UPDATE submissions SET status = 'quarantined' WHERE id = %s", (a,))
+    assert find_near_duplicate(conn, ELECTION, near, scene_key=scene) == (a, 1)
+
+    # Re-cut bands keep their second keys.
+    assert recut_bands(conn, ELECTION, k + 1) == 2
+    assert find_near_duplicate(conn, ELECTION, near, bits=k + 1, scene_key=far_scene) is None
+    assert find_near_duplicate(conn, ELECTION, near, bits=k + 1, scene_key=scene) == (a, 1)
     conn.rollback()

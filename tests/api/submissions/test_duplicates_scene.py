@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from api.submissions.duplicates import Candidate, check_and_record
 from ocr.reader import BallotReading, Verdict, same_photo
-from ocr.scene import encode
+from ocr.scene import encode, scene_key_of
 
 ELECTION = "by-2020-president"
 KEY = "9e3779b97f4a7c15"
@@ -57,14 +57,23 @@ def _submission(conn: psycopg.Connection, reading: BallotReading) -> uuid.UUID:
     return sid
 
 
-def _check(conn: psycopg.Connection, sid: uuid.UUID, reading: BallotReading) -> object:
+def _check(
+    conn: psycopg.Connection,
+    sid: uuid.UUID,
+    reading: BallotReading,
+    seen: list[Candidate] | None = None,
+) -> object:
     def same(candidate: Candidate) -> bool:
+        if seen is not None:
+            seen.append(candidate)
         if candidate.reading is None:
             return False
         return same_photo(reading, BallotReading.model_validate(candidate.reading))
 
     assert reading.fingerprint is not None
-    return check_and_record(conn, ELECTION, sid, reading.fingerprint, confirm=same)
+    return check_and_record(
+        conn, ELECTION, sid, reading.fingerprint, confirm=same, scene=reading.scene
+    )
 
 
 def test_a_colliding_look_alike_is_not_matched_but_a_re_used_copy_is(
@@ -78,7 +87,15 @@ def test_a_colliding_look_alike_is_not_matched_but_a_re_used_copy_is(
     # another table, other light.
     other = _reading(_scene(2))
     b = _submission(conn, other)
-    assert _check(conn, b, other) is None
+    seen: list[Candidate] = []
+    assert _check(conn, b, other, seen) is None
+    # Its second key (the strokes' finer detail) is far: not even a candidate.
+    assert seen == []
+    key = scene_key_of(other.scene)
+    assert key is not None
+    assert conn.execute(
+        "SELECT scene_key FROM photo_fingerprints WHERE submission_id = %s", (b,)
+    ).fetchone() == (f"{int(key, 16):0256b}",)
 
     # The first photo re-used: its key one bit off, the same scene.
     copy = _reading(first.scene or "", key=f"{int(KEY, 16) ^ 1:016x}")

@@ -95,7 +95,19 @@ def status_for(
             or not hmac.compare_digest(sender, principal.voter_key)
         ):
             raise NotFound("submission_id", "no such submission")
+        return as_sender_sees(get_status(conn, submission_id))
     return get_status(conn, submission_id)
+
+
+def as_sender_sees(status: SubmissionStatus) -> SubmissionStatus:
+    """A submission's state as its sender is told it. Pure.
+
+    A held (quarantined) submission is "in review" to its sender, with no reason:
+    which burst held it (and so how close a flood came to the thresholds) is for the
+    observers. Every other state is told as it is."""
+    if status.status is not Status.QUARANTINED:
+        return status
+    return status.model_copy(update={"status": Status.REVIEW, "reasons": []})
 
 
 def _existing(conn: psycopg.Connection, sid: uuid.UUID, digest: str) -> SubmissionStatus | None:
@@ -149,7 +161,7 @@ def accept(
     try:
         earlier = _existing(conn, sid, digest)
         if earlier is not None:
-            return earlier, False
+            return as_sender_sees(earlier), False
         election = _election(conn, new.election_id, new.precinct_id, new.declared_choice)
     finally:
         conn.autocommit = False
@@ -298,7 +310,7 @@ def _store(
             # The same id arrived concurrently and won; answer as for any retry.
             concurrent = _existing(conn, sid, digest)
             assert concurrent is not None
-            return concurrent, False
+            return as_sender_sees(concurrent), False
         abuse.record_arrival(
             conn,
             submission_id=sid,
@@ -319,7 +331,7 @@ def _store(
             marks=None,
         )
         # Written last, inside the transaction: a refused request leaves no photo.
-        stored = store.put(clean.data)
+        stored = store.put(clean.data, sha256=key)
         assert stored == key
     return status, True
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from api.submissions import abuse
 from api.submissions import repository as submissions
@@ -307,3 +308,35 @@ def test_a_networks_threshold_grows_with_the_stations_roll() -> None:
     assert limits.station(300).max_hits == 75 and limits.station(20).max_hits == 20
     off = abuse.thresholds(get_settings().model_copy(update={"quarantine_station_min": 0}))
     assert off.station(5000).off
+
+
+def test_a_held_submission_is_in_review_to_its_sender_and_held_to_observers(
+    conn: psycopg.Connection,
+    client: TestClient,
+    submit: Callable,
+    device_token: Callable[..., str],
+    account: Callable[..., dict[str, str]],
+    ballot_photo: Callable,
+    quarantine: Configure,
+) -> None:
+    quarantine(quarantine_per_voter=1)
+    voter = "+375291112244"
+    submit(ballot_photo(["tsikhanouskaya"], seed=31), voter=voter)
+    photo = ballot_photo(["lukashenko"], seed=32)
+    sid = str(uuid.uuid4())
+    submit(photo, voter=voter, choice="lukashenko", sid=sid)
+    asyncio.run(run_worker(wait=False))
+    conn.commit()
+    held = submissions.get_status(conn, uuid.UUID(sid))
+    assert held is not None and held.status is Status.QUARANTINED
+    # Its sender (the status URL, and a retry of the upload) is told "in review",
+    # without the burst that held it.
+    mine = {"Authorization": f"Bearer {device_token(voter)}"}
+    seen = client.get(f"/v1/submissions/{sid}", headers=mine).json()
+    assert (seen["status"], seen["reasons"]) == ("review", [])
+    replay = submit(photo, voter=voter, choice="lukashenko", sid=sid)
+    assert replay.status_code == 200
+    assert (replay.json()["status"], replay.json()["reasons"]) == ("review", [])
+    # An observer sees the hold as it is.
+    told = client.get(f"/v1/submissions/{sid}", headers=account("observer")).json()
+    assert (told["status"], told["reasons"]) == ("quarantined", ["quarantined", "voter_burst"])

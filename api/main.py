@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 # SQLSTATEs of a server that is going away or not yet accepting connections.
 _SHUTTING_DOWN = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
+# SQLSTATEs of a transaction the server gave up on that the same request, retried,
+# passes: deadlock_detected, serialization_failure, lock_not_available (lock_timeout).
+_CONFLICT = {"40P01", "40001", "55P03"}
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -53,6 +56,12 @@ def database_unreachable(exc: BaseException) -> bool:
     sqlstate = exc.sqlstate
     # No SQLSTATE: the connection failed before or without a server answer.
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in _SHUTTING_DOWN
+
+
+def transient_conflict(exc: BaseException) -> bool:
+    """Whether a database error is a conflict with another transaction that a retry
+    of the request passes (a deadlock, a lock not granted in time). Pure."""
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate in _CONFLICT
 
 
 def _answer(error: GolosError) -> JSONResponse:
@@ -110,12 +119,17 @@ def create_app() -> FastAPI:
         a bug. The job queue (on the same database) failing a request is the same
         when its cause is (typically the database going away between storing a
         submission and queueing its job: the retry is answered from what was
-        stored, and queues the job again). Any other error (a deadlock, a statement
-        timeout, the queue's own) is a bug to look at: logged with its traceback,
-        answered 500."""
+        stored, and queues the job again). A conflict with another transaction (a
+        deadlock, a lock not granted in time) is answered 503 too, since the request
+        retried passes, but logged with its traceback: it is also a bug to look at.
+        Any other error (a statement timeout, the queue's own) is a bug: logged with
+        its traceback, answered 500."""
         queue = isinstance(exc, ConnectorException)
         cause = exc.__cause__ if queue else exc
         source = "job queue" if queue else "database"
+        if cause is not None and transient_conflict(cause):
+            log.error("%s conflict on %s", source, request.url.path, exc_info=exc)
+            return _retry_later("database", "the request met a conflicting one; retry")
         if cause is None or not database_unreachable(cause):
             log.error("%s error on %s", source, request.url.path, exc_info=exc)
             return JSONResponse({"detail": "Internal Server Error"}, status_code=500)

@@ -123,14 +123,37 @@ def test_an_unreachable_database_is_503_with_a_clear_body(app: FastAPI) -> None:
     }
 
 
-def test_a_deadlock_is_a_logged_500_not_an_outage(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "conflict",
+    [
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.SerializationFailure("could not serialize access"),
+        psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"),
+    ],
+)
+def test_a_conflict_is_retried_by_the_caller_and_logged_as_a_bug(
+    app: FastAPI, caplog: pytest.LogCaptureFixture, conflict: Exception
 ) -> None:
-    def deadlocked() -> Iterator[psycopg.Connection]:
-        raise psycopg.errors.DeadlockDetected("deadlock detected")
+    def conflicting() -> Iterator[psycopg.Connection]:
+        raise conflict
         yield
 
-    app.dependency_overrides[conn_dep] = deadlocked
+    app.dependency_overrides[conn_dep] = conflicting
+    response = TestClient(app, raise_server_exceptions=False).get("/healthz")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["detail"]["field"] == "database"
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+
+def test_a_statement_timeout_is_a_logged_500_not_an_outage(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cancelled() -> Iterator[psycopg.Connection]:
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+        yield
+
+    app.dependency_overrides[conn_dep] = cancelled
     response = TestClient(app, raise_server_exceptions=False).get("/healthz")
     assert response.status_code == 500
     assert "Retry-After" not in response.headers

@@ -211,9 +211,8 @@ def strip_png(data: bytes) -> Stripped:
             raise Malformed("a PNG chunk has an invalid type")
         chunk_end = pos + 12 + length
         if chunk_end > end:
-            if idat and kind == b"IDAT":
-                out += data[pos:]  # a truncated last IDAT: for the decoder to judge
-                break
+            # Even an IDAT: what its length claims may hold later chunks' bytes (text,
+            # eXIf), which must not be kept without being looked at.
             raise Malformed("a PNG chunk runs past the end of the file")
         chunk = data[pos:chunk_end]
         body = data[pos + 8 : pos + 8 + length]

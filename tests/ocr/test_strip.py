@@ -242,6 +242,26 @@ def test_a_png_chunk_with_a_wrong_checksum_is_malformed() -> None:
         strip.strip_png(bytes(data))
 
 
+def _chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
+    size = len(body) if length is None else length
+    return struct.pack(">I", size) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_an_idat_claiming_more_than_the_file_holds_keeps_nothing_after_it() -> None:
+    # Its claimed length would swallow the text and eXIf chunks after it.
+    data = _png_with_everything()
+    first = data.index(b"IDAT") - 4  # up to the end of the first, whole IDAT
+    (length,) = struct.unpack_from(">I", data, first)
+    crafted = (
+        data[: first + 12 + length]
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64), length=10**6)
+        + _chunk(b"tEXt", b"GPS\x0053.9,27.5")
+        + _chunk(b"IEND", b"")
+    )
+    with pytest.raises(strip.Malformed, match="past the end"):
+        strip.strip_png(crafted)
+
+
 def test_a_photo_cut_in_its_image_data_passes_and_fails_when_decoded() -> None:
     original = _jpeg_with_everything()
     first_image = original[: original.index(b"SECRET-TRAILER")]

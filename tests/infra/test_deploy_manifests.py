@@ -274,3 +274,17 @@ def test_secret_templates_hold_no_real_value(path: str) -> None:
     for line in (DEPLOY / "secrets" / path).read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             assert "CHANGE-ME" in line.split("=", 1)[1], line
+
+
+def test_the_proxies_keep_uploads_in_memory_never_in_a_file() -> None:
+    # An upload carries its photo's metadata until the API strips it: a proxy that
+    # spills a body larger than its buffer to a temporary file puts it on a disk.
+    nginx = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    settings = dict(re.findall(r"^\s*(client_\w+)\s+([^;]+);", nginx, re.MULTILINE))
+    assert settings["client_body_buffer_size"] == settings["client_max_body_size"]
+    assert "client_body_in_file_only" not in settings
+    assert re.search(r"^\s*error_log\s+stderr\s", nginx, re.MULTILINE)
+    [ingress] = [d for d in _k8s_documents() if d.get("kind") == "Ingress"]
+    notes = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert notes[prefix + "client-body-buffer-size"] == notes[prefix + "proxy-body-size"]

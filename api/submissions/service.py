@@ -19,7 +19,7 @@ import hmac
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -221,13 +221,18 @@ def _election(
     now = time.monotonic()
     with _elections_lock:
         cached = _elections.get(election_id)
-    if (
-        cached is not None
-        and cached.expires > now
-        and precinct_id in cached.precincts
-        and cached.options.issuperset(choice)
-    ):
-        return cached
+    if cached is not None and cached.expires > now and cached.options.issuperset(choice):
+        if precinct_id in cached.precincts:
+            return cached
+        # A station the cache does not know: that one station is looked up (not
+        # all of them again: a stream of made-up stations must cost one indexed
+        # read each), and added when a reload has brought it.
+        if not elections.precinct_exists(conn, election_id, precinct_id):
+            return cached  # the caller refuses the unknown station
+        grown = replace(cached, precincts=cached.precincts | {precinct_id})
+        with _elections_lock:
+            _elections[election_id] = grown
+        return grown
     template = photo_ballot_template(conn, election_id)
     fresh = _Election(
         template,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 from PIL import Image, PngImagePlugin
 
 from api.submissions import service
@@ -181,6 +182,31 @@ def test_a_station_added_by_a_reload_is_accepted_at_once(
     response = submit(ballot_photo(["tsikhanouskaya"], seed=2), precinct="p-new")
     assert response.status_code == 202, response.text
     service.forget_elections()
+
+
+def test_made_up_stations_are_refused_without_reloading_the_election(
+    conn: psycopg.Connection,
+    submit: Callable,
+    ballot_photo: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert submit(ballot_photo(["tsikhanouskaya"], seed=1), precinct="p1").status_code == 202
+    reloads: list[str] = []
+    every_station = service.elections.precinct_ids
+
+    def counted(c: psycopg.Connection, election_id: str) -> set[str]:
+        reloads.append(election_id)
+        return every_station(c, election_id)
+
+    monkeypatch.setattr(service.elections, "precinct_ids", counted)
+    try:
+        for n in range(3):
+            response = submit(ballot_photo(["tsikhanouskaya"], seed=1), precinct=f"nowhere-{n}")
+            assert response.status_code == 422
+            assert response.json()["detail"]["field"] == "precinct_id"
+        assert reloads == []  # one indexed read each, not every station again
+    finally:
+        service.forget_elections()
 
 
 def test_the_job_is_queued_in_the_storing_transaction(

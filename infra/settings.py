@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     quarantine_network_station_share: float = 0.01
     quarantine_per_network_station_seconds: int = 600
     # Arrivals at one station per window, from every network: beyond
-    # max(quarantine_station_min, registered x quarantine_station_share) the whole
-    # burst is held. Time alone proves nothing here: when a network cut of days ends,
+    # max(quarantine_station_min, registered x quarantine_station_share) the arrivals
+    # beyond it are held (never the earlier ones: api/submissions/abuse.py says why).
+    # Time alone proves nothing here: when a network cut of days ends,
     # every phone's outbox drains at once, and a station's whole crowd may arrive in
     # the same ten minutes. So the bound is what the roll allows all at once: in 2020
     # Golos received ~1.5 M photos for ~6.8 M voters on the rolls (~22%), and the

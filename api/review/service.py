@@ -96,6 +96,7 @@ from api.review.schemas import (
     SubmissionPage,
     subject_of,
 )
+from api.submissions import abuse
 from api.submissions import repository as submissions
 from api.submissions.pipeline import one_vote_per_voter
 from api.submissions.repository import ReviewCursor
@@ -569,6 +570,8 @@ def _apply(conn: psycopg.Connection, decision: Decision) -> str:
     sid = uuid.UUID(decision.subject_id)
     locked = submissions.lock_for_review(conn, sid)  # held already: returns at once
     assert locked is not None
+    # Decided by people: no later burst of its groups may hold it again (every branch).
+    abuse.leave_bursts(conn, sid)
     if decision.action is Action.REJECT:
         assert decision.reason is not None
         submissions.set_review_outcome(conn, sid, Status.REJECTED, [decision.reason], locked.marks)

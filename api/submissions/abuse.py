@@ -13,34 +13,70 @@ thresholds (``infra.settings``, where their defaults are justified):
   short window than honest voters send, a floor or a share of the station's roll,
   whichever is larger (``Reason.NETWORK_BURST``);
 * **a station**: more arrivals at one station in a short window than its roll makes
-  plausible even when a network cut ends and its whole crowd arrives at once
-  (``Reason.STATION_BURST``).
+  plausible even when a network cut ends and its whole crowd arrives at once; only
+  the arrivals beyond it are held (``Reason.STATION_BURST``).
 
-A burst is judged whole: when a network or a station crosses its threshold, every
-submission of that group within the sliding window is held, the earlier ones too
-(a forger's first photos look like anyone's until the burst shows). One of those
-already counted is taken back out of the tally and quarantined, in this transaction.
+**A network's burst is judged whole; a station's is not.** When one network at one
+station crosses its threshold, every submission it sent there within the sliding
+window is held, the earlier ones too (a forger's first photos look like anyone's
+until the burst shows); one of those already counted is taken back out of the tally
+and quarantined, in this transaction. When a station crosses its threshold, only
+the arrivals beyond it are held: never the earlier ones, and nothing counted is
+taken back. The difference is who can cause the burst. Many arrivals from one
+network at one station are what one sender's stack of SIM cards behind one router
+looks like, and only that sender makes them: the whole group held is mostly the
+sender's own. A station's burst anyone can cause: when a network cut ends, the
+state (or anyone with some sixty verified numbers over many networks) can flood a
+station with falsified photos in the same ten minutes as its honest backlog, and a
+whole-group hold would take every honest ballot counted there out of the count until
+two observers approved each one: the flood would buy the removal of the honest proof.
+So a station's burst holds only what arrives beyond the plausible (the flood's
+later part, and honest voters arriving among it, each reviewed); the network
+threshold and the flags' count of distinct identities (``tally.proof``) do the rest.
+What the whole-group hold of a network costs: honest voters behind one carrier's NAT
+(one /24) at one busy station, more of them within the window than the network's
+threshold, are held with any forger's, the earlier ones too, and wait for two
+observers.
+
+**A decided submission leaves its bursts.** Once two observers (or an admin) decide
+a held submission in the review (``api.review.service``), approving or rejecting it,
+it leaves every burst group it is listed in (``leave_bursts``): a later arrival of
+the group never holds it again, nor takes it out of the tally, so no burst undoes a
+two-person decision behind the audit log's back. Nor is a member already held for a
+burst's reason processed again by that burst's later arrivals.
 
 **What is kept.** The counts are ``infra.ratelimit``'s sliding-window counters
 (keyed hashes, coarse windows, deleted once they weigh in nothing). The members of a
-group are listed under the group's key in ``burst_arrivals`` until the end of the
-next window, then deleted. A hold keeps only its reasons: no key, no time, no
-network. The network arrives here already as a keyed hash (``ratelimit.network_key``).
+network's group at a station are listed under the group's key in ``burst_arrivals``
+until the end of the next window (or until a person decides them), then deleted; a
+station's arrivals are only counted. A hold keeps only its reasons: no key, no time,
+no network. The network arrives here already as a keyed hash
+(``ratelimit.network_key``).
 
 A submission held after it was counted may have superseded the same voter's
 earlier ballot (one vote per voter): that one stays superseded, so the voter has
 no ballot counted until the review decides; approving the held one counts it, with
 the one-vote-per-voter rule, like any other.
 
-**Locks**, inside the upload's transaction: every counter's row first (voter,
-network at the station, station: one order), then the crossed bursts' submissions'
-rows in one statement in seq order, then the station's tally rows: the order the
-pipeline and the review take rows in (a submission's row, then the tally), and
-neither takes a counter, so there is no cycle. The sweep of expired rows skips
-rows another transaction holds (``FOR UPDATE SKIP LOCKED``): it never waits.
-The counter rows stay locked until the upload commits: arrivals at one station
-queue there for the rest of the upload's transaction (its photo's write), which
-at a station's honest rate (a few a minute) costs nothing.
+**Locks**, inside the upload's transaction, once its row and its photo are written
+(``api.submissions.service._store``): every counter's row first (voter, network at
+the station, station: one order), then the rows of the crossed network burst's
+members not yet held for it, in one statement in seq order, then the station's
+tally rows: the order the pipeline and the review take rows in (a submission's row,
+then the tally), and neither takes a counter, so there is no cycle. The review's
+``leave_bursts`` deletes a decided submission's ``burst_arrivals`` rows after
+locking its row; an upload only reads and inserts those rows, and the sweep of
+expired rows skips rows another transaction holds (``FOR UPDATE SKIP LOCKED``): it
+never waits. The counter rows stay locked until the upload commits, but only the
+job's insert and the COMMIT run under them (the photo's write, an fsync or an object
+store's PUT, comes before): arrivals at one station queue there for milliseconds,
+not for a photo's write. A burst's later arrivals lock and hold only themselves
+(``repository.burst_members`` skips the members held for it already): an arrival's
+work does not grow with the burst. Any wait is bounded by the upload's
+``lock_timeout`` (2 s, set by its first statement: ``repository.insert_received``):
+beyond it the upload fails, answered 503 with Retry-After, and the phone retries (a
+photo already written stays in the content-addressed store, named by no row until
+the retry's).
 """
 
 from __future__ import annotations
@@ -155,8 +191,9 @@ def record_arrival(
 ) -> None:
     """Note a new submission's arrival for the quarantine's counts, inside the upload's
     transaction; marks the submission held when its voter, its network or its station
-    goes beyond the configured thresholds (a network's or a station's burst holds the
-    group's earlier arrivals in the window too). ``now``: the clock, for tests."""
+    goes beyond the configured thresholds (a network's burst holds the group's
+    earlier arrivals in the window too, a station's only the arrivals beyond it: see
+    the module docstring). ``now``: the clock, for tests."""
     moment = time.time() if now is None else now
     limits = thresholds(get_settings())
     reasons: set[str] = set()
@@ -191,7 +228,10 @@ def record_arrival(
         if _count(conn, group, submission_id, moment):
             exact = limit_of(roll())
             if ratelimit.beyond(exact, moment, ratelimit.current_count(conn, exact, key, moment)):
-                crossed.append(group)
+                if group.whole:
+                    crossed.append(group)
+                else:
+                    reasons.add(reason)
     if reasons:
         repository.add_hold(conn, [submission_id], ordered(reasons))
     if crossed:
@@ -207,6 +247,12 @@ class _Group:
     key: bytes
     reason: Reason
 
+    @property
+    def whole(self) -> bool:
+        """Whether a crossing holds the group's earlier members too (a network at a
+        station), or only the arrivals beyond it (a station): module docstring. Pure."""
+        return self.reason is Reason.NETWORK_BURST
+
     def since(self, now: float) -> int:
         """The start of the windows the sliding estimate weighs in at ``now``. Pure."""
         window = self.limit.window_seconds
@@ -214,23 +260,27 @@ class _Group:
 
 
 def _count(conn: psycopg.Connection, group: _Group, submission_id: uuid.UUID, now: float) -> bool:
-    """Count the arrival in its group and list it as a member; True when the group
-    goes beyond its limit."""
+    """Count the arrival in its group and, in a group judged whole, list it as a
+    member; True when the group goes beyond its limit."""
     limit = group.limit
     count = ratelimit.count_in_transaction(conn, limit, group.key, now)
-    start = ratelimit.window_start(now, limit.window_seconds)
-    repository.record_burst_arrival(
-        conn, group.key, start, submission_id, start + 2 * limit.window_seconds
-    )
+    if group.whole:
+        start = ratelimit.window_start(now, limit.window_seconds)
+        repository.record_burst_arrival(
+            conn, group.key, start, submission_id, start + 2 * limit.window_seconds
+        )
     return ratelimit.beyond(limit, now, count)
 
 
 def _hold_bursts(conn: psycopg.Connection, crossed: list[_Group], now: float) -> None:
-    """Hold every member of the crossed groups still in the sliding window, their rows
-    locked in one statement after every counter. Those already counted are taken out
-    of the tally and quarantined; those a person is deciding show the hold among
-    their reasons."""
-    members = repository.burst_members(conn, [(g.key, g.since(now)) for g in crossed], now)
+    """Hold every member of the crossed groups still in the sliding window and not
+    held for the group's reason yet (at the crossing, the whole group; after it, the
+    new arrival alone), their rows locked in one statement after every counter.
+    Those already counted are taken out of the tally and quarantined; those a person
+    is deciding show the hold among their reasons. Members a person decided are no
+    members any more (``leave_bursts``)."""
+    wanted = [(g.key, g.since(now), str(g.reason)) for g in crossed]
+    members = repository.burst_members(conn, wanted, now)
     reason_of = {g.key: g.reason for g in crossed}
     why: dict[uuid.UUID, set[str]] = {}
     for key, sid in members:
@@ -246,6 +296,13 @@ def _hold_bursts(conn: psycopg.Connection, crossed: list[_Group], now: float) ->
             repository.quarantine(conn, member.submission_id, [Reason.QUARANTINED, *held_for])
         elif member.status == Status.REVIEW:
             repository.add_reasons(conn, member.submission_id, reasons)
+
+
+def leave_bursts(conn: psycopg.Connection, submission_id: uuid.UUID) -> None:
+    """A person decided the (locked) submission in the review: it leaves every burst
+    group it is listed in, so that no later arrival of the group holds it again or
+    takes it out of the tally (module docstring). Its hold (reasons only) is kept."""
+    repository.leave_bursts(conn, submission_id)
 
 
 def held(conn: psycopg.Connection, submission_id: uuid.UUID) -> list[str]:

@@ -789,18 +789,22 @@ def record_burst_arrival(
 
 
 def burst_members(
-    conn: psycopg.Connection, groups: Sequence[tuple[bytes, int]], now: float
+    conn: psycopg.Connection, groups: Sequence[tuple[bytes, int, str]], now: float
 ) -> list[tuple[bytes, uuid.UUID]]:
     """(group key, submission id) of the arrivals of each (group key, since: Unix
-    seconds) in the windows from ``since`` that have not expired at ``now``."""
+    seconds, reason) in the windows from ``since`` that have not expired at ``now``
+    and are not held for that reason yet (a burst's later arrivals find only
+    themselves, not the members held already)."""
     rows = conn.execute(
         """
         SELECT b.group_key, b.submission_id
-        FROM unnest(%s::bytea[], %s::bigint[]) AS g (group_key, since)
+        FROM unnest(%s::bytea[], %s::bigint[], %s::text[]) AS g (group_key, since, reason)
         JOIN burst_arrivals b ON b.group_key = g.group_key
          AND b.window_start >= to_timestamp(g.since) AND b.expires_at > to_timestamp(%s)
+        LEFT JOIN submission_holds h ON h.submission_id = b.submission_id
+        WHERE h.submission_id IS NULL OR NOT g.reason = ANY(h.reasons)
         """,
-        ([g[0] for g in groups], [g[1] for g in groups], now),
+        ([g[0] for g in groups], [g[1] for g in groups], [g[2] for g in groups], now),
     ).fetchall()
     return [(bytes(key), sid) for key, sid in rows]
 
@@ -928,12 +932,19 @@ def insert_received(
     photo_orientation: int | None,
 ) -> tuple[bool, bool]:
     """``try_lock_request``, ``insert`` and, when inserted, ``claim_photo`` in one
-    statement (one round trip): (whether the id's request lock was taken, whether
-    the submission was inserted). Not locked: nothing was written."""
+    statement (one round trip), which also sets the transaction's ``lock_timeout``
+    (2 s: a wait beyond it fails the upload, answered 503, and the phone retries):
+    (whether the id's request lock was taken, whether the submission was inserted).
+    Not locked: nothing was written."""
     row = conn.execute(
         """
-        WITH lock AS (
+        WITH timeout AS (
+            -- SET LOCAL lock_timeout, in the transaction's first statement: no wait
+            -- on a row another upload holds outlasts it (api.submissions.abuse).
+            SELECT set_config('lock_timeout', '2s', true)
+        ), lock AS (
             SELECT pg_try_advisory_xact_lock(hashtextextended(%(sid_text)s, 1)) AS ok
+            FROM timeout
         ), inserted AS (
             INSERT INTO submissions (id, election_id, precinct_id, declared_choice,
                                      request_digest, photo_sha256, voter_key,
@@ -964,3 +975,9 @@ def insert_received(
     ).fetchone()
     assert row is not None
     return bool(row[0]), bool(row[1])
+
+
+def leave_bursts(conn: psycopg.Connection, submission_id: uuid.UUID) -> None:
+    """Take the submission out of every burst group it is listed in (a person decided
+    it: no later arrival of its groups may hold it again)."""
+    conn.execute("DELETE FROM burst_arrivals WHERE submission_id = %s", (submission_id,))

@@ -282,8 +282,9 @@ def _store(
     network: bytes,
     job_queue: queue.App | None,
 ) -> tuple[SubmissionStatus, bool]:
-    """Strip the photo, then record the submission (and queue its job) and store the
-    photo in one transaction; (its status, whether it is new)."""
+    """Strip the photo, then in one transaction: record the submission, store the
+    photo, count its arrival for the quarantine, queue its job; (its status, whether
+    it is new)."""
     voter = new.voter_key
     try:
         clean = prepare_photo(
@@ -316,6 +317,12 @@ def _store(
             concurrent = _existing(conn, sid, digest)
             assert concurrent is not None
             return as_sender_sees(concurrent), False
+        # Written once the row is in, inside the transaction: a refused request leaves
+        # no photo, and a failed write stores no row. Before the quarantine's count:
+        # its counter rows (the station's among them) stay locked until COMMIT, so
+        # the write (an fsync, an object store's PUT) must not happen under them.
+        stored = store.put(clean.data, sha256=key)
+        assert stored == key
         abuse.record_arrival(
             conn,
             submission_id=sid,
@@ -326,18 +333,15 @@ def _store(
         )
         if job_queue is not None:
             _queue_job(conn, job_queue, sid)
-        # As the row was just inserted (a hold is kept beside it, not in it).
-        status = SubmissionStatus(
-            submission_id=sid,
-            election_id=new.election_id,
-            precinct_id=new.precinct_id,
-            status=Status.RECEIVED,
-            reasons=[],
-            marks=None,
-        )
-        # Written last, inside the transaction: a refused request leaves no photo.
-        stored = store.put(clean.data, sha256=key)
-        assert stored == key
+    # As the row was just inserted (a hold is kept beside it, not in it).
+    status = SubmissionStatus(
+        submission_id=sid,
+        election_id=new.election_id,
+        precinct_id=new.precinct_id,
+        status=Status.RECEIVED,
+        reasons=[],
+        marks=None,
+    )
     return status, True
 
 

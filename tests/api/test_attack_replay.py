@@ -9,7 +9,9 @@ twelve freshly verified phones from one network in a burst, they are quarantined
 and none counts; either way the worker and the flag stage find no proof. Honest
 voters spread over networks are counted as before and do prove what they see, and
 the same burst with the quarantine turned off would have been proof: the test can
-fail.
+fail. Nor can the other side take that honest proof out of the count: a flood of
+photos over many networks at the station, after the honest ones, crosses the
+station's threshold and is held beyond it, while the honest ballots stay counted.
 """
 
 from __future__ import annotations
@@ -195,4 +197,44 @@ def test_honest_voters_spread_over_networks_are_verified_counted_and_prove_what_
     assert [status for status, _ in _statuses(conn)] == ["verified"] * PHOTOS
     assert _counted(conn) == {CANDIDATE: PHOTOS}
     # Twelve distinct verified voters stand behind the twelve ballots.
+    assert flags == {PROOF: (PHOTOS, PHOTOS)}
+
+
+def test_a_flood_over_many_networks_at_the_station_takes_no_honest_proof_out_of_the_count(
+    conn: psycopg.Connection,
+    client: TestClient,
+    honest_station: str,
+    photos: list[bytes],
+    ballot_photo: Callable[..., bytes],
+    from_address: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The station's threshold just above its honest crowd (at the defaults, a share of
+    # its roll; the same, scaled down).
+    tight = get_settings().model_copy(
+        update={"quarantine_station_min": PHOTOS + 2, "quarantine_station_share": 0}
+    )
+    monkeypatch.setattr(abuse, "get_settings", lambda: tight)
+    for i, photo in enumerate(photos):
+        from_address(f"203.0.{i}.{10 + i}")
+        token = _verify(client, f"+37529{1000000 + i}")
+        assert _upload(client, photo, {"Authorization": f"Bearer {token}"}) == 202
+    asyncio.run(run_worker(wait=False))
+    assert _counted(conn) == {CANDIDATE: PHOTOS}
+    # Then, in the same window, a flood for the other side, each photo over its own
+    # network (verified numbers on many carriers).
+    flood = [ballot_photo(["lukashenko"], seed=2000 + i) for i in range(8)]
+    for i, photo in enumerate(flood):
+        from_address(f"198.18.{i}.{20 + i}")
+        token = _verify(client, f"+37544{8000000 + i}")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert _upload(client, photo, headers, declared_choice="lukashenko") == 202
+    flags = _worker_and_flags(conn)
+    statuses = _statuses(conn)
+    # Only the flood's arrivals beyond the threshold are held; the honest ballots,
+    # counted before it, stay counted and still prove what their voters saw.
+    within = PHOTOS + 2
+    assert [s for s, _ in statuses] == ["verified"] * within + ["quarantined"] * 6, statuses
+    assert all(r == ["quarantined", "station_burst"] for _, r in statuses[within:])
+    assert _counted(conn) == {CANDIDATE: PHOTOS, "lukashenko": 2}
     assert flags == {PROOF: (PHOTOS, PHOTOS)}

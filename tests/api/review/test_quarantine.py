@@ -13,11 +13,17 @@ from fastapi.testclient import TestClient
 
 from api.review import service
 from api.review.schemas import State
+from api.submissions import abuse
 from api.submissions.schemas import Status
+from infra import ratelimit
+from infra.settings import get_settings
 
 from .conftest import ELECTION, MakeSubmission, People, station_tally, status_of
 
 HELD = ["quarantined", "network_burst"]
+# The start of a ten-minute window; one network's address.
+T0 = 1_800_000_000.0 - 1_800_000_000.0 % 3600
+NETWORK = ratelimit.network_key(b"k" * 32, "198.51.100.23")
 
 
 def _held(make_submission: MakeSubmission, voter: bytes | None = None) -> uuid.UUID:
@@ -155,3 +161,75 @@ def test_the_pages_show_the_quarantine_and_its_reasons(
     ).json()
     assert [i["submission_id"] for i in filtered["items"]] == [str(sid)]
     assert filtered["items"][0]["reasons"] == HELD
+
+
+@pytest.fixture
+def network_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quarantine holds a network's burst at a station beyond two arrivals in its
+    window (no other threshold)."""
+    changed = get_settings().model_copy(
+        update={
+            "quarantine_per_network_station": 2,
+            "quarantine_network_station_share": 0,
+            "quarantine_per_voter": 0,
+            "quarantine_station_min": 0,
+        }
+    )
+    monkeypatch.setattr(abuse, "get_settings", lambda: changed)
+
+
+def _arrive(conn: psycopg.Connection, sid: uuid.UUID, at: float) -> None:
+    """The submission's arrival from NETWORK at p1, as its upload records it."""
+    abuse.record_arrival(
+        conn,
+        submission_id=sid,
+        election_id=ELECTION,
+        precinct_id="p1",
+        voter_key=uuid.uuid4().bytes * 2,
+        network=NETWORK,
+        now=at,
+    )
+    conn.commit()
+
+
+def _listed(conn: psycopg.Connection, sids: list[uuid.UUID]) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM burst_arrivals WHERE submission_id = ANY(%s)", (sids,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_held_ballot_two_observers_decided_is_not_held_again_by_its_bursts_later_arrivals(
+    conn: psycopg.Connection, make_submission: MakeSubmission, person: People, network_burst: None
+) -> None:
+    # Three ballots from one network, read and counted before the third's arrival
+    # shows the burst: all three held, out of the tally.
+    burst = [
+        make_submission(status=Status.VERIFIED, marks=["tsikhanouskaya"], reasons=[])
+        for _ in range(3)
+    ]
+    for i, sid in enumerate(burst):
+        _arrive(conn, sid, T0 + i)
+    assert [_status(conn, sid) for sid in burst] == [("quarantined", HELD)] * 3
+    assert _tally(conn) == ({}, 0)
+
+    # Two observers approve one and reject another.
+    approved, rejected, waiting = burst
+    for observer in (person("observer"), person("observer")):
+        service.decide_submission(conn, observer, approved, "count_read")
+        service.decide_submission(conn, observer, rejected, "reject", reason="other", note="x")
+    conn.commit()
+    assert _status(conn, approved) == ("verified", []) and _status(conn, rejected)[0] == "rejected"
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+    # Decided, they are no burst's members any more; the one still waiting is.
+    assert (_listed(conn, [approved, rejected]), _listed(conn, [waiting])) == (0, 1)
+
+    # One more arrival from the network, in the next window: the burst crosses again.
+    later = make_submission(status=Status.RECEIVED, marks=[], reasons=[])
+    _arrive(conn, later, T0 + 700)
+    assert abuse.held(conn, later) == ["network_burst"]
+    # The decisions stand: the approved ballot stays verified and counted.
+    assert _status(conn, approved) == ("verified", []) and _status(conn, rejected)[0] == "rejected"
+    assert _status(conn, waiting) == ("quarantined", HELD)
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)

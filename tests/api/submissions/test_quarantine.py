@@ -10,14 +10,17 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.deps import store_dep
 from api.submissions import abuse
 from api.submissions import repository as submissions
 from api.submissions.schemas import Reason, Status
 from api.worker import run_worker
 from infra import ratelimit
 from infra.settings import Settings, get_settings
+from infra.storage import PhotoStore, photo_store
 from tally import repository as tallies
 
 ELECTION = "by-2020-president"
@@ -140,7 +143,7 @@ def test_a_network_burst_expires_and_its_traces_are_deleted(
     assert windows and all(start >= T0 + 600 for (start,) in windows)
 
 
-def test_a_station_burst_is_judged_against_its_roll(
+def test_a_station_burst_is_judged_against_its_roll_and_holds_only_what_goes_beyond_it(
     conn: psycopg.Connection, loaded: str, quarantine: Configure
 ) -> None:
     # p1 has 1001 voters on its roll: 0.5% of it is 6 arrivals in the window.
@@ -154,7 +157,7 @@ def test_a_station_burst_is_judged_against_its_roll(
     plausible = [_arrive(conn, at=T0 + i, network=networks[i]) for i in range(6)]
     assert _held(conn, plausible) == [[]] * 6
     seventh = _arrive(conn, at=T0 + 7, network=networks[6])
-    assert _held(conn, [*plausible, seventh]) == [[Reason.STATION_BURST]] * 7
+    assert _held(conn, [*plausible, seventh]) == [[]] * 6 + [[Reason.STATION_BURST]]
     # p2's arrivals are p2's own.
     assert _held(conn, [_arrive(conn, at=T0 + 8, network=networks[7], precinct="p2")]) == [[]]
 
@@ -272,6 +275,7 @@ def test_concurrent_arrivals_of_two_crossing_bursts_neither_deadlock_nor_escape(
     # racing each other on their own connections (as API processes do).
     quarantine(
         quarantine_per_network_station=3,
+        quarantine_network_station_share=0,
         quarantine_per_voter=0,
         quarantine_station_min=3,
         quarantine_station_share=0.0,
@@ -297,7 +301,11 @@ def test_concurrent_arrivals_of_two_crossing_bursts_neither_deadlock_nor_escape(
     assert not errors, errors
     conn.commit()
     assert len(made) == arrivals
-    assert all(Reason.STATION_BURST in held for held in _held(conn, made))
+    # Each network's six cross its threshold of three: all held, the earlier ones
+    # too. The station holds only its arrivals beyond its own three.
+    held = _held(conn, made)
+    assert all(Reason.NETWORK_BURST in reasons for reasons in held)
+    assert sum(Reason.STATION_BURST in reasons for reasons in held) == arrivals - 3
 
 
 def test_a_networks_threshold_grows_with_the_stations_roll() -> None:
@@ -340,3 +348,122 @@ def test_a_held_submission_is_in_review_to_its_sender_and_held_to_observers(
     # An observer sees the hold as it is.
     told = client.get(f"/v1/submissions/{sid}", headers=account("observer")).json()
     assert (told["status"], told["reasons"]) == ("quarantined", ["quarantined", "voter_burst"])
+
+
+def _counted(conn: psycopg.Connection, sid: uuid.UUID) -> None:
+    """What the pipeline makes of an honest ballot read as declared: verified, counted."""
+    with conn.transaction():
+        submissions.record_decision(conn, sid, Status.VERIFIED, [], ["tsikhanouskaya"], None)
+        tallies.count_ballot(conn, ELECTION, "p1", ["tsikhanouskaya"], +1)
+
+
+def test_a_flood_from_many_networks_at_a_station_leaves_its_honest_ballots_counted(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure
+) -> None:
+    # p1 has 1001 voters on its roll: 1% of it is 11 arrivals in the window. The
+    # networks' own thresholds stay as configured: one arrival each crosses none.
+    quarantine(quarantine_per_voter=0, quarantine_station_min=3, quarantine_station_share=0.01)
+    networks = [ratelimit.network_key(b"k" * 32, f"10.{i}.0.1") for i in range(20)]
+    # The honest backlog after a cut, each voter over their own network, read and counted.
+    honest = [_arrive(conn, at=T0 + i, network=networks[i]) for i in range(8)]
+    for sid in honest:
+        _counted(conn, sid)
+    # In the same ten minutes, a flood from many networks crosses the station's threshold.
+    flood = [_arrive(conn, at=T0 + 60 + i, network=networks[8 + i]) for i in range(12)]
+    assert _held(conn, flood) == [[]] * 3 + [[Reason.STATION_BURST]] * 9
+    # The honest ballots are neither held nor taken out of the count.
+    assert _held(conn, honest) == [[]] * 8
+    statuses = [submissions.get_status(conn, sid) for sid in honest]
+    assert [s.status if s else None for s in statuses] == [Status.VERIFIED] * 8
+    votes, voters = tallies.station_photo_tally(conn, ELECTION, "p1")
+    assert votes == {"tsikhanouskaya": 8} and voters == 8
+    # Nothing lists a station's arrivals: only a network's group is judged whole.
+    listed = conn.execute(
+        "SELECT count(*) FROM burst_arrivals WHERE group_key = %s",
+        (abuse.station_key(ELECTION, "p1"),),
+    ).fetchone()
+    assert listed == (0,)
+
+
+def test_a_networks_burst_holds_its_earlier_members_once_and_then_only_each_new_arrival(
+    conn: psycopg.Connection, loaded: str, quarantine: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quarantine(
+        quarantine_per_network_station=2, quarantine_network_station_share=0, quarantine_per_voter=0
+    )
+    locked: list[int] = []
+    lock_submissions = submissions.lock_submissions
+
+    def counting(conn: psycopg.Connection, ids: list[uuid.UUID]) -> list:
+        locked.append(len(ids))
+        return lock_submissions(conn, ids)
+
+    monkeypatch.setattr(submissions, "lock_submissions", counting)
+    first = _arrive(conn, at=T0)
+    _counted(conn, first)  # read and counted before the burst showed
+    rest = [_arrive(conn, at=T0 + i) for i in range(1, 8)]
+    # The crossing (the third arrival) holds the three; each later one only itself.
+    assert locked == [3, 1, 1, 1, 1, 1]
+    assert _held(conn, [first, *rest]) == [[Reason.NETWORK_BURST]] * 8
+    # The counted one was taken out of the tally once, not once per later arrival.
+    found = submissions.get_status(conn, first)
+    assert found is not None and found.status is Status.QUARANTINED
+    votes, voters = tallies.station_photo_tally(conn, ELECTION, "p1")
+    assert votes.get("tsikhanouskaya", 0) == 0 and voters == 0
+
+
+class _Probe:
+    """The photo store, noting at each write whether another transaction could take
+    the quarantine's station counter row at that moment (none waits on the write)."""
+
+    def __init__(self, store: PhotoStore, database: str) -> None:
+        self.store, self.database = store, database
+        self.free: list[bool] = []
+
+    def put(self, data: bytes, sha256: str | None = None) -> str:
+        with psycopg.connect(self.database) as other:
+            try:
+                rows = other.execute(
+                    "SELECT 1 FROM rate_limits WHERE scope = %s FOR UPDATE NOWAIT",
+                    (abuse.STATION_SCOPE,),
+                ).fetchall()
+                self.free.append(bool(rows))
+            except psycopg.errors.LockNotAvailable:
+                self.free.append(False)
+        return self.store.put(data, sha256=sha256)
+
+    def get(self, key: str) -> bytes:
+        return self.store.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+
+def test_an_uploads_photo_is_written_before_the_quarantines_counters_are_locked(
+    app: FastAPI,
+    conn: psycopg.Connection,
+    database: str,
+    submit: Callable,
+    ballot_photo: Callable,
+) -> None:
+    probe = _Probe(photo_store(get_settings()), database)
+    app.dependency_overrides[store_dep] = lambda: probe  # cleared by the fixture
+    for seed in (41, 42):
+        assert submit(ballot_photo(["tsikhanouskaya"], seed=seed)).status_code == 202
+    # The first write found no counter yet; the second found the station's, and free
+    # (before, the upload held it across its own write).
+    assert probe.free == [False, True]
+
+
+def test_an_uploads_transaction_waits_on_no_lock_longer_than_its_lock_timeout(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    sid = uuid.uuid4()
+    with conn.transaction():
+        # The upload's first statement sets it for its own transaction only.
+        locked, inserted = submissions.insert_received(
+            conn, sid, ELECTION, "p1", ["tsikhanouskaya"], "d", "photo", b"v" * 32, None
+        )
+        assert (locked, inserted) == (True, True)
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("2s",)
+    assert conn.execute("SHOW lock_timeout").fetchone() != ("2s",)

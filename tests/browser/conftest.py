@@ -12,20 +12,25 @@ once per test module; tests of a module share it and add what they need.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import psycopg
 import pytest
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -37,9 +42,12 @@ from psycopg import sql
 
 from api.elections.service import load_election
 from api.main import create_app
+from api.submissions import repository as submissions
+from api.submissions.schemas import Status
 from infra import db
 from infra.settings import get_settings
 from infra.storage import photo_store
+from tally import repository as tallies
 
 SEEDED = Path(__file__).resolve().parents[2] / "seeds" / "by-2020"
 SEEDED_ID = "by-2020-president"
@@ -192,3 +200,42 @@ def _log_in(page: Page, username: str, password: str, next: str | None = None) -
 def log_in() -> Callable[..., None]:
     """``log_in(page, username, password, next=None)``: through the login form."""
     return _log_in
+
+
+# --- data the review pages' tests store --------------------------------------------
+
+
+def phone_photo(seed: int) -> bytes:
+    """A phone-shaped JPEG (portrait), different for each seed."""
+    rng = np.random.default_rng(seed)
+    out = io.BytesIO()
+    pixels = rng.integers(60, 200, size=(240, 180, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(out, "JPEG")
+    return out.getvalue()
+
+
+def stored_submission(
+    conn: psycopg.Connection,
+    election: str,
+    precinct: str,
+    status: Status,
+    marks: list[str],
+    reasons: list[str],
+    seed: int,
+    declared: list[str] | None = None,
+) -> uuid.UUID:
+    """A stored photo and its submission, read as ``marks`` and declared as
+    ``declared`` (the marks unless given), recorded as the upload and the pipeline
+    do: a held one with its hold's reasons, a verified one counted."""
+    sid = uuid.uuid4()
+    key = photo_store(get_settings()).put(phone_photo(seed))
+    voter = uuid.uuid4().bytes
+    submissions.insert(conn, sid, election, precinct, declared or marks, f"d-{sid}", key, voter)
+    submissions.claim_photo(conn, election, key, sid)
+    reading = {"verdict": "valid", "marks": marks, "confidence": 0.95, "reasons": []}
+    submissions.record_decision(conn, sid, status, reasons, marks, json.dumps(reading))
+    if status == Status.QUARANTINED:
+        submissions.add_hold(conn, [sid], [r for r in reasons if r != "quarantined"])
+    if status == Status.VERIFIED:
+        tallies.count_ballot(conn, election, precinct, marks, +1)
+    return sid

@@ -5,59 +5,21 @@ finds no serious violation on the review pages."""
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import uuid
 from collections.abc import Callable
 
-import numpy as np
-import psycopg
 import pytest
-from PIL import Image
 from playwright.sync_api import Page, expect
 
 from api.accounts import service as accounts
 from api.accounts.schemas import Role
 from api.elections import repository as elections
 from api.flags.service import run_flags
-from api.submissions import repository as submissions
 from api.submissions.schemas import Status
-from infra.settings import get_settings
-from infra.storage import photo_store
 from tally import repository as tallies
-from tests.browser.conftest import Site
+from tests.browser.conftest import Site, stored_submission
 
 PASSWORD = "correct horse battery staple"
-
-
-def _photo(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    out = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, size=(120, 80, 3), dtype=np.uint8)).save(out, "JPEG")
-    return out.getvalue()
-
-
-def _submission(
-    conn: psycopg.Connection,
-    election: str,
-    precinct: str,
-    status: Status,
-    marks: list[str],
-    declared: list[str],
-    reasons: list[str],
-    seed: int,
-) -> uuid.UUID:
-    """A stored photo and its submission, recorded as the upload and the pipeline do."""
-    sid = uuid.uuid4()
-    key = photo_store(get_settings()).put(_photo(seed))
-    submissions.insert(conn, sid, election, precinct, declared, f"d-{sid}", key, uuid.uuid4().bytes)
-    submissions.claim_photo(conn, election, key, sid)
-    reading = {"verdict": "valid", "marks": marks, "confidence": 0.93, "reasons": []}
-    submissions.record_decision(conn, sid, status, reasons, marks, json.dumps(reading))
-    if status == Status.VERIFIED:
-        tallies.count_ballot(conn, election, precinct, marks, +1)
-    return sid
 
 
 class Scene:
@@ -82,27 +44,26 @@ class Scene:
             ref = elections.precinct_refs(conn, site.election_id, [self.precinct])[self.precinct]
             self.district = ref.district
             for i in range(self.official + 2):
-                _submission(
+                stored_submission(
                     conn,
                     site.election_id,
                     self.precinct,
                     Status.VERIFIED,
-                    [self.option],
                     [self.option],
                     [],
                     seed=100 + i,
                 )
             # A submission in review: read as the option, declared as lukashenko.
             self.declared = "lukashenko" if self.option != "lukashenko" else "charachen"
-            self.in_review = _submission(
+            self.in_review = stored_submission(
                 conn,
                 site.election_id,
                 self.precinct,
                 Status.REVIEW,
                 [self.option],
-                [self.declared],
                 ["choice_mismatch"],
                 seed=7,
+                declared=[self.declared],
             )
             run_flags(conn, site.election_id, draws=20)
             conn.commit()

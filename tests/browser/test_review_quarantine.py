@@ -9,17 +9,11 @@ screenshot (for a person to look at; the test does not need them)."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import psycopg
 import pytest
-from PIL import Image
 from playwright.sync_api import Page, expect
 
 from api.accounts import service as accounts
@@ -27,12 +21,9 @@ from api.accounts.schemas import Principal, Role, Via
 from api.elections import repository as elections
 from api.flags.service import run_flags
 from api.review import service as review
-from api.submissions import repository as submissions
 from api.submissions.schemas import Status
-from infra.settings import get_settings
-from infra.storage import photo_store
 from tally import repository as tallies
-from tests.browser.conftest import PHONE, Site
+from tests.browser.conftest import PHONE, Site, stored_submission
 
 PASSWORD = "correct horse battery staple"
 HOLDS = ("voter_burst", "network_burst", "station_burst")
@@ -44,39 +35,6 @@ LANGUAGES = [
 ]
 # English words of the review pages that must not show on a Russian or Belarusian page.
 ENGLISH = ("Quarantined", "burst", "Count as", "Reject", "Approve", "voters", "Submission")
-
-
-def _photo(seed: int) -> bytes:
-    """A phone-shaped JPEG (portrait), different for each seed."""
-    rng = np.random.default_rng(seed)
-    out = io.BytesIO()
-    pixels = rng.integers(60, 200, size=(240, 180, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(out, "JPEG")
-    return out.getvalue()
-
-
-def _submission(
-    conn: psycopg.Connection,
-    election: str,
-    precinct: str,
-    status: Status,
-    option: str,
-    reasons: list[str],
-    seed: int,
-) -> uuid.UUID:
-    """A stored photo and its submission, read and declared as ``option``, recorded
-    as the upload and the pipeline do; held ones with their hold's reasons."""
-    sid = uuid.uuid4()
-    key = photo_store(get_settings()).put(_photo(seed))
-    submissions.insert(conn, sid, election, precinct, [option], f"d-{sid}", key, uuid.uuid4().bytes)
-    submissions.claim_photo(conn, election, key, sid)
-    reading = {"verdict": "valid", "marks": [option], "confidence": 0.95, "reasons": []}
-    submissions.record_decision(conn, sid, status, reasons, [option], json.dumps(reading))
-    if status == Status.QUARANTINED:
-        submissions.add_hold(conn, [sid], [r for r in reasons if r != "quarantined"])
-    if status == Status.VERIFIED:
-        tallies.count_ballot(conn, election, precinct, [option], +1)
-    return sid
 
 
 class Scene:
@@ -101,14 +59,16 @@ class Scene:
                 if (v := lines.get(o)) is not None
             )
             for i in range(int(votes) + 3):
-                _submission(conn, election, self.precinct, Status.VERIFIED, self.option, [], i)
+                stored_submission(
+                    conn, election, self.precinct, Status.VERIFIED, [self.option], [], i
+                )
             self.held = [
-                _submission(
+                stored_submission(
                     conn,
                     election,
                     self.precinct,
                     Status.QUARANTINED,
-                    self.option,
+                    [self.option],
                     ["quarantined", hold],
                     100 + n,
                 )

@@ -341,10 +341,10 @@ class Overview:
 def overview(conn: psycopg.Connection, election_id: str) -> Overview:
     return Overview(
         election_id,
-        submissions.count_in_review(conn, election_id),
+        submissions.count_with_status(conn, election_id, Status.REVIEW),
         repository.count_awaiting(conn, election_id),
         tallies.count_flags(conn, election_id),
-        submissions.count_quarantined(conn, election_id),
+        submissions.count_with_status(conn, election_id, Status.QUARANTINED),
     )
 
 

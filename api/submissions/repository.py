@@ -708,11 +708,12 @@ def station_verified_photos(
     return [row[0] for row in rows]
 
 
-def count_in_review(conn: psycopg.Connection, election_id: str) -> int:
-    """How many of the election's submissions wait for a reviewer."""
+def count_with_status(conn: psycopg.Connection, election_id: str, status: Status) -> int:
+    """How many of the election's submissions are in ``status`` (in review and
+    quarantined: waiting for a reviewer)."""
     row = conn.execute(
         "SELECT count(*) FROM submissions WHERE election_id = %s AND status = %s",
-        (election_id, Status.REVIEW),
+        (election_id, status),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -893,16 +894,6 @@ def quarantine_queue_page(
     }
     with conn.cursor(row_factory=class_row(ReviewQueueRow)) as cur:
         return cur.execute(query, params).fetchall()
-
-
-def count_quarantined(conn: psycopg.Connection, election_id: str) -> int:
-    """How many of the election's submissions are quarantined, waiting for a reviewer."""
-    row = conn.execute(
-        "SELECT count(*) FROM submissions WHERE election_id = %s AND status = %s",
-        (election_id, Status.QUARANTINED),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def verified_identities(conn: psycopg.Connection, election_id: str) -> dict[tuple[str, str], int]:

@@ -285,7 +285,14 @@ def _hold_bursts(conn: psycopg.Connection, crossed: list[_Group], now: float) ->
     why: dict[uuid.UUID, set[str]] = {}
     for key, sid in members:
         why.setdefault(sid, set()).add(reason_of[key])
-    for member in repository.lock_submissions(conn, sorted(why)):
+    locked = repository.lock_submissions(conn, sorted(why))
+    # Read again once the rows are locked, in a statement of its own (a new snapshot):
+    # a review that decided a member while this transaction waited for its row has
+    # committed its leaving the bursts, and that decision stands.
+    still = repository.in_bursts(conn, [m.submission_id for m in locked])
+    for member in locked:
+        if member.submission_id not in still:
+            continue
         reasons = ordered(why[member.submission_id])
         repository.add_hold(conn, [member.submission_id], reasons)
         if member.status == Status.VERIFIED:

@@ -972,3 +972,12 @@ def leave_bursts(conn: psycopg.Connection, submission_id: uuid.UUID) -> None:
     """Take the submission out of every burst group it is listed in (a person decided
     it: no later arrival of its groups may hold it again)."""
     conn.execute("DELETE FROM burst_arrivals WHERE submission_id = %s", (submission_id,))
+
+
+def in_bursts(conn: psycopg.Connection, submission_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of the submissions are still listed in a burst group (not decided)."""
+    rows = conn.execute(
+        "SELECT DISTINCT submission_id FROM burst_arrivals WHERE submission_id = ANY(%s)",
+        (list(submission_ids),),
+    ).fetchall()
+    return {row[0] for row in rows}

@@ -31,7 +31,7 @@ from api.elections import repository as elections
 from api.elections.service import photo_ballot_template
 from api.errors import BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests
 from api.submissions import abuse, jobs, repository
-from api.submissions.schemas import NewSubmission, Status, SubmissionStatus
+from api.submissions.schemas import HOLD_REASONS, NewSubmission, Reason, Status, SubmissionStatus
 from infra import queue, ratelimit
 from infra.storage import PhotoStore
 from ocr.images import ImageRejected, prepare_photo
@@ -102,12 +102,17 @@ def status_for(
 def as_sender_sees(status: SubmissionStatus) -> SubmissionStatus:
     """A submission's state as its sender is told it. Pure.
 
-    A held (quarantined) submission is "in review" to its sender, with no reason:
-    which burst held it (and so how close a flood came to the thresholds) is for the
-    observers. Every other state is told as it is."""
-    if status.status is not Status.QUARANTINED:
-        return status
-    return status.model_copy(update={"status": Status.REVIEW, "reasons": []})
+    A held (quarantined) submission is "in review" to its sender, and no state shows
+    a hold's reasons: which burst held it (and so how close a flood came to the
+    thresholds) is for the observers. A held one in review for a reason of its own
+    (an unreadable photo) shows that reason."""
+    if status.status is Status.QUARANTINED:
+        return status.model_copy(update={"status": Status.REVIEW, "reasons": []})
+    told = [r for r in status.reasons if r not in _HOLD_REASONS]
+    return status if told == status.reasons else status.model_copy(update={"reasons": told})
+
+
+_HOLD_REASONS = frozenset({Reason.QUARANTINED, *HOLD_REASONS})
 
 
 def _existing(conn: psycopg.Connection, sid: uuid.UUID, digest: str) -> SubmissionStatus | None:
@@ -162,7 +167,7 @@ def accept(
         earlier = _existing(conn, sid, digest)
         if earlier is not None:
             return as_sender_sees(earlier), False
-        election = _election(conn, new.election_id, new.precinct_id, new.declared_choice)
+        election = _election(conn, new.election_id, new.precinct_id)
     finally:
         conn.autocommit = False
     if new.precinct_id not in election.precincts:
@@ -188,14 +193,14 @@ def accept(
 # change only when an election is (re)loaded (``golos election load``), an
 # administrator's act before voting opens, and a reload only adds: precincts are
 # upserted, never deleted, and a ballot template once set is never removed
-# (api.elections.repository.upsert_election). So a positive answer stays right, and
-# only positive answers are served from the cache: a station or an option the cache
-# does not know is looked up again at once (a station added by a reload is never
-# refused because of the cache), and an entry is dropped after ELECTION_CACHE_SECONDS
-# so that a reload that changes the options is seen by every API process within that
-# time. Meanwhile a choice is checked against the options it was sent for; the
-# worker reads the photo against the current template whatever the cache said (a
-# ballot whose marks differ from the declared choice goes to a person).
+# (api.elections.repository.upsert_election). So a positive answer stays right. A
+# station the cache does not know is looked up alone at once (one indexed read: a
+# station added by a reload is never refused because of the cache, and made-up
+# stations cannot make each request read every station); an option it does not
+# know is refused, and an entry is dropped after ELECTION_CACHE_SECONDS so that a
+# reload that changes the options is seen by every API process within that time.
+# The worker reads the photo against the current template whatever the cache said
+# (a ballot whose marks differ from the declared choice goes to a person).
 
 ELECTION_CACHE_SECONDS = 30.0
 
@@ -203,7 +208,6 @@ ELECTION_CACHE_SECONDS = 30.0
 @dataclass(frozen=True)
 class _Election:
     template: dict[str, Any]  # the ballot template (its options and max_marks)
-    options: frozenset[str]
     precincts: frozenset[str]
     expires: float  # time.monotonic()
 
@@ -212,16 +216,16 @@ _elections: dict[str, _Election] = {}
 _elections_lock = threading.Lock()
 
 
-def _election(
-    conn: psycopg.Connection, election_id: str, precinct_id: str, choice: list[str]
-) -> _Election:
+def _election(conn: psycopg.Connection, election_id: str, precinct_id: str) -> _Election:
     """The election's ballot template and stations: NotFound for an unknown election,
     Conflict for one without a ballot template (``photo_ballot_template``). From the
-    cache only when it knows the station and every option of ``choice``."""
+    cache while it is fresh; a station it does not know is looked up alone."""
     now = time.monotonic()
     with _elections_lock:
         cached = _elections.get(election_id)
-    if cached is not None and cached.expires > now and cached.options.issuperset(choice):
+    if cached is not None and cached.expires > now:
+        # An option the cache does not know is refused by check_choice: options
+        # change only when an election is reloaded, seen within the cache's time.
         if precinct_id in cached.precincts:
             return cached
         # A station the cache does not know: that one station is looked up (not
@@ -236,7 +240,6 @@ def _election(
     template = photo_ballot_template(conn, election_id)
     fresh = _Election(
         template,
-        frozenset(str(o["id"]) for o in template["options"]),
         frozenset(elections.precinct_ids(conn, election_id)),
         now + ELECTION_CACHE_SECONDS,
     )

@@ -5,7 +5,11 @@
 -- depends: 0014_scene_keys
 -- transactional: false
 
-CREATE INDEX CONCURRENTLY IF NOT EXISTS photo_fingerprint_bands_keys
+-- A build that failed part-way leaves an INVALID index of that name, and this file
+-- unrecorded: run again, it drops that one first (a valid one from a run that
+-- failed later is only built again), never the old index before the new is whole.
+DROP INDEX CONCURRENTLY IF EXISTS photo_fingerprint_bands_keys;
+CREATE INDEX CONCURRENTLY photo_fingerprint_bands_keys
     ON photo_fingerprint_bands (election_id, band_bits, band_no, band_value)
     INCLUDE (fingerprint, scene_key, submission_id);
 DROP INDEX CONCURRENTLY IF EXISTS photo_fingerprint_bands_lookup;

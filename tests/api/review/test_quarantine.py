@@ -4,6 +4,7 @@ exactly once (one vote per voter still applied), rejecting it counts nothing."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -233,3 +234,44 @@ def test_a_held_ballot_two_observers_decided_is_not_held_again_by_its_bursts_lat
     assert _status(conn, approved) == ("verified", []) and _status(conn, rejected)[0] == "rejected"
     assert _status(conn, waiting) == ("quarantined", HELD)
     assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+
+
+def test_a_decision_committed_while_a_burst_waits_for_its_row_stands(
+    conn: psycopg.Connection,
+    database: str,
+    make_submission: MakeSubmission,
+    person: People,
+    network_burst: None,
+) -> None:
+    # A ballot in review for a reason of its own, a member of a network's group, and
+    # a second arrival of the group: not crossed yet.
+    decided = make_submission(status=Status.REVIEW, marks=["tsikhanouskaya"], reasons=[])
+    _arrive(conn, decided, T0)
+    _arrive(conn, make_submission(status=Status.RECEIVED, marks=[], reasons=[]), T0 + 1)
+    crossing = make_submission(status=Status.RECEIVED, marks=[], reasons=[])
+    first, second = person("observer"), person("observer")
+    service.decide_submission(conn, first, decided, "count_read")
+    conn.commit()
+    # The second observer's decision counts it, and leaves the burst: not committed yet.
+    service.decide_submission(conn, second, decided, "count_read")
+    errors: list[BaseException] = []
+
+    def arrive() -> None:
+        # The third arrival crosses; it finds the decided ballot still listed (the
+        # decision is not committed) and waits for its row.
+        try:
+            with psycopg.connect(database) as other:
+                _arrive(other, crossing, T0 + 2)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    waiting = threading.Thread(target=arrive)
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive(), errors  # held up by the decision's row lock
+    conn.commit()
+    waiting.join(30)
+    assert not waiting.is_alive() and errors == []
+    assert _status(conn, decided) == ("verified", [])
+    assert _tally(conn) == ({"tsikhanouskaya": 1}, 1)
+    assert abuse.held(conn, crossing) == ["network_burst"]

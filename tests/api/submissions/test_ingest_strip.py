@@ -184,7 +184,7 @@ def test_a_station_added_by_a_reload_is_accepted_at_once(
     service.forget_elections()
 
 
-def test_made_up_stations_are_refused_without_reloading_the_election(
+def test_made_up_stations_and_options_are_refused_without_reloading_the_election(
     conn: psycopg.Connection,
     submit: Callable,
     ballot_photo: Callable,
@@ -204,6 +204,10 @@ def test_made_up_stations_are_refused_without_reloading_the_election(
             response = submit(ballot_photo(["tsikhanouskaya"], seed=1), precinct=f"nowhere-{n}")
             assert response.status_code == 422
             assert response.json()["detail"]["field"] == "precinct_id"
+        # A made-up option is refused from the cache too.
+        response = submit(ballot_photo(["tsikhanouskaya"], seed=1), choice="zzz")
+        assert response.status_code == 422
+        assert response.json()["detail"]["field"] == "declared_choice"
         assert reloads == []  # one indexed read each, not every station again
     finally:
         service.forget_elections()

@@ -467,3 +467,26 @@ def test_an_uploads_transaction_waits_on_no_lock_longer_than_its_lock_timeout(
         assert (locked, inserted) == (True, True)
         assert conn.execute("SHOW lock_timeout").fetchone() == ("2s",)
     assert conn.execute("SHOW lock_timeout").fetchone() != ("2s",)
+
+
+def test_a_senders_view_never_shows_a_holds_reasons() -> None:
+    from api.submissions.schemas import SubmissionStatus
+    from api.submissions.service import as_sender_sees
+
+    def status(state: Status, reasons: list[str]) -> SubmissionStatus:
+        return SubmissionStatus(
+            submission_id=uuid.uuid4(),
+            election_id=ELECTION,
+            precinct_id="p1",
+            status=state,
+            reasons=reasons,
+            marks=None,
+        )
+
+    held = as_sender_sees(status(Status.QUARANTINED, ["quarantined", "network_burst"]))
+    assert (held.status, held.reasons) == (Status.REVIEW, [])
+    # Held, and in review for a reason of its own: only that reason is told.
+    mixed = as_sender_sees(status(Status.REVIEW, ["unreadable", "voter_burst"]))
+    assert (mixed.status, mixed.reasons) == (Status.REVIEW, ["unreadable"])
+    plain = status(Status.REJECTED, ["blank"])
+    assert as_sender_sees(plain) == plain

@@ -372,7 +372,7 @@ def same_photo(a: BallotReading, b: BallotReading) -> bool:
     """Whether two readings are of one photo re-used (NEAR_DUPLICATE_BITS, the
     scene descriptors' second keys within ocr.scene.KEY_BITS as the index asks,
     and the descriptors themselves; the page pose for readings without one)."""
-    from ocr.scene import KEY_BITS, scene_key_of
+    from ocr.scene import KEY_BITS, PAPER_KEY_BITS, paper_key_of, scene_key_of
 
     if a.fingerprint is None or b.fingerprint is None:
         return False
@@ -380,6 +380,9 @@ def same_photo(a: BallotReading, b: BallotReading) -> bool:
         return False
     key_a, key_b = scene_key_of(a.scene), scene_key_of(b.scene)
     if key_a is not None and key_b is not None and hamming(key_a, key_b) > KEY_BITS:
+        return False
+    paper_a, paper_b = paper_key_of(a.scene), paper_key_of(b.scene)
+    if paper_a is not None and paper_b is not None and hamming(paper_a, paper_b) > PAPER_KEY_BITS:
         return False
     same_pose = (
         a.pose is not None

@@ -1,12 +1,15 @@
 """The scene descriptor: evidence that two ballot photos are one photo re-used.
 
 Two honest voters' photos of one election share the printed ballot and, often,
-a look-alike mark in the same box; they never share the exact stroke of the
-pen, the table around the page or the light on it. A re-used photo (re-saved,
-rescaled, cropped, brightened, screenshotted, or photographed again from a
-screen) keeps all three. So the descriptor holds, in page coordinates (after
-alignment, so whatever the copy's framing):
+a look-alike mark in the same box; they never share the sheet of paper, the
+exact stroke of the pen, the table around the page or the light on it. A
+re-used photo (re-saved, rescaled, cropped, brightened, screenshotted, or
+photographed again from a screen) keeps them. So the descriptor holds, in page
+coordinates (after alignment, so whatever the copy's framing):
 
+* ``paper``: the sheet's own texture (its fibre flocs' mottle), sketched into
+  PAPER_LENGTH values (see PAPER_BAND); absent where too little unclipped paper
+  shows;
 * ``m<i>``: the hand-made ink of marked box i and its surroundings at MARK_PX
   pixels per box side (the stroke's own shape, registered on the printed
   outline), print removed, 4-bit;
@@ -26,14 +29,17 @@ tells apart two voters' look-alike marks, two filled boxes above all);
 ``scene_key`` the second, independent key the index also asks to be near (a
 256-bit SimHash of the strokes' finer band-pass detail alone, on other random
 directions: more bits draw a sharper line between a copy's angle and a
-look-alike's than 64 can): a
-copy keeps both, while two voters' look-alike marks that share the first rarely
-share the second, so at a million photos far fewer honest candidates each cost a
-confirmation (api/submissions/duplicates.py).
+look-alike's than 64 can); ``paper_key`` the third (the signs of the paper
+sketch: two sheets' keys differ in half their bits). A copy keeps all three,
+while two voters' look-alike marks that share the stroke keys are on two
+sheets, so at a million photos almost no honest candidate costs a confirmation
+(api/submissions/duplicates.py).
 ``compare`` gives one similarity per kind of evidence and ``same_scene`` the
-decision: the strokes' band-pass detail must correlate as only a copy's does,
-and the stamps and signatures, the band around the page and the light on it,
-where the photos show any, must agree. bench/near_duplicates.py measures all thresholds.
+decision: where both photos show their paper, the paper decides (with the same
+stroke in the box); otherwise the strokes' band-pass detail must correlate as
+only a copy's does, and the stamps and signatures, the band around the page and
+the light on it, where the photos show any, must agree.
+bench/near_duplicates.py measures all thresholds.
 
 The descriptor travels inside the reading as text (base64 of a compressed .npz),
 so two readings can be compared without the template.
@@ -61,6 +67,9 @@ __all__ = [
     "decode",
     "encode",
     "key_parts",
+    "paper_correlation",
+    "paper_key",
+    "paper_key_of",
     "plan_scene",
     "same_scene",
     "same_scenes",
@@ -114,6 +123,38 @@ KEY_DETAIL = (0.7, 2.0)  # band-pass (difference of Gaussians), descriptor pixel
 KEY_LENGTH = 256  # bits (infra/migrations/0014: bit(256))
 KEY_BITS = 58  # second keys within this many bits are near
 
+# The paper's own texture (its fibre flocs' mottle, a pattern of each sheet that
+# every photo of it keeps and no other sheet shares): the page at 2 x PAGE_PX on
+# its long side (~0.6 mm a pixel on A4), in log brightness (gain-free), band-passed
+# (difference of Gaussians, PAPER_BAND pixels) by normalised convolution over the
+# paper alone (print, boxes, edges, stamps, signatures and what the photo did not
+# show left out, so no print leaks in), then sketched: every paper pixel adds its
+# value, with a fixed random sign, to one of PAPER_LENGTH fixed random buckets (a
+# sparse random projection). Two sheets' sketches are independent, so their
+# correlation is that of PAPER_LENGTH pairs of independent normal values: its
+# spread is 1/sqrt(PAPER_LENGTH) and its tail known (bench/near_duplicates.py
+# checks both on honest pairs); a copy keeps the pattern.
+# The band (seed 21, 40 + 10 honest photos, 59 copies): (1, 3) kept honest pairs'
+# spread at 0.046 (null 0.044) at 2% mottle; finer, (0.7, 2), let JPEG blocks and
+# blur cost copies at 0.5% mottle; coarser, (1.5, 4) and (2, 6), widened the
+# honest spread to 0.047-0.054 (and to 0.07-0.11 at 0.5%): shading that photos
+# share.
+PAPER_BAND = (1.0, 3.0)
+PAPER_LENGTH = 512
+PAPER_SEED = 20261205  # fixed: changing it changes every sketch
+PAPER_MIN_PIXELS = 5_000  # fewer paper pixels than this: no sketch
+PAPER_COVER = 0.5  # share of a pixel's Gaussian weight that must be paper
+PAPER_CLIPPED = 252  # grey levels from which a pixel is clipped white (or, mirrored, black)
+# Sketches correlated at least PAPER_SAME are one sheet: two sheets' correlation
+# is that of PAPER_LENGTH independent normal pairs, sd 1/sqrt(512) = 0.044, so 0.25
+# is 5.7 sd (a chance of ~1e-8 per pair, bench/near_duplicates.py checks the spread
+# on honest pairs), while copies kept 0.39-0.99 in the benchmark (the lowest a
+# brightened copy whose paper clipped to white). The paper keys of a pair that
+# correlated PAPER_SAME-ish differ in ~215 bits; the index asks for at most
+# PAPER_KEY_BITS, which keeps copies from r ~ 0.3 up and ~1 honest pair in 400.
+PAPER_SAME = 0.25
+PAPER_KEY_BITS = 224
+
 # Comparison.
 SHIFT = 1  # residual misalignment searched, descriptor pixels
 PAGE_SIGMA = 1.0
@@ -129,7 +170,6 @@ LIGHT_STD_MIN = 0.02  # log brightness: a page lit more evenly has no light evid
 MARKS_SAME = 0.85
 MARKS_SOFT = 0.60  # enough when the stamps/signatures or the table agree closely
 SCENE_SURE = 0.90  # page or band correlation no two honest photos reached
-LIGHT_ALONE = 0.95  # light this alike stands in for the pose when nothing else shows
 PAGE_SAME = 0.50
 RING_SAME = 0.60
 LIGHT_SAME = 0.0  # light is weak evidence (two gradients often agree): a veto only when opposed
@@ -265,6 +305,58 @@ def _light(page: np.ndarray) -> np.ndarray:
     return np.maximum(cv2.resize(paper, cells, interpolation=cv2.INTER_AREA), 1)
 
 
+@lru_cache(maxsize=8)
+def _paper_buckets(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The sketch's fixed bucket (int) and sign (+-1) of every pixel of a page map."""
+    rng = np.random.default_rng([PAPER_SEED, shape[0], shape[1]])
+    buckets = rng.integers(0, PAPER_LENGTH, shape).astype(np.intp)
+    signs = np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32)
+    buckets.setflags(write=False)
+    signs.setflags(write=False)
+    return buckets, signs
+
+
+def _paper_band(fine: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """The band-passed log brightness of the paper pixels (0 elsewhere). Pure."""
+    x = np.log(fine.astype(np.float32) + 1.0)
+    w = paper.astype(np.float32)
+    lows = []
+    for sigma in PAPER_BAND:
+        weight = cv2.GaussianBlur(w, (0, 0), sigma)
+        lows.append((cv2.GaussianBlur(x * w, (0, 0), sigma) / np.maximum(weight, 1e-3), weight))
+    (fine_low, fine_w), (coarse_low, coarse_w) = lows
+    keep = paper & (fine_w >= PAPER_COVER) & (coarse_w >= PAPER_COVER)
+    return np.where(keep, fine_low - coarse_low, 0.0).astype(np.float32)
+
+
+def _paper_sketch(plan: ScenePlan, fine: np.ndarray, unseen: np.ndarray) -> np.ndarray | None:
+    """The paper's texture as PAPER_LENGTH values (uint8, 128 = 0; see PAPER_BAND);
+    None when too little paper shows. `fine` is the page at twice the page map's
+    size, `unseen` (page map size) what the photo did not show or hand ink covers."""
+    size = fine.shape[::-1]
+    ignored = plan.page_ignored | unseen
+    ignored = cv2.resize(ignored.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    # Paper brightened into pure white (or shadowed into black) kept no texture: a
+    # clipped copy is compared on the paper it kept, not on its flat white.
+    clipped = (
+        cv2.dilate(
+            ((fine >= PAPER_CLIPPED) | (fine <= 255 - PAPER_CLIPPED)).astype(np.uint8),
+            np.ones((3, 3), np.uint8),
+        )
+        > 0
+    )
+    paper = ~(ignored | clipped)
+    if int(paper.sum()) < PAPER_MIN_PIXELS:
+        return None
+    band = _paper_band(fine, paper)
+    buckets, signs = _paper_buckets(band.shape)
+    sketch = np.bincount(buckets.ravel(), (band * signs).ravel(), PAPER_LENGTH)
+    rms = float(np.sqrt(np.mean(sketch * sketch)))
+    if rms <= 0.0:
+        return None
+    return np.clip(np.round(sketch / rms * 32.0) + 128, 0, 255).astype(np.uint8)
+
+
 def scene_arrays(
     plan: ScenePlan,
     photo: np.ndarray,
@@ -293,6 +385,9 @@ def scene_arrays(
     ink[hidden] = HIDDEN  # a crop or a screen's edge cut the page there
     arrays["page"] = ink
     arrays["light"] = _light(page)
+    paper = _paper_sketch(plan, fine, hidden | (ink > 0))
+    if paper is not None:
+        arrays["paper"] = paper
     size = plan.ring_inside.shape[::-1]
     ring = warp_region(photo, homography, plan.ring_rect, plan.ring_scale, size=size, border=0)
     shown = warp_region(
@@ -481,6 +576,29 @@ def scene_key_of(text: str | None) -> str | None:
     return scene_key(arrays) if _marks(arrays) else None
 
 
+def paper_key(arrays: dict[str, np.ndarray]) -> str | None:
+    """The paper's index key: the signs of the paper sketch's PAPER_LENGTH values as
+    hex digits; None without a sketch. Two sheets' sketches are independent, so
+    their keys differ in Bin(PAPER_LENGTH, 1/2) bits; a copy's differ in about
+    PAPER_LENGTH x arccos(r) / pi, r the sketches' correlation. Pure."""
+    sketch = arrays.get("paper")
+    if sketch is None or sketch.shape != (PAPER_LENGTH,):
+        return None
+    return _hex(sketch.astype(np.float32) - 128.0)
+
+
+@lru_cache(maxsize=4096)
+def paper_key_of(text: str | None) -> str | None:
+    """``paper_key`` of a descriptor as text; None without one or if malformed.
+    Pure (cached)."""
+    if text is None:
+        return None
+    try:
+        return paper_key(decode(text))
+    except ValueError:
+        return None
+
+
 # ------------------------------------------------------------------ comparison
 
 
@@ -489,6 +607,17 @@ class SceneMatch(NamedTuple):
     ring: float | None  # the table around the page; None: too little of it in both
     light: float | None  # the light on the page; None: one of them lit evenly
     page: float | None = None  # stamps and signatures; None: neither page has any
+    paper: float | None = None  # the paper's texture; None: either has no sketch
+
+
+def paper_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two paper sketches (uint8, 128 = 0). Pure."""
+    va = a.astype(np.float32) - 128.0
+    vb = b.astype(np.float32) - 128.0
+    va -= va.mean()
+    vb -= vb.mean()
+    denominator = float(np.sqrt((va * va).sum() * (vb * vb).sum()))
+    return float((va * vb).sum()) / denominator if denominator > 0 else 0.0
 
 
 def _best_ncc(a: np.ndarray, b: np.ndarray, shift: int) -> float:
@@ -587,22 +716,33 @@ def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> SceneMatch:
             page = _shifted_ncc(pa, pb, PAGE_SIGMA, PAGE_SHIFT)
         elif ink[0] == 0.0 and ink[1] >= PAGE_INK_ALONE:
             page = 0.0  # a stamp or a signature on one page, nothing on the other
-    return SceneMatch(marks, ring, light, page)
+    paper: float | None = None
+    sa, sb = a.get("paper"), b.get("paper")
+    if sa is not None and sb is not None and sa.shape == sb.shape:
+        paper = paper_correlation(sa, sb)
+    return SceneMatch(marks, ring, light, page, paper)
 
 
 def same_scene(match: SceneMatch, same_pose: bool = False) -> bool:
     """Whether the evidence says one photo re-used. Pure.
 
-    The strokes must agree, and so must the stamps and signatures and the table
+    Where both photos show their paper, its texture decides: one sheet (and the
+    same stroke in the box, however softened) or two. Otherwise (a photo whose
+    paper was clipped to white, a reading stored before the sketch existed) the
+    strokes must agree, and so must the stamps and signatures and the table
     around the page wherever both photos show them. Either of those agreeing
-    closely is itself decisive (two honest photos never come near), so it lets
-    a copy's strokes be softer (a blurred re-photograph). With neither to
-    compare, the strokes alone would pair look-alike marks: then the page must
-    also lie at the same angles (`same_pose`, a copy that was not photographed
-    again) or be lit just alike; the light otherwise only vetoes when opposed.
+    closely (SCENE_SURE) is itself decisive, so it lets a copy's strokes be
+    softer (a blurred re-photograph). Short of that the strokes alone would pair
+    look-alike marks (and honest stamps and tables agreed at PAGE_SAME and
+    RING_SAME in 1 pair in 300): then the page must also lie at the same angles
+    (`same_pose`, a copy that was not photographed again). The light only
+    vetoes, when opposed: two honest photos' light agreed closely too often (4%
+    of pairs at 0.95, bench/near_duplicates.py) to stand in for anything.
     """
     if match.marks is None:
         return False
+    if match.paper is not None:  # the sheet itself: decisive either way
+        return match.paper >= PAPER_SAME and match.marks >= MARKS_SOFT
     scene = [v for v in (match.page, match.ring) if v is not None]
     if any(
         v < limit
@@ -614,11 +754,9 @@ def same_scene(match: SceneMatch, same_pose: bool = False) -> bool:
         return match.marks >= MARKS_SOFT
     if match.marks < MARKS_SAME:
         return False
-    if scene:
-        return True
     if match.light is not None and match.light < LIGHT_SAME:
         return False
-    return same_pose or (match.light is not None and match.light >= LIGHT_ALONE)
+    return same_pose
 
 
 def same_scenes(a: str, b: str, same_pose: bool = False) -> bool:
@@ -631,6 +769,14 @@ def same_scenes(a: str, b: str, same_pose: bool = False) -> bool:
     marks_a, marks_b = _marks(da), _marks(db)
     if not marks_a or marks_a != marks_b or any(da[k].shape != db[k].shape for k in marks_a):
         return False
+    pa, pb = da.get("paper"), db.get("paper")
+    both_papers = False
+    if pa is not None and pb is not None and pa.shape == pb.shape:
+        if paper_correlation(pa, pb) < PAPER_SAME:
+            return False  # two sheets: the cheapest and the decisive test
+        both_papers = True
     if any(_detail_ncc(da[k], db[k]) < MARKS_SOFT for k in marks_a):
         return False
+    if both_papers:
+        return True  # one sheet, the same stroke: same_scene's paper rule, decided
     return same_scene(compare(da, db), same_pose)

@@ -281,7 +281,41 @@ def mark_ballot(
         wobble = box_side * 0.04
         for stroke in _mark_points(mark_style, boxes[option_id], rng):
             _draw_stroke(draw, stroke, rng, pen, color, wobble)
-    return img
+    return paper_texture(img, rng)
+
+
+# The sheet's own texture: paper is not evenly white but mottled by its fibre flocs
+# ("formation"), a pattern of its own on every sheet that every photo of it keeps.
+# Modelled as white noise smoothed to flocs of about PAPER_FLOC_MM, varying the
+# reflectance by PAPER_MOTTLE (standard deviation). 2% is a conservative guess for
+# office paper in reflected light; bench/near_duplicates.py --mottle shows what the
+# duplicate finder keeps at other amplitudes.
+PAPER_MOTTLE = 0.02
+PAPER_FLOC_MM = 0.85
+A4_LONG_MM = 297.0
+
+
+def paper_texture(
+    sheet: Image.Image, rng: np.random.Generator, mottle: float | None = None
+) -> Image.Image:
+    """The sheet with its paper's mottle. Its randomness comes from a child of
+    `rng` (numpy's spawn), so the stream `rng` goes on with is what it was without
+    the texture: photos made before the texture existed keep their marks and
+    conditions."""
+    amount = PAPER_MOTTLE if mottle is None else mottle
+    if amount <= 0:
+        return sheet
+    try:
+        child = rng.spawn(1)[0]
+    except (TypeError, ValueError):  # no seed sequence: this draw moves `rng` on
+        child = np.random.default_rng(int(rng.integers(2**63)))
+    width, height = sheet.size
+    sigma = PAPER_FLOC_MM * max(width, height) / A4_LONG_MM
+    noise = child.standard_normal((height, width), dtype=np.float32)
+    flocs = np.asarray(cv2.GaussianBlur(noise, (0, 0), sigma), np.float32)
+    flocs = flocs * np.float32(amount / max(float(flocs.std()), 1e-6))
+    rgb = np.asarray(sheet.convert("RGB"), np.float32) * (1.0 + flocs)[:, :, None]
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 # ---------------------------------------------------------------- the photo

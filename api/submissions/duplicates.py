@@ -12,11 +12,15 @@ look-alikes, each costing a confirmation. Both are opaque hashes here: only
 their Hamming distances mean anything. The index below finds every earlier
 photo within k bits on the first key and k2 on the second, the closest first;
 a photo without a second key (a reading stored before it existed, or its old
-row) is compared on the first key alone. The caller confirms each candidate (the pipeline with
-ocr.reader.same_photo, which compares the two readings' scene descriptors: the
-strokes' fine detail, the table around the page, the light on it; see
-ocr.scene and bench/near_duplicates.py for what that separates and what it
-costs at a million photos).
+row) is compared on the first key alone. A third key, of the sheet's own paper
+texture (ocr.scene.paper_key: no two sheets share it, a copy keeps it), must be
+within ocr.scene.PAPER_KEY_BITS where both photos have one; it turns away the
+honest look-alike marks that share both stroke keys before any confirmation.
+The caller confirms each candidate (the pipeline with ocr.reader.same_photo,
+which compares the two readings' scene descriptors: the paper's texture, the
+strokes' fine detail, the table around the page, the light on it; see ocr.scene
+and bench/near_duplicates.py for what that separates and what it costs at a
+million photos).
 
 Lookup by pigeonhole banding: cut the 64 bits into k+1 bands; if two hashes
 differ in at most k bits, at least one band holds none of those bits, so the two
@@ -48,7 +52,14 @@ import psycopg
 from api.submissions import repository
 from api.submissions.schemas import Status
 from ocr.reader import NEAR_DUPLICATE_BITS
-from ocr.scene import KEY_BITS, KEY_LENGTH, scene_key_of
+from ocr.scene import (
+    KEY_BITS,
+    KEY_LENGTH,
+    PAPER_KEY_BITS,
+    PAPER_LENGTH,
+    paper_key_of,
+    scene_key_of,
+)
 
 HASH_BITS = 64
 CANDIDATE_STATUSES = (Status.VERIFIED, Status.REVIEW, Status.SUPERSEDED, Status.QUARANTINED)
@@ -118,13 +129,20 @@ def scene_key_value(scene: str | None) -> int | None:
     return None if key is None else int(key, 16)
 
 
-def key_text(value: int | None) -> str | None:
-    """A second key as PostgreSQL's bit(KEY_LENGTH) input (hex after an x). Pure."""
+def paper_key_value(scene: str | None) -> int | None:
+    """The paper key (PAPER_LENGTH bits, unsigned) of a reading's scene descriptor
+    (text); None without one. Pure."""
+    key = paper_key_of(scene)
+    return None if key is None else int(key, 16)
+
+
+def key_text(value: int | None, length: int = KEY_LENGTH) -> str | None:
+    """A key as PostgreSQL's bit(length) input (hex after an x). Pure."""
     if value is None:
         return None
-    if not 0 <= value < 1 << KEY_LENGTH:
-        raise ValueError(f"not a {KEY_LENGTH}-bit value")
-    return f"x{value:0{KEY_LENGTH // 4}x}"
+    if not 0 <= value < 1 << length:
+        raise ValueError(f"not a {length}-bit value")
+    return f"x{value:0{length // 4}x}"
 
 
 def lookup_params(
@@ -134,13 +152,17 @@ def lookup_params(
     bits: int,
     scene_key: int | None = None,
     scene_bits: int = KEY_BITS,
+    paper_key: int | None = None,
+    paper_bits: int = PAPER_KEY_BITS,
 ) -> repository.LookupParams:
-    """The parameters of repository.LOOKUP for an unsigned fingerprint and second
-    key (None: the first key alone). Pure."""
+    """The parameters of repository.LOOKUP for an unsigned fingerprint, second key
+    and paper key (None: without that key). Pure."""
     numbers, values = band_rows(fingerprint, bits)
     return {
         "v": to_signed(fingerprint),
         "w": key_text(scene_key),
+        "p": key_text(paper_key, PAPER_LENGTH),
+        "k3": paper_bits,
         "nos": numbers,
         "vals": values,
         "e": election_id,
@@ -161,11 +183,16 @@ def find_near_duplicate(
     confirm: Confirm | None = None,
     scene_key: int | None = None,
     scene_bits: int = KEY_BITS,
+    paper_key: int | None = None,
+    paper_bits: int = PAPER_KEY_BITS,
 ) -> Match | None:
     """The closest candidate (oldest on a tie) within `bits` bits, and within
-    `scene_bits` on the second key where both photos have one, other than
-    `exclude`, that `confirm` accepts (all do without it)."""
-    params = lookup_params(election_id, fingerprint, exclude, bits, scene_key, scene_bits)
+    `scene_bits` on the second key and `paper_bits` on the paper key where both
+    photos have one, other than `exclude`, that `confirm` accepts (all do
+    without it)."""
+    params = lookup_params(
+        election_id, fingerprint, exclude, bits, scene_key, scene_bits, paper_key, paper_bits
+    )
     for row in repository.near_duplicate_candidates(conn, params):
         candidate = Candidate(row.submission_id, row.distance, row.reading)
         if confirm is None or confirm(candidate):
@@ -182,9 +209,10 @@ def record_fingerprint(
     *,
     bits: int = NEAR_DUPLICATE_BITS,
     scene_key: int | None = None,
+    paper_key: int | None = None,
 ) -> None:
-    """Store a submission's fingerprint, second key (None: none) and its bands
-    (replacing any earlier reading's)."""
+    """Store a submission's fingerprint, second key and paper key (None: none) and
+    its bands (replacing any earlier reading's)."""
     old = repository.delete_fingerprint(conn, submission_id)
     if old is not None:
         numbers, values = band_rows(to_unsigned(old.fingerprint), bits)
@@ -199,6 +227,7 @@ def record_fingerprint(
         match.submission_id if match else None,
         match.distance if match else None,
         key,
+        key_text(paper_key, PAPER_LENGTH),
     )
     numbers, values = band_rows(fingerprint, bits)
     repository.insert_bands(conn, election_id, bits, submission_id, signed, numbers, values, key)
@@ -242,10 +271,20 @@ def check_and_record(
     election's lock until the transaction ends."""
     value = parse_fingerprint(fingerprint)
     key = scene_key_value(scene)
+    paper = paper_key_value(scene)
     repository.lock_fingerprints(conn, election_id)
     recut_bands(conn, election_id, bits)
     match = find_near_duplicate(
-        conn, election_id, value, exclude=submission_id, bits=bits, confirm=confirm, scene_key=key
+        conn,
+        election_id,
+        value,
+        exclude=submission_id,
+        bits=bits,
+        confirm=confirm,
+        scene_key=key,
+        paper_key=paper,
     )
-    record_fingerprint(conn, election_id, submission_id, value, match, bits=bits, scene_key=key)
+    record_fingerprint(
+        conn, election_id, submission_id, value, match, bits=bits, scene_key=key, paper_key=paper
+    )
     return match

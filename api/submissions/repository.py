@@ -343,14 +343,18 @@ class LookupParams(TypedDict):
     e: str  # election id
     k: int  # bits
     k2: int  # bits of the second key
+    p: str | None  # the paper key (ocr.scene.paper_key) as bit(512) input; None: none
+    k3: int  # bits of the paper key
     self: uuid.UUID | None  # the submission to leave out
     statuses: list[str]  # the candidates' statuses
 
 
 # The rows equal on some band (one index range seek per band) within k bits and,
 # where both photos have a second key, within k2 bits on it (both checked in the
-# index-only scan: infra/migrations/0014), the closest first, the oldest first on
-# a tie.
+# index-only scan: infra/migrations/0014), and, where both have a paper key,
+# within k3 bits on it (infra/migrations/0017: read from the candidate's
+# photo_fingerprints row by its primary key), the closest first, the oldest first
+# on a tie.
 LOOKUP = """
     SELECT c.submission_id, c.distance, s.reading
     FROM (
@@ -366,8 +370,11 @@ LOOKUP = """
                OR bit_count(b.scene_key # %(w)s::bit(256)) <= %(k2)s)
           AND b.submission_id IS DISTINCT FROM %(self)s
     ) c
+    JOIN photo_fingerprints f ON f.submission_id = c.submission_id
     JOIN submissions s ON s.id = c.submission_id
     WHERE s.status = ANY(%(statuses)s)
+      AND (f.paper_key IS NULL OR %(p)s::bit(512) IS NULL
+           OR bit_count(f.paper_key # %(p)s::bit(512)) <= %(k3)s)
     ORDER BY c.distance, s.seq
     """
 
@@ -425,16 +432,26 @@ def insert_fingerprint(
     near_duplicate_of: uuid.UUID | None,
     distance: int | None,
     scene_key: str | None = None,
+    paper_key: str | None = None,
 ) -> None:
-    """Record a read photo's fingerprint (signed), second key (bit(256) input;
-    None: none) and the match found for it, if any."""
+    """Record a read photo's fingerprint (signed), second key (bit(256) input),
+    paper key (bit(512) input; None: none) and the match found for it, if any."""
     conn.execute(
         """
         INSERT INTO photo_fingerprints
-            (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key)
-        VALUES (%s, %s, %s, %s, %s, %s::bit(256))
+            (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key,
+             paper_key)
+        VALUES (%s, %s, %s, %s, %s, %s::bit(256), %s::bit(512))
         """,
-        (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key),
+        (
+            submission_id,
+            election_id,
+            fingerprint,
+            near_duplicate_of,
+            distance,
+            scene_key,
+            paper_key,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ocr.ink import hamming
 from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_photo
+from ocr.scene import same_scenes
 from ocr.template import BallotTemplate, LoadedTemplate, load_template
 from seeds.ballot import BY_PARLIAMENT_DESIGN, MUNICIPAL_DESIGN, render_reference, write_template
 from seeds.evalset import generate, read_labels
@@ -91,7 +92,7 @@ def test_parliament_verdicts(
     )
     _check(read(parliament_template, _photo(parliament_reference, [], 2)), "blank", [])
     over = ["zhuk", "kavaliou"]
-    _check(read(parliament_template, _photo(parliament_reference, over, 3)), "overmarked", over)
+    _check(read(parliament_template, _photo(parliament_reference, over, 13)), "overmarked", over)
 
 
 def test_multi_choice_design(
@@ -165,8 +166,9 @@ def test_ink_fingerprint_same_photo_and_different_ballots(
 def test_same_photo_needs_the_ink_and_the_pose(
     municipal_template: LoadedTemplate, municipal_reference: Reference
 ) -> None:
-    """Re-used copies of one photo are one photo; two photos whose ink alone looks
-    alike (two filled boxes, or one paper photographed twice) are not."""
+    """Re-used copies of one photo are one photo, and so is one paper photographed
+    twice (its texture is the same sheet); two papers whose ink alone looks alike
+    (two filled boxes) are not."""
     photo = _photo(municipal_reference, ["semenova"], 40, "fill")
     base = read_ballot(municipal_template, photo)
     assert base.pose is not None and len(base.pose) == 4
@@ -180,7 +182,13 @@ def test_same_photo_needs_the_ink_and_the_pose(
     again = read_ballot(municipal_template, phone_photo(paper, rng, tilted))
     assert first.fingerprint is not None and again.fingerprint is not None
     assert hamming(first.fingerprint, again.fingerprint) <= NEAR_DUPLICATE_BITS  # same paper
-    assert not same_photo(first, again)
+    assert same_photo(first, again)  # one ballot, sent twice
+    other_rng = np.random.default_rng(42)
+    other_paper = mark_ballot(image, template, ["semenova"], other_rng, "fill", False)
+    other = read_ballot(municipal_template, phone_photo(other_paper, other_rng, HARD))
+    assert other.scene is not None and first.scene is not None
+    assert not same_photo(first, other)
+    assert not same_scenes(first.scene, other.scene)  # nor would the confirmation pair them
     assert not same_photo(base, base.model_copy(update={"fingerprint": None}))
 
 

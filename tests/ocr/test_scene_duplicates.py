@@ -14,10 +14,15 @@ from ocr.reader import NEAR_DUPLICATE_BITS, BallotReading, read_ballot, same_pho
 from ocr.scene import (
     KEY_BITS,
     KEY_LENGTH,
+    PAPER_KEY_BITS,
+    PAPER_LENGTH,
+    PAPER_SAME,
     SceneMatch,
     compare,
     decode,
     encode,
+    paper_correlation,
+    paper_key_of,
     same_scene,
     same_scenes,
     scene_hash,
@@ -26,7 +31,13 @@ from ocr.scene import (
 )
 from ocr.template import LoadedTemplate
 from seeds.ballot import BY2020_DESIGN, render_reference
-from seeds.photos import PhotoConditions, mark_ballot, phone_photo, random_conditions
+from seeds.photos import (
+    PhotoConditions,
+    mark_ballot,
+    paper_texture,
+    phone_photo,
+    random_conditions,
+)
 
 
 def _jpeg(img: Image.Image, quality: int = 85) -> bytes:
@@ -188,6 +199,8 @@ def test_decision_needs_every_shown_kind_of_evidence() -> None:
     assert not same_scene(SceneMatch(0.95, None, None))
     assert same_scene(SceneMatch(0.95, None, None), same_pose=True)
     assert not same_scene(SceneMatch(0.95, None, -0.2), same_pose=True)  # opposed light
+    # Light alike alone is no evidence: two honest photos' often agree closely.
+    assert not same_scene(SceneMatch(0.95, None, 0.99))
     # The table or the stamps agreeing closely decide, even for softer strokes.
     assert same_scene(SceneMatch(0.95, 0.9, 0.8))
     assert same_scene(SceneMatch(0.7, None, None, 0.9))
@@ -198,3 +211,77 @@ def test_decision_needs_every_shown_kind_of_evidence() -> None:
     assert not same_scene(SceneMatch(0.95, None, 0.99, 0.2), same_pose=True)  # another stamp
     blank = {"m0": np.zeros((20, 20), np.uint8)}
     assert compare(blank, {"m1": np.zeros((20, 20), np.uint8)}).marks is None
+
+
+def test_the_paper_decides_when_both_photos_show_it() -> None:
+    # The same sheet: a copy, even with nothing else to compare and softer strokes.
+    assert same_scene(SceneMatch(0.7, None, None, None, PAPER_SAME + 0.05))
+    # Two sheets: never one photo, whatever else looks alike (two voters' filled
+    # boxes photographed on one table in one light).
+    assert not same_scene(SceneMatch(0.99, 0.99, 0.99, 0.99, 0.05), same_pose=True)
+    # The same sheet still needs the same stroke in the box.
+    assert not same_scene(SceneMatch(0.3, None, None, None, 0.9))
+
+
+def test_paper_sketches_of_two_sheets_are_uncorrelated_and_of_a_copy_alike(
+    by_template: LoadedTemplate, reference: tuple[Image.Image, object]
+) -> None:
+    """One sheet's texture survives re-saving and re-photographing from a screen;
+    two sheets' sketches correlate like independent noise (sd 1/sqrt(512))."""
+    photos = [_honest(reference, seed, "fill") for seed in range(20, 26)]
+    readings = [_read(by_template, p) for p in photos]
+    sketches = [decode(r.scene or "")["paper"] for r in readings]
+    assert all(s.shape == (PAPER_LENGTH,) for s in sketches)
+    honest = [
+        paper_correlation(sketches[i], sketches[j])
+        for i in range(len(sketches))
+        for j in range(i + 1, len(sketches))
+    ]
+    assert max(abs(r) for r in honest) < PAPER_SAME
+    keys = [paper_key_of(r.scene) for r in readings]
+    assert all(k is not None and len(k) == PAPER_LENGTH // 4 for k in keys)
+    copies = [_jpeg(_image(photos[0]), 60), _from_screen(photos[0], np.random.default_rng(3))]
+    for copy in copies:
+        other = _read(by_template, copy)
+        assert paper_correlation(sketches[0], decode(other.scene or "")["paper"]) >= PAPER_SAME
+        key, other_key = paper_key_of(readings[0].scene), paper_key_of(other.scene)
+        assert key is not None and other_key is not None
+        assert hamming(key, other_key) <= PAPER_KEY_BITS
+
+
+def test_each_sheet_has_a_texture_of_its_own_and_none_at_zero_mottle(
+    reference: tuple[Image.Image, object],
+) -> None:
+    image, _ = reference
+    flat = paper_texture(image, np.random.default_rng(1), mottle=0.0)
+    assert np.array_equal(np.asarray(flat), np.asarray(image.convert("RGB")))
+    textured = np.asarray(paper_texture(image, np.random.default_rng(1)), np.float32)
+    again = np.asarray(paper_texture(image, np.random.default_rng(1)), np.float32)
+    assert np.array_equal(textured, again)  # one seed, one sheet
+    other = np.asarray(paper_texture(image, np.random.default_rng(2)), np.float32)
+    assert not np.array_equal(textured, other)
+
+
+def test_paper_texture_leaves_the_rest_of_the_random_stream_alone(
+    reference: tuple[Image.Image, object],
+) -> None:
+    image, _ = reference
+    rng, twin = np.random.default_rng([4, 5]), np.random.default_rng([4, 5])
+    paper_texture(image, rng)
+    assert rng.random() == twin.random()
+
+
+def test_one_paper_photographed_twice_is_one_ballot(
+    by_template: LoadedTemplate, reference: tuple[Image.Image, object]
+) -> None:
+    """Two photos of one sheet (another angle, light, table): the paper and the
+    stroke are the same, so the second is the first ballot again, sent twice."""
+    image, template = reference
+    rng = np.random.default_rng([31, 5])
+    option = template.options[0].id  # type: ignore[attr-defined]
+    sheet = mark_ballot(image, template, [option], rng, "cross", False)  # type: ignore[arg-type]
+    first = _read(by_template, phone_photo(sheet, rng, random_conditions(rng)))
+    second = _read(by_template, phone_photo(sheet, rng, random_conditions(rng)))
+    assert first.pose != second.pose
+    assert same_scenes(first.scene or "", second.scene or "")
+    assert same_photo(first, second)  # the index keys too

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from api.submissions.duplicates import Candidate, check_and_record
 from ocr.reader import BallotReading, Verdict, same_photo
-from ocr.scene import encode, scene_key_of
+from ocr.scene import PAPER_LENGTH, decode, encode, paper_key_of, scene_key_of
 
 ELECTION = "by-2020-president"
 KEY = "9e3779b97f4a7c15"
@@ -122,3 +122,58 @@ def test_readings_without_a_scene_fall_back_on_the_page_pose(
     again = old.model_copy()
     match = _check(conn, _submission(conn, again), again)
     assert match is not None and match.submission_id == a  # type: ignore[attr-defined]
+
+
+def _with_paper(scene: str, sketch: np.ndarray) -> str:
+    return encode({**decode(scene), "paper": sketch})
+
+
+def test_another_sheet_with_the_same_strokes_is_turned_away_by_the_paper_key_in_sql(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    """Two voters' look-alike strokes (the same descriptor of the box, the same
+    table and light) on two sheets: the paper keys are far, so the lookup does not
+    even surface the earlier one; the first photo re-used keeps its paper and is
+    matched."""
+    rng = np.random.default_rng(7)
+    sheet = rng.integers(60, 196, PAPER_LENGTH).astype(np.uint8)
+    another = rng.integers(60, 196, PAPER_LENGTH).astype(np.uint8)
+    strokes = _scene(4)
+    first = _reading(_with_paper(strokes, sheet))
+    a = _submission(conn, first)
+    assert _check(conn, a, first) is None
+    stored = conn.execute(
+        "SELECT paper_key FROM photo_fingerprints WHERE submission_id = %s", (a,)
+    ).fetchone()
+    key = paper_key_of(first.scene)
+    assert key is not None and stored == (f"{int(key, 16):0512b}",)
+
+    look_alike = _reading(_with_paper(strokes, another))
+    b = _submission(conn, look_alike)
+    seen: list[Candidate] = []
+    assert _check(conn, b, look_alike, seen) is None
+    assert seen == []  # not surfaced: no confirmation spent on it
+
+    copy = _reading(_with_paper(strokes, sheet))
+    c = _submission(conn, copy)
+    match = _check(conn, c, copy)
+    assert match is not None and match.submission_id == a  # type: ignore[attr-defined]
+
+
+def test_a_row_without_a_paper_key_is_still_surfaced_on_the_stroke_keys(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    """Rows recorded before the paper key existed (NULL) are compared as before."""
+    old = _reading(_scene(5))
+    a = _submission(conn, old)
+    assert _check(conn, a, old) is None
+    assert conn.execute(
+        "SELECT paper_key FROM photo_fingerprints WHERE submission_id = %s", (a,)
+    ).fetchone() == (None,)
+    sketch = np.random.default_rng(8).integers(60, 196, PAPER_LENGTH).astype(np.uint8)
+    copy = _reading(_with_paper(old.scene or "", sketch))
+    c = _submission(conn, copy)
+    seen: list[Candidate] = []
+    match = _check(conn, c, copy, seen)
+    assert [s.submission_id for s in seen] == [a]
+    assert match is not None

@@ -1,0 +1,550 @@
+"""Reading a handwritten number in one form cell, with a calibrated confidence.
+
+Tesseract does not read handwriting, so this is the project's own recogniser:
+numpy and OpenCV at run time, CPU only, weights in ``ocr/digits_model.npz``
+(rebuilt by ``python -m seeds.train_digits``, which trains on numbers that
+``seeds.handwriting`` writes).
+
+The steps, all pure:
+
+1. **Ink.** The paper's brightness is estimated by a grey closing and divided
+   out; ink is what is darker than its paper, relative to the cell's darkest
+   strokes (so a faint photo reads like a crisp scan). The cell's printed
+   border and any long ruled line are removed by morphological opening with long
+   thin kernels; specks are dropped.
+2. **Slant.** The number is sheared upright with the shear that makes its
+   column projection peakiest: slanted digits that touch become separable by
+   vertical cuts.
+3. **Segmentation by recognition.** Connected components overlapping in x are
+   one blob (the flag of a 5, the two strokes of an open 4, the bar of a 7).
+   A blob wider than a digit gets hypotheses: cut at one, two or three of the
+   columns with least ink. Every piece of every hypothesis goes to the
+   classifier, which has an eleventh class, "not one digit" (fragments, two
+   touching digits, a stamp's ring), trained on the cuts the segmenter actually
+   proposes. A hypothesis' score is the product of its pieces' probabilities,
+   so the classifier decides where the digits are (a component-based approach
+   with recognition-driven splitting: cheap, since only wide blobs get cuts,
+   and exact where digits are apart, which they mostly are on a form).
+4. **Digits.** Each piece is deskewed by its moments and scaled into 20x20 in a
+   28x28 frame (MNIST's normalisation), plus its size and position relative to
+   the number; a two-layer perceptron gives 11 probabilities.
+5. **Joint readings.** A beam over the blobs gives the top joint readings and
+   their probabilities. The digits' temperature was fitted on writers never
+   used in training; the number's probability then goes through a monotone
+   (isotonic) map fitted on those writers' numbers, so ``confidence`` is the
+   probability that ``value`` is right. ``alternatives`` are the top readings
+   with their (calibrated) probabilities, for the step that picks the reading
+   satisfying the form's arithmetic.
+
+An empty cell is ``empty``; a lone dash is ``dash`` (on a protocol both may mean
+zero: that is the form's reader's decision, not this one's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import combinations, pairwise
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "MODEL_PATH",
+    "DigitModel",
+    "NumberReading",
+    "Piece",
+    "analyse_cell",
+    "load_model",
+    "piece_probabilities",
+    "read_number",
+]
+
+MODEL_PATH = Path(__file__).with_name("digits_model.npz")
+JUNK = 10  # the eleventh class: not one digit
+N_CLASSES = 11
+SIDE = 28
+N_EXTRA = 4
+BEAM = 8
+MIN_CONTRAST = 0.14  # ink darker than its paper by less than this is no ink
+SHEARS = np.linspace(-0.5, 0.7, 13)
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """A cell's reading. ``value`` is None when the cell is empty, a dash, or not
+    read confidently enough to give any value; ``confidence`` is the calibrated
+    probability that ``value`` is right (0 when there is no value)."""
+
+    value: int | None
+    confidence: float
+    alternatives: list[tuple[int, float]] = field(default_factory=list)
+    empty: bool = False
+    dash: bool = False
+    digits: int = 0  # number of digits in the top reading
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One candidate digit: columns [x0, x1) of a blob in the upright ink map."""
+
+    blob: int
+    x0: int
+    x1: int
+    features: np.ndarray  # SIDE*SIDE + N_EXTRA float32
+    mask: np.ndarray  # bool, the upright map's shape: this piece's ink
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The cell after ink extraction and segmentation: the blobs' hypotheses (lists
+    of piece indices, left to right) and every piece they use."""
+
+    pieces: list[Piece]
+    hypotheses: list[list[list[int]]]  # per blob, per hypothesis, the piece indices
+    empty: bool
+    dash: bool
+    shear: float
+    height: float  # the text's height in pixels
+    droppable: list[bool] = field(default_factory=list)  # per blob: may be a stray mark
+
+
+@dataclass(frozen=True)
+class DigitModel:
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    w3: np.ndarray
+    b3: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    temperature: float = 1.0
+    # number-level calibration: a monotone map from the top reading's log-odds
+    # (knots calib_t) to the probability that it is right (calib_p); none: identity
+    calib_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    calib_p: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Pure. einsum's own loops, not BLAS: for a cell's few pieces a threaded
+        BLAS costs a hundred times more on a busy machine than it computes."""
+        z = (x - self.mean) / self.scale
+        h = np.maximum(np.einsum("ij,jk->ik", z, self.w1, optimize=False) + self.b1, 0)
+        h = np.maximum(np.einsum("ij,jk->ik", h, self.w2, optimize=False) + self.b2, 0)
+        return np.asarray(np.einsum("ij,jk->ik", h, self.w3, optimize=False) + self.b3)
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_PATH) -> DigitModel:
+    with np.load(path) as data:
+        arrays = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+    return DigitModel(
+        w1=arrays["w1"],
+        b1=arrays["b1"],
+        w2=arrays["w2"],
+        b2=arrays["b2"],
+        w3=arrays["w3"],
+        b3=arrays["b3"],
+        mean=arrays["mean"],
+        scale=arrays["scale"],
+        temperature=float(arrays["temperature"]),
+        calib_t=arrays.get("calib_t", np.zeros(0, np.float32)),
+        calib_p=arrays.get("calib_p", np.zeros(0, np.float32)),
+    )
+
+
+def save_model(model: DigitModel, path: Path = MODEL_PATH) -> None:
+    np.savez_compressed(
+        path,
+        w1=model.w1.astype(np.float16),
+        b1=model.b1,
+        w2=model.w2.astype(np.float16),
+        b2=model.b2,
+        w3=model.w3,
+        b3=model.b3,
+        mean=model.mean,
+        scale=model.scale,
+        temperature=np.float32(model.temperature),
+        calib_t=model.calib_t.astype(np.float32),
+        calib_p=model.calib_p.astype(np.float32),
+    )
+    load_model.cache_clear()
+
+
+# --- 1. ink -----------------------------------------------------------------------
+
+
+def ink_map(cell: np.ndarray) -> np.ndarray:
+    """How much darker than its paper each pixel is, 0..1, relative to the cell's
+    darkest strokes; printed borders and ruled lines removed. Pure."""
+    g = cell.astype(np.float32)
+    h, w = g.shape
+    k = max(3, (min(h, w) // 3) | 1)
+    paper = cv2.morphologyEx(g, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.GaussianBlur(paper, (0, 0), k / 4)
+    ink = np.clip((paper - g) / np.maximum(paper, 1.0), 0.0, 1.0)
+    # ruled lines and the cell's border: long thin runs of ink
+    binary = (ink > MIN_CONTRAST).astype(np.uint8)
+    hk = cv2.getStructuringElement(cv2.MORPH_RECT, (max(8, int(w * 0.4)), 1))
+    vk = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(8, int(h * 0.7))))
+    horizontal = np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, hk))
+    vertical = np.asarray(cv2.morphologyEx(binary, cv2.MORPH_OPEN, vk))
+    # only near the cell's edges: a long stroke of a tall 1 or 4 is not a ruled line
+    horizontal[int(0.22 * h) : h - int(0.22 * h), :] = 0
+    vertical[:, int(0.1 * w) : w - int(0.1 * w)] = 0
+    lines = cv2.dilate(np.maximum(horizontal, vertical), np.ones((3, 3), np.uint8))
+    ink[lines > 0] = 0.0
+    # a strip at the very edge is the border's anti-aliased remnant
+    ink[:2, :] = 0.0
+    ink[-2:, :] = 0.0
+    ink[:, :2] = 0.0
+    ink[:, -2:] = 0.0
+    strong = float(np.percentile(ink[ink > MIN_CONTRAST], 95)) if (ink > MIN_CONTRAST).any() else 0
+    if strong < MIN_CONTRAST * 1.5:
+        return np.zeros_like(ink)
+    return np.asarray(np.clip(ink / strong, 0.0, 1.0), dtype=np.float32)
+
+
+def _threshold(ink: np.ndarray) -> np.ndarray:
+    return np.asarray(ink > 0.4)
+
+
+def _clean(binary: np.ndarray) -> np.ndarray:
+    """Drop specks: components much smaller than the largest."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(binary, dtype=bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    big_a, big_h = int(areas.max()), int(heights.max())
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = (areas >= 6) & ((areas >= 0.06 * big_a) | (heights >= 0.35 * big_h))
+    return np.asarray(keep[labels])
+
+
+# --- 2. slant ------------------------------------------------------------------------
+
+
+def estimate_shear(binary: np.ndarray) -> float:
+    """The shear x' = x + s (y - yc) making the column projection peakiest. Pure."""
+    ys, xs = np.nonzero(binary)
+    if len(xs) < 10:
+        return 0.0
+    yc = float(ys.mean())
+    best, best_s = -1.0, 0.0
+    for s in SHEARS:
+        cols = np.round(xs + s * (ys - yc)).astype(np.int64)
+        cols -= cols.min()
+        score = float((np.bincount(cols).astype(np.float64) ** 2).sum())
+        if score > best * 1.0001:
+            best, best_s = score, float(s)
+    return best_s
+
+
+def _shear_image(image: np.ndarray, s: float, yc: float, interp: int) -> np.ndarray:
+    h, w = image.shape
+    pad = math.ceil(abs(s) * h) + 2
+    m = np.array([[1.0, s, pad - s * yc], [0.0, 1.0, 0.0]], dtype=np.float64)
+    return np.asarray(cv2.warpAffine(image, m, (w + 2 * pad, h), flags=interp, borderValue=0))
+
+
+# --- 3. segmentation ---------------------------------------------------------------
+
+
+def _blobs(binary: np.ndarray) -> list[np.ndarray]:
+    """Masks of the blobs (components merged when they overlap in x), left to right."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    left, width = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    comps = [(int(left[i]), int(left[i] + width[i]), [i]) for i in range(1, n)]
+    comps.sort()
+    merged: list[tuple[int, int, list[int]]] = []
+    for x0, x1, ids in comps:
+        if merged:
+            m0, m1, mids = merged[-1]
+            overlap = min(m1, x1) - max(m0, x0)
+            if overlap >= 0.5 * min(m1 - m0, x1 - x0) or (overlap > 0 and x1 - x0 <= 3):
+                merged[-1] = (min(m0, x0), max(m1, x1), mids + ids)
+                continue
+        merged.append((x0, x1, ids))
+    return [np.isin(labels, ids) for _, _, ids in merged]
+
+
+def _cut_columns(mask: np.ndarray, x0: int, x1: int, height: float) -> list[int]:
+    """Columns where a blob might be cut: the lowest local minima of its ink."""
+    cols = mask[:, x0:x1].sum(axis=0).astype(np.float32)
+    if len(cols) < 5:
+        return []
+    smooth = np.convolve(cols, np.ones(3) / 3, mode="same")
+    margin = max(2, int(0.18 * height))
+    cands = [
+        i for i in range(margin, len(cols) - margin)
+        if smooth[i] <= smooth[i - 1] and smooth[i] <= smooth[i + 1]
+    ]  # fmt: skip
+    cands.sort(key=lambda i: (smooth[i], i))
+    chosen: list[int] = []
+    for i in cands:
+        if all(abs(i - j) >= max(2, 0.15 * height) for j in chosen):
+            chosen.append(i)
+        if len(chosen) == 6:
+            break
+    if not chosen and len(cols) > 2 * margin:  # a uniformly thick blob: cut evenly
+        chosen = [len(cols) // 2]
+    return sorted(x0 + i for i in chosen)
+
+
+def _cut_path(mask: np.ndarray, column: int, height: float) -> np.ndarray:
+    """The x of a top-to-bottom cut near ``column`` crossing the least ink (one
+    pixel sideways per row at most): touching digits, slanted or round, part
+    along it. Pure."""
+    h, w = mask.shape
+    r = max(2, int(0.2 * height))
+    lo, hi = max(0, column - r), min(w, column + r + 1)
+    cost = mask[:, lo:hi].astype(np.float32)
+    span = hi - lo
+    offsets = np.abs(np.arange(lo, hi) - column).astype(np.float32) / max(1, r)
+    acc = cost[0] + 0.3 * offsets
+    back = np.zeros((h, span), dtype=np.int8)
+    for y in range(1, h):
+        left = np.concatenate([[np.inf], acc[:-1]]) + 0.05
+        right = np.concatenate([acc[1:], [np.inf]]) + 0.05
+        stacked = np.stack([left, acc, right])
+        choice = np.argmin(stacked, axis=0)
+        acc = stacked[choice, np.arange(span)] + cost[y] + 0.3 * offsets
+        back[y] = choice - 1
+    xs = np.zeros(h, dtype=np.int64)
+    x = int(np.argmin(acc))
+    for y in range(h - 1, -1, -1):
+        xs[y] = x + lo
+        x = max(0, min(span - 1, x + int(back[y, x])))
+    return xs
+
+
+def _features(
+    ink: np.ndarray, mask: np.ndarray, height: float, line_cy: float
+) -> np.ndarray | None:
+    """A piece's 28x28 normalised image (MNIST's way) and its geometry. Pure."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 3:
+        return None
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    keep = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    crop = np.where(keep, ink[y0:y1, x0:x1], 0.0).astype(np.float32)
+    ph, pw = crop.shape
+    # deskew by moments
+    m = cv2.moments(crop)
+    if abs(m["mu02"]) > 1e-3:
+        skew = m["mu11"] / m["mu02"]
+        skew = max(-0.6, min(0.6, skew))
+        pad = int(abs(skew) * ph) + 1
+        cy = m["m01"] / max(m["m00"], 1e-6)
+        mat = np.array([[1.0, -skew, pad + skew * cy], [0.0, 1.0, 0.0]])
+        crop = np.asarray(cv2.warpAffine(crop, mat, (pw + 2 * pad, ph), flags=cv2.INTER_LINEAR))
+        cols = np.nonzero(crop.max(axis=0) > 0.05)[0]
+        if len(cols):
+            crop = crop[:, cols[0] : cols[-1] + 1]
+    ch, cw = crop.shape
+    f = 20.0 / max(ch, cw)
+    nh, nw = max(1, round(ch * f)), max(1, round(cw * f))
+    small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA)
+    frame = np.zeros((SIDE, SIDE), np.float32)
+    tot = float(small.sum())
+    if tot <= 0:
+        return None
+    cy = float((small.sum(axis=1) * np.arange(nh)).sum() / tot)
+    cx = float((small.sum(axis=0) * np.arange(nw)).sum() / tot)
+    oy = round(SIDE / 2 - cy)
+    ox = round(SIDE / 2 - cx)
+    oy, ox = max(0, min(SIDE - nh, oy)), max(0, min(SIDE - nw, ox))
+    frame[oy : oy + nh, ox : ox + nw] = small
+    peak = float(frame.max())
+    if peak > 0:
+        frame /= peak
+    extra = np.array(
+        [
+            ph / height,
+            pw / height,
+            ((y0 + y1) / 2 - line_cy) / height,
+            float(mask.sum()) / (ph * pw),
+        ],
+        dtype=np.float32,
+    )
+    return np.concatenate([frame.ravel(), extra])
+
+
+def analyse_cell(cell: np.ndarray, max_digits: int = 6) -> tuple[Analysis, np.ndarray, float]:
+    """Ink, slant and candidate pieces of a cell; also the shear's parameters (the
+    upright shear and the y it is centred on) for mapping labels. Pure."""
+    ink = ink_map(cell)
+    binary = _clean(_threshold(ink))
+    if not binary.any():
+        return Analysis([], [], True, False, 0.0, 0.0), ink, 0.0
+    s = estimate_shear(binary)
+    yc = float(np.nonzero(binary)[0].mean())
+    up = _shear_image(ink, s, yc, cv2.INTER_LINEAR)
+    ub = _clean(_threshold(up))
+    if not ub.any():
+        return Analysis([], [], True, False, s, 0.0), up, yc
+    ys = np.nonzero(ub)[0]
+    blobs = _blobs(ub)
+    heights = []
+    for b in blobs:
+        r = np.nonzero(b.any(axis=1))[0]
+        heights.append(int(r[-1] - r[0] + 1))
+    height = float(max(heights))
+    line_cy = float((ys.min() + ys.max()) / 2)
+    if len(blobs) == 1:
+        r = np.nonzero(blobs[0].any(axis=1))[0]
+        c = np.nonzero(blobs[0].any(axis=0))[0]
+        bh, bw = r[-1] - r[0] + 1, c[-1] - c[0] + 1
+        if bh < 0.22 * cell.shape[0] and bw > 2.5 * bh:
+            return Analysis([], [], False, True, s, float(bh)), up, yc
+    pieces: list[Piece] = []
+    hypotheses: list[list[list[int]]] = []
+    droppable: list[bool] = []
+    # the cell's own left and right edges, in the upright map
+    edge = math.ceil(abs(s) * cell.shape[0]) + 4
+    for bi, b in enumerate(blobs):
+        c = np.nonzero(b.any(axis=0))[0]
+        x0, x1 = int(c[0]), int(c[-1]) + 1
+        width = x1 - x0
+        cuts = _cut_columns(b, x0, x1, height) if width > 0.55 * height else []
+        splits: list[tuple[int, ...]] = [()]
+        splits += [(c1,) for c1 in cuts]
+        if width > 1.0 * height:
+            splits += [pair for pair in combinations(cuts, 2) if pair[1] - pair[0] >= 0.25 * height]
+        if width > 1.5 * height:
+            splits += [
+                t for t in combinations(cuts, 3)
+                if t[1] - t[0] >= 0.25 * height and t[2] - t[1] >= 0.25 * height
+            ]  # fmt: skip
+        index: dict[tuple[int, int], int] = {}
+        blob_hyps: list[list[int]] = []
+        cols = np.arange(b.shape[1])[None, :]
+        paths = {c: _cut_path(b, c, height) for c in cuts}
+        paths[x0] = np.full(b.shape[0], x0)
+        paths[x1] = np.full(b.shape[0], x1)
+        for split in splits:
+            if len(split) + 1 > max_digits:
+                continue
+            edges = [x0, *split, x1]
+            ids: list[int] = []
+            for a, z in pairwise(edges):
+                key = (a, z)
+                if key not in index:
+                    inside = (cols >= paths[a][:, None]) & (cols < paths[z][:, None])
+                    m = b & inside
+                    f = _features(up, m, height, line_cy)
+                    if f is None:
+                        ids = []
+                        break
+                    index[key] = len(pieces)
+                    pieces.append(Piece(bi, a, z, f, m))
+                ids.append(index[key])
+            if ids:
+                blob_hyps.append(ids)
+        hypotheses.append(blob_hyps)
+        r = np.nonzero(b.any(axis=1))[0]
+        at_edge = x0 <= edge or x1 >= b.shape[1] - edge or r[0] <= 2 or r[-1] >= b.shape[0] - 3
+        tall = r[-1] - r[0] + 1
+        droppable.append(bool(tall < 0.5 * height or (at_edge and tall < 0.8 * height)))
+    return Analysis(pieces, hypotheses, False, False, s, height, droppable), up, yc
+
+
+# --- 4-5. classification and joint readings -----------------------------------------
+
+
+def piece_probabilities(model: DigitModel, features: np.ndarray) -> np.ndarray:
+    """Temperature-scaled class probabilities, one row per piece. Pure."""
+    z = model.logits(features.astype(np.float32)).astype(np.float64) / model.temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def log_odds(p: float) -> float:
+    """Pure."""
+    p = min(max(p, 1e-15), 1 - 1e-15)
+    return math.log(p / (1 - p))
+
+
+def _calibrate(model: DigitModel, p: float) -> float:
+    if not len(model.calib_t):
+        return p
+    return float(np.interp(log_odds(p), model.calib_t, model.calib_p))
+
+
+def joint_readings(
+    analysis: Analysis, probs: np.ndarray, max_digits: int, k: int = BEAM
+) -> list[tuple[str, float]]:
+    """The top-k digit strings with their (uncalibrated) probabilities. Pure."""
+    logp = np.log(np.clip(probs, 1e-30, 1.0))
+    beam: list[tuple[str, float]] = [("", 0.0)]
+    for bi, hyps in enumerate(analysis.hypotheses):
+        options: dict[str, float] = {}
+        junk = -math.inf  # the whole blob as no digit at all: a stamp's arc, a speck
+        for ids in hyps:
+            if len(ids) == 1:
+                junk = max(junk, float(logp[ids[0], JUNK]))
+            partial: list[tuple[str, float]] = [("", 0.0)]
+            for pid in ids:
+                order = np.argsort(-logp[pid, :10])[:k]
+                partial = sorted(
+                    (
+                        (s + str(int(d)), lp + float(logp[pid, d]))
+                        for s, lp in partial
+                        for d in order
+                    ),
+                    key=lambda t: -t[1],
+                )[:k]
+            for s, lp in partial:
+                if lp > options.get(s, -math.inf):
+                    options[s] = lp
+        explained = max(options.values(), default=-math.inf)
+        if analysis.droppable[bi] and junk > math.log(0.5) and junk > explained:
+            # no split explains it as digits: drop it, at the odds that it is junk
+            share = math.exp(junk) / (math.exp(junk) + math.exp(explained))
+            options = {"": math.log(share)}
+        if not options:
+            return []
+        best = sorted(options.items(), key=lambda t: -t[1])[:k]
+        beam = sorted(
+            ((s + t, lp + lq) for s, lp in beam for t, lq in best if len(s + t) <= max_digits),
+            key=lambda t: -t[1],
+        )[:k]
+        if not beam:
+            return []
+    return [(s, math.exp(lp)) for s, lp in beam if s]
+
+
+def read_number(
+    cell: np.ndarray, max_digits: int = 6, model: DigitModel | None = None
+) -> NumberReading:
+    """Read the handwritten number in one form cell (grayscale uint8, ink dark on
+    light, the printed border may be included). Pure (the model is loaded once)."""
+    if cell.ndim == 3:
+        cell = cv2.cvtColor(cell, cv2.COLOR_BGR2GRAY)
+    model = model or load_model()
+    analysis, _, _ = analyse_cell(cell, max_digits)
+    if analysis.empty:
+        return NumberReading(None, 0.0, [], empty=True)
+    if analysis.dash:
+        return NumberReading(None, 0.0, [], dash=True)
+    if not analysis.pieces:
+        return NumberReading(None, 0.0, [])
+    probs = piece_probabilities(model, np.stack([p.features for p in analysis.pieces]))
+    readings = joint_readings(analysis, probs, max_digits)
+    if not readings:
+        return NumberReading(None, 0.0, [])
+    raw: dict[int, float] = {}
+    for s, p in readings:
+        raw[int(s)] = max(raw.get(int(s), 0.0), p)
+    ranked = sorted(raw.items(), key=lambda t: -t[1])
+    value, top = ranked[0]
+    confidence = _calibrate(model, top)
+    # the rest share what the top reading leaves, in proportion to their scores
+    rest = sum(p for _, p in ranked[1:])
+    scale = (1.0 - confidence) / rest if rest > 0 else 0.0
+    alternatives = [(value, confidence)] + [(v, min(p * scale, confidence)) for v, p in ranked[1:]]
+    return NumberReading(value, confidence, alternatives, digits=len(readings[0][0]))

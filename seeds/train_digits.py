@@ -1,0 +1,368 @@
+"""Training the handwritten-digit recogniser (``ocr.digits``) on synthesised numbers.
+
+    .venv/bin/python -m seeds.train_digits [--seed 0] [--out ocr/digits_model.npz]
+
+Deterministic from the seed (single-threaded BLAS, OPENBLAS_NUM_THREADS=1, gives
+bit-identical weights: two builds were compared; several threads may differ in
+the last bits). About 9 minutes of CPU on one core (36,000 cells, 126,000
+pieces, 22 epochs); the weights file is about 0.7 MB.
+
+Writers are kept apart (``seeds.handwriting``):
+
+- training: ``writers(TRAIN_SEED, 300)``, numbers in printed cells, half of them
+  degraded as a phone photo shows them;
+- calibration (the digits' temperature, the numbers' isotonic map):
+  ``writers(CALIBRATION_SEED, 60)``, never trained on;
+- evaluation (``bench/digits.py``, the tests): ``NAMED_WRITERS`` and
+  ``writers(EVALUATION_SEED, n)``, used by neither.
+
+The training pieces are exactly what ``ocr.digits.analyse_cell`` proposes for
+each cell (whole blobs and every cut of a wide blob), labelled from the
+generator's map of which character drew each pixel: a piece holding one whole
+digit and little else is that digit; anything else is the eleventh class, "not
+one digit". Stamps, fragments and crossed-out figures feed that class too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from ocr.digits import (
+    JUNK,
+    MODEL_PATH,
+    N_CLASSES,
+    N_EXTRA,
+    SIDE,
+    DigitModel,
+    _shear_image,
+    _threshold,
+    analyse_cell,
+    joint_readings,
+    load_model,
+    log_odds,
+    piece_probabilities,
+    save_model,
+)
+from seeds.handwriting import (
+    Cell,
+    Writer,
+    degrade_cell,
+    number_cell,
+    random_number_text,
+    writers,
+)
+
+TRAIN_SEED = 1
+CALIBRATION_SEED = 2
+EVALUATION_SEED = 3
+
+
+def random_cell(writer: Writer, rng: np.random.Generator, degraded: float) -> Cell:
+    """A cell as protocols carry them: a number (rarely none), sometimes touching
+    digits, written over the edge, or crossed out and corrected; degraded like a
+    phone photo with probability ``degraded``. Pure."""
+    roll = float(rng.random())
+    text = "" if roll < 0.03 else random_number_text(rng)
+    cell = number_cell(
+        text,
+        writer,
+        rng,
+        cell_height=int(rng.integers(34, 76)),
+        touching=bool(rng.random() < 0.12),
+        outside=bool(rng.random() < 0.04),
+        crossed_out=random_number_text(rng, 3) if text and rng.random() < 0.03 else None,
+    )
+    if rng.random() < degraded:
+        return Cell(
+            degrade_cell(cell.gray, rng, float(rng.uniform(0.3, 1.0))), cell.text, cell.owner
+        )
+    return cell
+
+
+def labelled_pieces(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces ``analyse_cell`` proposes for a cell, with their labels. Pure."""
+    analysis, up, yc = analyse_cell(cell.gray)
+    if not analysis.pieces:
+        return np.zeros((0, SIDE * SIDE + N_EXTRA), np.float32), np.zeros(0, np.int64)
+    owner = _shear_image((cell.owner + 2).astype(np.uint8), analysis.shear, yc, cv2.INTER_NEAREST)
+    ink = _threshold(up)
+    n = len(cell.text) + 2
+    totals = np.bincount(owner[ink].ravel(), minlength=n)[:n]
+    feats, labels = [], []
+    for piece in analysis.pieces:
+        vals = owner[piece.mask]
+        counts = np.bincount(vals.ravel(), minlength=n)[:n]
+        label = JUNK
+        owned = int(counts[1:].sum())  # anti-aliased edges may fall outside the owner map
+        if len(cell.text) and owned >= 0.5 * counts.sum():
+            c = int(np.argmax(counts[2:]))
+            share = counts[2 + c] / owned
+            cover = counts[2 + c] / max(1, totals[2 + c])
+            if share >= 0.9 and cover >= 0.8:
+                label = int(cell.text[c])
+            elif share >= 0.75 and cover >= 0.6:
+                continue  # nearly one whole digit: neither a clean digit nor junk
+        feats.append(piece.features)
+        labels.append(label)
+    if not feats:
+        return np.zeros((0, SIDE * SIDE + N_EXTRA), np.float32), np.zeros(0, np.int64)
+    return np.stack(feats), np.array(labels, dtype=np.int64)
+
+
+def dataset(
+    hands: list[Writer], n_cells: int, rng: np.random.Generator, degraded: float
+) -> tuple[np.ndarray, np.ndarray, list[Cell]]:
+    feats, labels, cells = [], [], []
+    for i in range(n_cells):
+        cell = random_cell(hands[i % len(hands)], rng, degraded)
+        x, y = labelled_pieces(cell)
+        cells.append(cell)
+        if len(y):
+            feats.append(x)
+            labels.append(y)
+    return np.vstack(feats), np.concatenate(labels), cells
+
+
+def _init(rng: np.random.Generator, n_in: int, n_out: int) -> np.ndarray:
+    return (rng.normal(0, 1, (n_in, n_out)) * math.sqrt(2.0 / n_in)).astype(np.float32)
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Small random affine changes and pen-width changes of the 28x28 images. Pure."""
+    out = x.copy()
+    c = SIDE / 2
+    kernel = np.ones((2, 2), np.uint8)
+    for i in range(len(x)):
+        img = x[i, : SIDE * SIDE].reshape(SIDE, SIDE)
+        a = math.radians(float(rng.normal(0, 5)))
+        k = float(rng.uniform(0.9, 1.08))
+        sh = float(rng.normal(0, 0.08))
+        m = np.array(
+            [[k * math.cos(a), -k * math.sin(a) + sh, 0], [k * math.sin(a), k * math.cos(a), 0]]
+        )
+        m[:, 2] = [c, c] - m[:, :2] @ [c, c] + rng.normal(0, 0.8, 2)
+        img = cv2.warpAffine(img, m, (SIDE, SIDE), flags=cv2.INTER_LINEAR)
+        r = rng.random()
+        if r < 0.15:
+            img = cv2.dilate(img, kernel)
+        elif r < 0.3:
+            img = cv2.erode(img, kernel)
+        out[i, : SIDE * SIDE] = img.ravel()
+    return out
+
+
+def train_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    hidden: tuple[int, int] = (384, 192),
+    epochs: int = 14,
+    batch: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+) -> DigitModel:
+    """A two-hidden-layer ReLU perceptron by minibatch Adam on cross-entropy."""
+    mean = x.mean(axis=0).astype(np.float32)
+    scale = np.maximum(x.std(axis=0), 0.05).astype(np.float32)
+    z = ((x - mean) / scale).astype(np.float32)
+    params = [
+        _init(rng, z.shape[1], hidden[0]),
+        np.zeros(hidden[0], np.float32),
+        _init(rng, hidden[0], hidden[1]),
+        np.zeros(hidden[1], np.float32),
+        _init(rng, hidden[1], N_CLASSES),
+        np.zeros(N_CLASSES, np.float32),
+    ]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    step = 0
+    n = len(z)
+    total_steps = epochs * math.ceil(n / batch)
+    for epoch in range(epochs):
+        # every other epoch on freshly perturbed copies of the images
+        if epoch % 2 == 1:
+            z = ((augment(x, rng) - mean) / scale).astype(np.float32)
+        else:
+            z = ((x - mean) / scale).astype(np.float32)
+        order = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            xb, yb = z[idx], y[idx]
+            w1, c1, w2, c2, w3, c3 = params
+            a1 = xb @ w1 + c1
+            h1 = np.maximum(a1, 0)
+            a2 = h1 @ w2 + c2
+            h2 = np.maximum(a2, 0)
+            logits = h2 @ w3 + c3
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            p /= p.sum(axis=1, keepdims=True)
+            d3 = p
+            d3[np.arange(len(yb)), yb] -= 1
+            d3 /= len(yb)
+            g_w3 = h2.T @ d3
+            g_c3 = d3.sum(axis=0)
+            d2 = (d3 @ w3.T) * (a2 > 0)
+            g_w2 = h1.T @ d2
+            g_c2 = d2.sum(axis=0)
+            d1 = (d2 @ w2.T) * (a1 > 0)
+            g_w1 = xb.T @ d1
+            g_c1 = d1.sum(axis=0)
+            grads = [g_w1, g_c1, g_w2, g_c2, g_w3, g_c3]
+            step += 1
+            rate = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            for i, g in enumerate(grads):
+                if i % 2 == 0:
+                    g = g + weight_decay * params[i]
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                mh = m[i] / (1 - b1**step)
+                vh = v[i] / (1 - b2**step)
+                params[i] = (params[i] - rate * mh / (np.sqrt(vh) + eps)).astype(np.float32)
+    w1, c1, w2, c2, w3, c3 = params
+    return DigitModel(w1, c1, w2, c2, w3, c3, mean, scale)
+
+
+def fit_temperature(model: DigitModel, x: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the held-out pieces' negative log-likelihood."""
+    logits = model.logits(x).astype(np.float64)
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+
+    res = minimize_scalar(nll, bounds=(0.3, 10.0), method="bounded")
+    return float(res.x)
+
+
+def number_scores(model: DigitModel, cells: list[Cell]) -> tuple[np.ndarray, np.ndarray]:
+    """The top reading's uncalibrated probability for each non-empty cell, and
+    whether it is right."""
+    scores, right = [], []
+    for cell in cells:
+        if not cell.text:
+            continue
+        analysis, _, _ = analyse_cell(cell.gray)
+        p, ok = 0.0, False
+        if analysis.pieces:
+            probs = piece_probabilities(model, np.stack([q.features for q in analysis.pieces]))
+            readings = joint_readings(analysis, probs, 6)
+            if readings:
+                p, ok = readings[0][1], int(readings[0][0]) == int(cell.text)
+        scores.append(p)
+        right.append(ok)
+    return np.array(scores), np.array(right, dtype=np.float64)
+
+
+def fit_isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A monotone map from the top reading's log-odds to the share right, fitted
+    on held-out numbers by pool-adjacent-violators; each block's share is
+    (right + 0.5) / (n + 1), so a block without errors still claims less than
+    certainty, the less the fewer numbers it holds. Returns the knots (block
+    medians) and values."""
+    t = np.array([log_odds(float(p)) for p in scores])
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], right[order]
+    blocks: list[list[float]] = []  # [successes, count, first index, last index]
+    for i, v in enumerate(y):
+        blocks.append([float(v), 1.0, float(i), float(i)])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, n, a, _ = blocks.pop(-2)
+            blocks[-1] = [blocks[-1][0] + s, blocks[-1][1] + n, a, blocks[-1][3]]
+    knots_t, knots_p = [], []
+    for s, n, a, b in blocks:
+        knots_t.append(float(np.median(t[int(a) : int(b) + 1])))
+        knots_p.append((s + 0.5) / (n + 1))
+    p = np.maximum.accumulate(np.array(knots_p))
+    return np.array(knots_t, np.float32), p.astype(np.float32)
+
+
+def calibrate(
+    model: DigitModel,
+    seed: int = 0,
+    calibration_cells: int = 3000,
+    say: Callable[[str], None] = print,
+) -> DigitModel:
+    """Fit the digits' temperature and the numbers' isotonic map on the calibration
+    writers (never trained on); deterministic from ``seed``."""
+    crng = np.random.default_rng([seed, 2])
+    cx, cy, ccells = dataset(writers(CALIBRATION_SEED, 60), calibration_cells, crng, degraded=0.5)
+    pred = np.argmax(model.logits(cx), axis=1)
+    say(f"calibration pieces: {len(cy)}, piece accuracy {float((pred == cy).mean()):.4f}")
+    temperature = fit_temperature(model, cx, cy)
+    empty = np.zeros(0, np.float32)
+    model = replace(model, temperature=temperature, calib_t=empty, calib_p=empty)
+    scores, right = number_scores(model, ccells)
+    knots, values = fit_isotonic(scores, right)
+    say(
+        f"temperature {temperature:.3f}, {len(knots)} calibration knots, top block "
+        f"{values[-1]:.5f}; calibration numbers right {float(right.mean()):.4f}"
+    )
+    return replace(model, calib_t=knots, calib_p=values)
+
+
+def build(
+    seed: int = 0,
+    out: Path = MODEL_PATH,
+    train_cells: int = 36000,
+    calibration_cells: int = 4000,
+    epochs: int = 22,
+    log: bool = True,
+) -> DigitModel:
+    """Generate, train, calibrate and save; deterministic from ``seed``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def say(msg: str) -> None:
+        if log:
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            print(f"[{wall:6.1f}s wall, {cpu:6.1f}s cpu] {msg}", flush=True)
+
+    rng = np.random.default_rng([seed, 1])
+    x, y, _ = dataset(writers(TRAIN_SEED, 300), train_cells, rng, degraded=0.5)
+    junk = np.nonzero(y == JUNK)[0]
+    cap = int(0.35 * (len(y) - len(junk)))
+    if len(junk) > cap:
+        drop = rng.choice(junk, len(junk) - cap, replace=False)
+        keep = np.setdiff1d(np.arange(len(y)), drop)
+        x, y = x[keep], y[keep]
+    say(f"training pieces: {len(y)} ({np.bincount(y, minlength=N_CLASSES).tolist()})")
+    model = train_mlp(x, y, rng, epochs=epochs)
+    say("trained")
+    model = calibrate(model, seed, calibration_cells, say)
+    save_model(model, out)
+    say(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--train-cells", type=int, default=36000)
+    parser.add_argument("--calibration-cells", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=22)
+    parser.add_argument(
+        "--recalibrate", type=Path, help="only refit the calibration of this model file"
+    )
+    args = parser.parse_args()
+    if args.recalibrate:
+        model = calibrate(load_model(args.recalibrate), args.seed, args.calibration_cells)
+        save_model(model, args.out)
+        return
+    build(args.seed, args.out, args.train_cells, args.calibration_cells, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

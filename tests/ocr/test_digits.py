@@ -1,0 +1,152 @@
+"""The handwritten-number reader, on cells written by writers it never trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocr.digits import MODEL_PATH, NumberReading, load_model, read_number
+from seeds.handwriting import (
+    NAMED_WRITERS,
+    Cell,
+    Writer,
+    degrade_cell,
+    number_cell,
+    with_variants,
+    write_number,
+    writers,
+)
+from seeds.train_digits import EVALUATION_SEED, build, random_cell
+
+HELD_OUT = list(NAMED_WRITERS) + writers(EVALUATION_SEED, 10)
+
+
+def _blank(height: int = 48, width: int = 172) -> np.ndarray:
+    return number_cell("", NAMED_WRITERS[0], np.random.default_rng(0), cell_height=height).gray[
+        :, :width
+    ]
+
+
+def test_the_committed_model_is_small_and_calibrated() -> None:
+    assert MODEL_PATH.stat().st_size < 3_000_000
+    model = load_model()
+    assert 0.3 < model.temperature < 10
+    assert len(model.calib_t) >= 2 and np.all(np.diff(model.calib_p) >= 0)
+    assert model.calib_p[-1] < 1.0  # never certainty
+
+
+def test_held_out_writers_numbers_are_read_right_and_confident_values_are_right() -> None:
+    rng = np.random.default_rng(20)
+    readings: list[tuple[str, NumberReading]] = []
+    for i in range(60):
+        w = HELD_OUT[i % len(HELD_OUT)]
+        cell = number_cell(str(int(rng.integers(1, 3000))), w, rng, cell_height=56)
+        readings.append((cell.text, read_number(cell.gray)))
+    right = [r.value == int(t) for t, r in readings]
+    assert sum(right) / len(right) >= 0.85
+    confident = [ok for ok, (_, r) in zip(right, readings, strict=True) if r.confidence >= 0.99]
+    assert len(confident) >= 0.5 * len(readings)
+    assert all(confident)
+
+
+@pytest.mark.parametrize("writer", NAMED_WRITERS[:6], ids=lambda w: w.name)
+def test_a_clear_number_from_a_held_out_style_is_read_with_high_confidence(writer: Writer) -> None:
+    cell = number_cell("2047", writer, np.random.default_rng(3), cell_height=60)
+    reading = read_number(cell.gray)
+    assert reading.value == 2047
+    assert reading.confidence >= 0.9
+    assert reading.alternatives[0] == (2047, reading.confidence)
+
+
+def test_an_empty_cell_is_empty_not_zero() -> None:
+    reading = read_number(_blank())
+    assert reading.empty and reading.value is None and reading.confidence == 0.0
+    photographed = degrade_cell(_blank(), np.random.default_rng(1), 1.0)
+    assert read_number(photographed).value is None
+
+
+def test_a_dash_is_reported_as_a_dash() -> None:
+    cell = number_cell("-", NAMED_WRITERS[0], np.random.default_rng(4), cell_height=50)
+    reading = read_number(cell.gray)
+    assert reading.dash and reading.value is None and not reading.empty
+
+
+def test_noise_and_scribbles_get_no_confident_value() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        noise = _blank().astype(np.float32)
+        for _ in range(int(rng.integers(20, 60))):  # specks and short random strokes
+            x, y = int(rng.integers(5, 165)), int(rng.integers(5, 43))
+            dx, dy = int(rng.integers(-6, 7)), int(rng.integers(-6, 7))
+            cv2.line(noise, (x, y), (x + dx, y + dy), float(rng.uniform(0, 120)), 1)
+        reading = read_number(noise.astype(np.uint8))
+        assert reading.value is None or reading.confidence < 0.9
+
+
+def test_a_stamp_ring_alone_is_not_a_number() -> None:
+    cell = _blank().astype(np.float32)
+    cv2.circle(cell, (40, 90), 70, 90.0, 3, cv2.LINE_AA)
+    reading = read_number(cell.astype(np.uint8))
+    assert reading.value is None or reading.confidence < 0.5
+
+
+def test_an_ambiguous_digit_yields_alternatives() -> None:
+    w = NAMED_WRITERS[0]
+    rng = np.random.default_rng(6)
+    one = write_number("1", with_variants(w, (0, 1, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
+    seven = write_number("7", with_variants(w, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
+    cell = _blank().astype(np.float32)
+    for image in (one, seven):  # a 1 and a 7 written over each other
+        a = np.asarray(image.getchannel("A"), dtype=np.float32)[:32, :26] / 255
+        region = cell[9 : 9 + a.shape[0], 60 : 60 + a.shape[1]]
+        region[...] = region * (1 - a) + 30 * a
+    reading = read_number(cell.astype(np.uint8))
+    assert reading.confidence < 0.99
+    assert len(reading.alternatives) >= 2
+    probs = [p for _, p in reading.alternatives]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-9
+
+
+def test_a_long_number_beyond_max_digits_gets_no_value_of_that_length() -> None:
+    cell = number_cell("48213", NAMED_WRITERS[9], np.random.default_rng(7), cell_height=48)
+    reading = read_number(cell.gray, max_digits=3)
+    assert reading.value is None or reading.value < 1000
+    assert read_number(cell.gray).value == 48213
+
+
+def test_a_colour_cell_is_read_as_its_grey_image() -> None:
+    cell = number_cell("315", NAMED_WRITERS[3], np.random.default_rng(8), cell_height=56)
+    colour = cv2.cvtColor(cell.gray, cv2.COLOR_GRAY2BGR)
+    assert read_number(colour).value == read_number(cell.gray).value
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), max_digits=st.integers(1, 6))
+def test_any_photographed_cell_gets_a_consistent_reading(seed: int, max_digits: int) -> None:
+    rng = np.random.default_rng(seed)
+    cell: Cell = random_cell(HELD_OUT[seed % len(HELD_OUT)], rng, degraded=0.5)
+    reading = read_number(cell.gray, max_digits=max_digits)
+    assert 0.0 <= reading.confidence <= 1.0
+    probs = [p for _, p in reading.alternatives]
+    assert sum(probs) <= 1 + 1e-9 and probs == sorted(probs, reverse=True)
+    if reading.value is None:
+        assert reading.confidence == 0.0
+    else:
+        assert reading.alternatives[0] == (reading.value, reading.confidence)
+        assert all(len(str(v)) <= max_digits for v, _ in reading.alternatives)
+    assert not (reading.empty and reading.dash)
+
+
+def test_training_is_deterministic_from_its_seed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for out in (a, b):
+        build(seed=3, out=out, train_cells=120, calibration_cells=40, epochs=1, log=False)
+    with np.load(a) as x, np.load(b) as y:
+        assert x.files == y.files
+        for k in x.files:
+            assert np.array_equal(x[k], y[k]), k

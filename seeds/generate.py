@@ -1090,6 +1090,11 @@ def write_election(election: GeneratedElection, out: Path, with_ballot: bool = T
         from seeds.ballot import BY2020_DESIGN, write_template
 
         write_template(replace(BY2020_DESIGN, election=election.election_id), out / BALLOT_DIR)
+        from seeds.protocol import BY2020_PROTOCOL, write_protocol_template
+
+        write_protocol_template(
+            replace(BY2020_PROTOCOL, election=election.election_id), out / "protocol"
+        )
 
 
 def generate_election(
@@ -1164,6 +1169,8 @@ def write_subset(src: Path, dst: Path, n_precincts: int, seed: int = 0) -> None:
         _filter_csv(src / name, dst / name, keep)
     if (src / BALLOT_DIR).is_dir():
         shutil.copytree(src / BALLOT_DIR, dst / BALLOT_DIR, dirs_exist_ok=True)
+    if (src / "protocol").is_dir():
+        shutil.copytree(src / "protocol", dst / "protocol", dirs_exist_ok=True)
     n_falsified = len(read_csv_rows(dst / FALSIFIED_FILE)) if (dst / FALSIFIED_FILE).exists() else 0
     readme = [
         f"# Subset of `{source.election_id}`: {len(keep)} stations",

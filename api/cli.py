@@ -259,6 +259,35 @@ def ocr_ballot(
         )
 
 
+@ocr_app.command("protocol")
+def ocr_protocol(
+    template_dir: Path,
+    photos: list[Path],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per photo")] = False,
+) -> None:
+    """Read photos of a precinct's result protocol against its template
+    (protocol-template/1)."""
+    from ocr.protocol import read_protocol_files
+
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    # As for ballots: a template that cannot be loaded makes every photo unreadable
+    # with the reason; the command answers for each photo and exits 0.
+    for result in read_protocol_files(template_dir, photos):
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+            continue
+        fields = result["fields"]
+        assert isinstance(fields, dict)
+        given = sum(1 for f in fields.values() if f["value"] is not None)
+        failing = [str(c["check"]) for c in result["checks"] if c["holds"] is False]
+        typer.echo(
+            f"{result['photo']}: {result['verdict']} precinct {result['precinct'] or '-'} "
+            f"fields {given}/{len(fields)}"
+            + (f" checks failing {','.join(failing)}" if failing else "")
+            + (f" ({','.join(result['reasons'])})" if result["reasons"] else "")
+        )
+
+
 @app.command()
 def flags(election_id: str) -> None:
     """Recompute and store the election's flags (proof and statistical), writing no file."""

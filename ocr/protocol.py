@@ -1,0 +1,907 @@
+"""Reading a photo of a precinct's posted result protocol against its template.
+
+``read_protocol(template, photo_bytes)`` gives the spec's reading
+(protocol-template/1, "Reading a photo"): a verdict, the precinct number, every
+field's value with its confidence (a value only when confident), the template's
+checks on those values, and per field the cell's corners in the photo (``quad``)
+so that people can transcribe what the machine would not give.
+
+The steps, in order of cost:
+
+1. **Decode** (EXIF orientation applied), refuse a photo too dark to read.
+2. **Find the page.** ORB features of the reference's print, matched and fitted
+   with a RANSAC homography (and, failing that, a rotation-scale-translation fit
+   of the same matches), then *refined densely*: the photo is warped into the
+   reference frame and registered to it by ECC (enhanced correlation
+   coefficient) with the cells' insides masked out, so the handwriting, which the
+   reference does not have, cannot pull the fit; the correlation reached is the
+   evidence that the page is this form at all. Why not the ballot reader's
+   ``ocr.align`` path: on a filled-in protocol the photo's ORB budget goes to
+   the handwriting (48% of the keypoints on a ru-2018 page lie in its cells, 9%
+   on by-2020) and the repeated structure (a column of digit squares, rules a row
+   apart) gives matches that agree with each other but not with the page: 23% of
+   the ratio-tested matches are right on ru-2018 (43% on by-2020), the inlier
+   share sits around the ballot's 0.2 threshold, and some fits are degenerate
+   (the page "behind the camera"). ECC uses every printed pixel, not corners.
+3. **Header check.** Tesseract reads the printed title's keywords
+   (``header_keywords``: ПРОТОКОЛ / ПРАТАКОЛ ...) where the fit puts them, as the
+   ballot reader does: a ballot, another form or a blank page is
+   ``not_a_protocol``. Blur is only judged when the keywords are not read.
+4. **Each cell.** Its neighbourhood is warped at reference scale; the residual
+   shift is found from the printed rules (long runs of ink), first for all cells
+   together, then per cell near a plane through their shifts (a row of squares
+   alone can match one square off). The photo's rules are removed (inpainted
+   from the paper around them), paper is added around the cell, and
+   ``ocr.digits.read_number`` reads the number with a calibrated confidence and
+   its alternatives. A cell whose rules are not found abstains.
+5. **Joint reading** (:func:`joint_reading`, pure): among the fields'
+   alternatives, the combination that satisfies the form's checks is preferred
+   when it is nearly as likely as the best reading; a failing reading is never
+   made to pass by an unlikely alternative, and keeps its failing checks.
+6. **Verdict**: ``read`` when every field has a value, else ``partial``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytesseract
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from ocr.align import (
+    N_FEATURES,
+    RANSAC_PX,
+    Features,
+    detect,
+    flatten_lighting,
+    homography_problem,
+    inside,
+    match,
+    project,
+    reference_features,
+    resize_long_side,
+    warp_region,
+)
+from ocr.digits import NumberReading, read_number
+from ocr.header import (
+    MIN_RATIO,
+    TEXT_HEIGHT,
+    HeaderPlan,
+    check_keywords,
+    edge_sharpness,
+    estimate_blur,
+    keyword_crops,
+    plan_header,
+)
+from ocr.images import ImageRejected, decode_gray
+from ocr.protocol_template import (
+    ALL_OPTIONS,
+    ProtocolTemplate,
+    ProtocolTemplateError,
+    load_protocol_template,
+)
+from tally.proof import Check
+
+__all__ = [
+    "CONFIDENT",
+    "CheckReading",
+    "FieldReading",
+    "JointReading",
+    "ProtocolReading",
+    "Verdict",
+    "joint_reading",
+    "read_protocol",
+    "read_protocol_files",
+]
+
+
+class Verdict(StrEnum):
+    """The reader's verdict (protocol-template/1)."""
+
+    READ = "read"  # every field has a value
+    PARTIAL = "partial"  # some fields are null: people transcribe them
+    NOT_A_PROTOCOL = "not_a_protocol"  # not a protocol of this template
+    UNREADABLE = "unreadable"  # blurred, too dark, cut off, cannot align
+
+
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]
+
+
+class FieldReading(BaseModel):
+    value: int | None = Field(default=None, ge=0)  # given only when confident
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The cell's corners [x, y] (clockwise from top left) in the pixels of the photo
+    # as stored, made upright by its EXIF orientation; None when it was not located.
+    quad: Quad | None = None
+
+
+class CheckReading(BaseModel):
+    check: int = Field(ge=0)
+    holds: bool | None  # None: a figure it needs has no value
+
+
+class ProtocolReading(BaseModel):
+    photo: str = ""
+    verdict: Verdict
+    precinct: str | None = None
+    fields: dict[str, FieldReading] = Field(default_factory=dict)
+    checks: list[CheckReading] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+
+# -- thresholds (measured with bench/protocol_reader.py) ------------------------------
+
+WORK_SIDE = 2000  # long side the photo is worked at: digits need the pixels
+MAX_PIXELS = 40_000_000
+DARK_LEVEL = 45  # paper darker than this (of 255) cannot be read reliably
+BLURRY_EDGES = 0.24  # whole-photo edge steepness under which a failure is put to blur
+BLUR_MAX = 0.1 * TEXT_HEIGHT  # header blur (sigma, crop pixels) beyond which nobody reads
+BLUR_DOUBTFUL = 0.08 * TEXT_HEIGHT
+UNCLEAR_RATIO = 0.65  # a keyword read this well (under MIN_RATIO) is damaged, not absent
+
+FIRST_SIDE = 1000  # ORB's first search, as the ballot reader's
+SECOND_SIDE = 1600  # and its second, for a page filling little of the frame
+SECOND_FEATURES = 5000
+OUTLINE_SIDE = 800  # the page's outline is looked for at this size
+MIN_FIRST_INLIERS = 12  # fewer consistent matches than this: no page to refine
+ECC_SCALE = 0.25  # the dense refinement's sampling of the reference
+ECC_SIGMA = 2.0
+ECC_ITERATIONS = 60
+# ECC correlation of the refined page with the reference (cells masked): clear
+# photos of the form score 0.79-0.97; 30 photos that are not (a ballot, a text
+# page, a blank page, another design's protocol) at most 0.45 once refined.
+MIN_CORRELATION = 0.6
+# Residual shift (reference pixels) the page fit may leave, searched for all cells
+# together (ECC at quarter scale leaves up to ~15 on the ru-2018 form, whose print
+# is sparse), then per cell around it.
+WIDE_SEARCH = 28
+MID_SEARCH = 12  # each cell's own best shift this near the common one
+LOCAL_SEARCH = 3  # and the final search around the plane through those
+PRECINCT = "@precinct"  # the precinct box among the cells (not a field id)
+# Correlation of a cell's printed rules with the reference's: a cell whose rules are
+# not where they should be (a fold, a bad fit) is not read. Located cells of the
+# tuning photos match at 0.68 or more (clear photos: 0.73); a row of squares found
+# one square off (the fault the common shift now prevents) matched at 0.50.
+MIN_CELL_MATCH = 0.55
+INK_LEVEL = 170  # reference pixels darker than this are print (rules, labels)
+
+# A value is given when its probability of being right is at least this. Measured
+# on the tuning photos (bench/protocol_reader.py's TUNING_SEED, 60 clear and 20 hard
+# photos per design, 3,520 fields): no value given at or above 0.98 was wrong; at
+# 0.97 two were (0.971, 0.973: a 1 touching the next digit lost), at 0.95 four.
+CONFIDENT = 0.98
+MAX_DIGITS = 6
+EDGE_PAD = 0.15  # paper added around a cleaned cell, a share of its size
+PAPER = 235  # the level a cell's paper is brought to
+DASH_ZERO = 0.9  # a lone dash in a number's cell is zero, as commissions write it
+
+# Joint reading: a protocol whose checks hold is, a priori, this much likelier than
+# one whose arithmetic fails (most posted protocols add up). An alternative reading
+# that satisfies the checks must have a joint probability at least (1 - PRIOR) /
+# PRIOR of the best reading's to be preferred over it.
+CHECKS_PRIOR = 0.9
+ALT_MIN = 0.02  # alternatives less likely than this are never considered
+MAX_CHANGED = 2  # at most this many fields read as an alternative
+# An equality of the form (ballots cast = invalid + the options' votes) that holds
+# on the values read multiplies each of its fields' odds of being right by this.
+# Measured on the tuning photos: of 920 fields in an equality that held, none was
+# misread, where their own confidences expected 38.9; with at most 3.0 errors (95%
+# upper bound for none seen), the odds of being right grow at least 13 times.
+EQUALITY_ODDS = 12.0
+
+
+# -- joint reading (pure) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JointReading:
+    """The chosen value per field (None: no reading at all), its probability given
+    the cell and the form's arithmetic, and whether the choice differs from each
+    field's own best reading."""
+
+    values: dict[str, int | None]
+    confidence: dict[str, float]
+    changed: list[str]
+    holds: bool | None  # all checks hold (None: a check could not be evaluated)
+
+
+def _expand(check: Check, option_ids: Sequence[str]) -> tuple[list[str], str, list[str]]:
+    def names(side: Sequence[str]) -> list[str]:
+        return [n for f in side for n in (option_ids if f == ALL_OPTIONS else (f,))]
+
+    return names(check.left), check.op, names(check.right)
+
+
+def _holds(
+    expanded: Sequence[tuple[list[str], str, list[str]]], values: Mapping[str, int | None]
+) -> list[bool | None]:
+    out: list[bool | None] = []
+    for left, op, right in expanded:
+        lv = [values.get(n) for n in left]
+        rv = [values.get(n) for n in right]
+        if any(v is None for v in lv) or any(v is None for v in rv):
+            out.append(None)
+            continue
+        a = sum(v for v in lv if v is not None)
+        b = sum(v for v in rv if v is not None)
+        out.append(a == b if op == "==" else a <= b if op == "<=" else a >= b)
+    return out
+
+
+def joint_reading(
+    alternatives: Mapping[str, Sequence[tuple[int, float]]],
+    checks: Sequence[Check],
+    option_ids: Sequence[str],
+    prior: float = CHECKS_PRIOR,
+    max_changed: int = MAX_CHANGED,
+    equality_odds: float = EQUALITY_ODDS,
+) -> JointReading:
+    """Choose the fields' values jointly. Pure.
+
+    ``alternatives`` are each field's readings with their probabilities (best
+    first; empty when the cell gave none). The best reading of every field is
+    taken, unless its checks fail and changing at most ``max_changed`` fields to
+    their alternatives makes every check hold with a joint probability at least
+    (1 - prior) / prior of the best reading's (the prior: a posted protocol adds
+    up); of those, the likeliest. A reading no plausible alternative repairs
+    keeps its values and its failing checks: arithmetic is reported, never
+    forced. Each field's confidence is then the posterior probability of its
+    value among the readings considered (the best one, weighed as failing or
+    holding, and the repairs).
+    """
+    expanded = [_expand(c, option_ids) for c in checks]
+    best: dict[str, int | None] = {
+        f: (alts[0][0] if alts else None) for f, alts in alternatives.items()
+    }
+    own = {f: (alts[0][1] if alts else 0.0) for f, alts in alternatives.items()}
+    results = _holds(expanded, best)
+    if False not in results:
+        corroborated = _corroborated(own, expanded, best, equality_odds)
+        return JointReading(best, corroborated, [], None if None in results else True)
+    # Candidate changes: a field's other readings, with the ratio of their
+    # probability to its best reading's.
+    changes: list[tuple[str, int, float]] = []
+    for f, alts in alternatives.items():
+        if not alts or alts[0][1] <= 0:
+            continue
+        for value, p in alts[1:]:
+            if p >= ALT_MIN:
+                changes.append((f, value, p / alts[0][1]))
+    need = (1 - prior) / prior
+    repairs: list[tuple[float, dict[str, int | None], list[str]]] = []
+    for k in range(1, max_changed + 1):
+        for combo in itertools.combinations(changes, k):
+            fields = [c[0] for c in combo]
+            if len(set(fields)) < k:
+                continue
+            ratio = math.prod(c[2] for c in combo)
+            if ratio < need:
+                continue
+            values = {**best, **{c[0]: c[1] for c in combo}}
+            if False not in _holds(expanded, values):
+                repairs.append((ratio, values, fields))
+    if not repairs:
+        return JointReading(best, dict(own), [], False)
+    # Posterior weights: the best reading (failing: 1 - prior) against each repair
+    # (holding: prior), relative to the best reading's probability.
+    readings = [best, *(v for _, v, _ in repairs)]
+    weights = [1 - prior, *(prior * r for r, _, _ in repairs)]
+    total = sum(weights)
+    _, chosen, changed = max(repairs, key=lambda t: t[0])
+    confidence: dict[str, float] = {}
+    for f, alts in alternatives.items():
+        # The chosen value's share of the readings considered, times the cell's
+        # probability that one of the values considered is right at all.
+        share = sum(w for w, r in zip(weights, readings, strict=True) if r[f] == chosen[f])
+        seen = {r[f] for r in readings}
+        mass = min(1.0, sum(p for v, p in alts if v in seen))
+        confidence[f] = share / total * mass
+    final = _holds(expanded, chosen)
+    # No corroboration here: the checks chose the repair, they cannot also vouch for it.
+    return JointReading(dict(chosen), confidence, changed, None if None in final else True)
+
+
+def _corroborated(
+    confidence: Mapping[str, float],
+    expanded: Sequence[tuple[list[str], str, list[str]]],
+    values: Mapping[str, int | None],
+    odds: float,
+) -> dict[str, float]:
+    """Confidences raised for the fields of an equality that holds. Pure.
+
+    A misread field leaves an equality holding only if another field of it is
+    misread by exactly the compensating amount, or if the protocol's own
+    arithmetic was wrong by exactly the misreading: the odds of the field being
+    right are multiplied by ``odds`` (measured, see EQUALITY_ODDS)."""
+    out = dict(confidence)
+    held: set[str] = set()
+    for (left, op, right), ok in zip(expanded, _holds(expanded, values), strict=True):
+        if op == "==" and ok is True:
+            held.update(left)
+            held.update(right)
+    for f in held:
+        p = min(max(out.get(f, 0.0), 0.0), 1.0)
+        if 0.0 < p < 1.0:
+            out[f] = p * odds / (p * odds + (1 - p))
+    return out
+
+
+# -- the template, prepared once ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    features: Features
+    mask: np.ndarray  # uint8, reference size: 255 where ECC may look
+    ecc_reference: np.ndarray  # float32, the blurred reference at ECC_SCALE
+    ecc_mask: np.ndarray
+    header: HeaderPlan
+
+
+_plans: dict[str, _Plan] = {}
+_plans_lock = threading.Lock()
+
+
+def _plan(template: ProtocolTemplate) -> _Plan:
+    ref = template.reference
+    key = hashlib.sha256(ref.tobytes()).hexdigest() + repr(template.document.model_dump())
+    with _plans_lock:
+        if (plan := _plans.get(key)) is not None:
+            return plan
+    doc = template.document
+    mask = np.full(ref.shape, 255, np.uint8)
+    # The cells' insides, where the handwriting is; their printed borders stay (on a
+    # form without table rules they are most of the structure there is).
+    for x, y, w, h in [*template.boxes.values(), doc.precinct_box]:
+        inset = max(2, min(w, h) // 10)
+        mask[y + inset : y + h - inset, x + inset : x + w - inset] = 0
+    h, w = ref.shape
+    size = (max(1, round(w * ECC_SCALE)), max(1, round(h * ECC_SCALE)))
+    small = cv2.resize(ref, size, interpolation=cv2.INTER_AREA)
+    ecc_reference = cv2.GaussianBlur(small.astype(np.float32), (0, 0), ECC_SIGMA)
+    ecc_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    first_top = min([doc.precinct_box[1], *(b[1] for b in template.boxes.values())])
+    header = plan_header(ref, first_top, list(doc.header_keywords), doc.ocr_languages)
+    plan = _Plan(reference_features(ref), mask, ecc_reference, ecc_mask, header)
+    with _plans_lock:
+        _plans[key] = plan
+        while len(_plans) > 8:
+            _plans.pop(next(iter(_plans)))
+    return plan
+
+
+# -- finding the page ----------------------------------------------------------------
+
+
+def _ecc_refine(
+    plan: _Plan, photo: np.ndarray, homography: np.ndarray, ref_size: tuple[int, int]
+) -> tuple[np.ndarray, float] | None:
+    """Dense refinement of a first fit: (homography, correlation) or None."""
+    w, h = ref_size
+    out = (plan.ecc_reference.shape[1], plan.ecc_reference.shape[0])
+    upright = warp_region(photo, homography, (0, 0, w, h), ECC_SCALE, size=out)
+    image = cv2.GaussianBlur(upright.astype(np.float32), (0, 0), ECC_SIGMA)
+    start = np.eye(3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, 1e-5)
+    try:
+        rho, warp = cv2.findTransformECC(
+            plan.ecc_reference, image, start, cv2.MOTION_HOMOGRAPHY, criteria, plan.ecc_mask, 5
+        )
+    except cv2.error:
+        return None
+    # upright pixel u = S p for reference point p; ECC maps reference-sample pixels
+    # to upright pixels: photo = H S^-1 C S p.
+    scale = np.diag([ECC_SCALE, ECC_SCALE, 1.0])
+    combined = homography @ np.linalg.inv(scale) @ warp.astype(np.float64) @ scale
+    if abs(combined[2, 2]) < 1e-12:
+        return None
+    return combined / combined[2, 2], float(rho)
+
+
+def _first_fits(
+    plan: _Plan, flat: np.ndarray, long_side: int, count: int
+) -> Iterator[tuple[np.ndarray, int]]:
+    """First fits of the page from ORB matches at one matching size: the RANSAC
+    homography, then a rotation-scale-translation fit of the same matches.
+
+    The second exists for forms of repeated structure (a column of digit squares,
+    row after row): matches a row apart can agree on a degenerate homography (the
+    page "behind the camera"), while four degrees of freedom leave them no room;
+    ECC then adds the perspective."""
+    _, scale = resize_long_side(flat, long_side)
+    found = detect(flat, long_side, count=count)
+    src, dst = match(plan.features, found)
+    if len(src) < MIN_FIRST_INLIERS:
+        return
+    cv2.setRNGSeed(12345)  # the same photo must always read the same
+    homography, mask = cv2.findHomography(
+        src, dst, cv2.USAC_MAGSAC, RANSAC_PX / scale, maxIters=3000, confidence=0.999
+    )
+    if homography is not None and mask is not None and int(mask.sum()) >= MIN_FIRST_INLIERS:
+        yield np.asarray(homography, np.float64), int(mask.sum())
+    cv2.setRNGSeed(12345)
+    affine, mask = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX / scale, maxIters=3000
+    )
+    if affine is not None and mask is not None and int(mask.sum()) >= MIN_FIRST_INLIERS:
+        yield np.vstack([np.asarray(affine, np.float64), [0.0, 0.0, 1.0]]), int(mask.sum())
+
+
+def _outline_fits(flat: np.ndarray, ref_size: tuple[int, int]) -> Iterator[tuple[np.ndarray, int]]:
+    """First fits from the page's outline (a bright quadrilateral on a darker
+    table), each of its four turns: when the print gives no consistent matches."""
+    small, scale = resize_long_side(flat, OUTLINE_SIDE)
+    blurred = cv2.GaussianBlur(small, (0, 0), 2)
+    _, bright = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return
+    page = max(contours, key=cv2.contourArea)
+    if cv2.contourArea(page) < 0.15 * small.shape[0] * small.shape[1]:
+        return
+    quad = cv2.approxPolyDP(page, 0.02 * cv2.arcLength(page, True), True).reshape(-1, 2)
+    if len(quad) != 4:
+        return
+    corners = quad.astype(np.float64) / scale
+    # clockwise in image coordinates (y down), starting anywhere: each turn is tried
+    centre = corners.mean(axis=0)
+    order = np.argsort(np.arctan2(corners[:, 1] - centre[1], corners[:, 0] - centre[0]))
+    corners = corners[order]
+    w, h = ref_size
+    ref = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    for turn in range(4):
+        rolled = np.roll(corners, -turn, axis=0)
+        homography = cv2.getPerspectiveTransform(ref.astype(np.float32), rolled.astype(np.float32))
+        yield np.asarray(homography, np.float64), 0
+
+
+def _locate(
+    plan: _Plan, template: ProtocolTemplate, photo: np.ndarray
+) -> tuple[np.ndarray | None, float, int, str | None]:
+    """(homography, ECC correlation, inliers, problem) of the page in the photo:
+    first fits at two matching sizes, each refined by ECC, until one correlates."""
+    flat = flatten_lighting(photo)
+    size = (photo.shape[1], photo.shape[0])
+    best: tuple[np.ndarray | None, float, int, str | None] = (None, 0.0, 0, "too_few_matches")
+    tried = 0
+    fits = itertools.chain(
+        _first_fits(plan, flat, FIRST_SIDE, N_FEATURES),
+        _first_fits(plan, flat, SECOND_SIDE, SECOND_FEATURES),
+        _outline_fits(flat, template.size),
+    )
+    for first, inliers in fits:
+        tried += 1
+        if homography_problem(first, template.size, size) is not None:
+            continue
+        refined = _ecc_refine(plan, flat, first, template.size)
+        if refined is None:
+            continue
+        homography, rho = refined
+        if homography_problem(homography, template.size, size) is not None:
+            continue
+        if rho > best[1]:
+            best = (homography, rho, inliers, None)
+        if rho >= MIN_CORRELATION:
+            return best
+    if best[0] is None:
+        return None, 0.0, 0, "no_plausible_fit" if tried else "too_few_matches"
+    return best[0], best[1], best[2], "low_correlation"
+
+
+# -- one cell ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cell:
+    reading: NumberReading | None  # None: not read (cut off, rules not found)
+    quad: Quad | None
+    match: float
+    reason: str | None = None
+
+
+def _rules(gray: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The printed rules of a cell's neighbourhood: long horizontal and vertical
+    runs of ink (handwritten strokes are shorter), blurred for matching. Pure."""
+    ink = cv2.adaptiveThreshold(
+        gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 25, 12
+    )
+    horizontal = cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(9, w // 3), 1))
+    )
+    vertical = cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(9, int(h * 0.85))))
+    )
+    rules = np.maximum(horizontal, vertical).astype(np.float32) / 255.0
+    return np.asarray(cv2.GaussianBlur(rules, (0, 0), 1.5), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Patch:
+    box: tuple[int, int, int, int]
+    origin: tuple[int, int]  # reference pixel of the patch's top left
+    patch: np.ndarray  # the photo warped into the reference frame around the box
+    reference: np.ndarray  # the reference over the same rectangle
+    rules: np.ndarray  # the photo's printed rules (see _rules)
+    score: np.ndarray  # match of the reference's rules at each shift, (2R+1) square
+
+
+def _reference_crop(ref: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The reference over a rectangle that may reach past its edges (paper there)."""
+    rh, rw = ref.shape
+    crop = ref[max(0, y0) : min(rh, y1), max(0, x0) : min(rw, x1)]
+    return np.pad(
+        crop,
+        ((max(0, -y0), max(0, y1 - rh)), (max(0, -x0), max(0, x1 - rw))),
+        constant_values=255,
+    )
+
+
+def _patch(
+    template: ProtocolTemplate,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    box: tuple[int, int, int, int],
+) -> _Patch | None:
+    """A cell's neighbourhood and how well the printed rules match at each residual
+    shift; None when it is not wholly in the photo."""
+    x, y, w, h = box
+    r = WIDE_SEARCH
+    m = r + max(4, h // 6)
+    x0, y0, x1, y1 = x - m, y - m, x + w + m, y + h + m
+    if not inside(homography, (x0, y0, x1, y1), photo.shape[:2]):
+        return None
+    patch = warp_region(photo, homography, (x0, y0, x1, y1))
+    reference = _reference_crop(template.reference, x0, y0, x1, y1)
+    rules = _rules(patch, w, h)
+    core = _rules(reference, w, h)[r:-r, r:-r]
+    score = cv2.matchTemplate(rules, core, cv2.TM_CCOEFF_NORMED)
+    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score))
+
+
+def _cells(
+    template: ProtocolTemplate,
+    photo: np.ndarray,
+    homography: np.ndarray,
+    boxes: Mapping[str, tuple[int, int, int, int]],
+    to_stored: tuple[float, float],
+) -> dict[str, _Cell]:
+    """Locate, clean and read the cells: the residual shift the page fit left is
+    found first for all cells together (their rules' match maps summed: one row
+    of squares alone can match a square off, the whole table cannot), then
+    refined cell by cell within LOCAL_SEARCH of it."""
+    patches = {name: _patch(template, photo, homography, box) for name, box in boxes.items()}
+    r = WIDE_SEARCH
+    maps = [p.score for n, p in patches.items() if p is not None and n != PRECINCT]
+    gx, gy = r, r
+    if maps:
+        _, _, _, (gx, gy) = cv2.minMaxLoc(np.sum(maps, axis=0))
+    # Each cell's best shift near the common one, then a plane through them (the
+    # residual grows across the page with a small rotation or scale left over).
+    points: list[tuple[float, float, float, float, float]] = []
+    for name, found in patches.items():
+        if found is None or name == PRECINCT:
+            continue
+        (dx, dy), score = _best_shift(found.score, gx, gy, MID_SEARCH)
+        x, y, w, h = found.box
+        points.append((x + w / 2, y + h / 2, dx, dy, score))
+    plane = _shift_plane(points)
+    out: dict[str, _Cell] = {}
+    for name, found in patches.items():
+        if found is None:
+            out[name] = _Cell(None, None, 0.0, "cut_off")
+            continue
+        x, y, w, h = found.box
+        if name == PRECINCT or plane is None:
+            # Away from the table (or no table to speak of): its own best shift.
+            cx, cy = (gx, gy) if name != PRECINCT else (r, r)
+            (dx, dy), match = _best_shift(found.score, cx, cy, r)
+        else:
+            at = np.array([1.0, x + w / 2, y + h / 2])
+            px, py = round(float(plane[0] @ at)), round(float(plane[1] @ at))
+            (dx, dy), match = _best_shift(found.score, px, py, LOCAL_SEARCH)
+        out[name] = _read_cell(found, homography, dx - r, dy - r, match, to_stored)
+    return out
+
+
+def _best_shift(score: np.ndarray, cx: int, cy: int, radius: int) -> tuple[tuple[int, int], float]:
+    """The best match of a score map within ``radius`` of (cx, cy), in map pixels."""
+    n = score.shape[0]
+    cx, cy = min(max(cx, 0), n - 1), min(max(cy, 0), n - 1)
+    x0, y0 = max(0, cx - radius), max(0, cy - radius)
+    window = score[y0 : cy + radius + 1, x0 : cx + radius + 1]
+    _, match, _, (wx, wy) = cv2.minMaxLoc(window)
+    return (x0 + wx, y0 + wy), float(match)
+
+
+def _shift_plane(
+    points: Sequence[tuple[float, float, float, float, float]],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Shift (dx, dy) as planes a + b x + c y through the cells' shifts, weighted
+    by their match, one outlier pass (a cell under a stamp); None with too few
+    cells. Pure."""
+    good = [p for p in points if p[4] >= MIN_CELL_MATCH]
+    if len(good) < 4:
+        return None
+    arr = np.array(good, dtype=np.float64)
+    keep = np.ones(len(arr), dtype=bool)
+    coef = (np.zeros(3), np.zeros(3))
+    for _ in range(2):
+        a = np.c_[np.ones(int(keep.sum())), arr[keep, 0], arr[keep, 1]]
+        wts = np.sqrt(arr[keep, 4])[:, None]
+        cx = np.linalg.lstsq(a * wts, arr[keep, 2] * wts[:, 0], rcond=None)[0]
+        cy = np.linalg.lstsq(a * wts, arr[keep, 3] * wts[:, 0], rcond=None)[0]
+        coef = (cx, cy)
+        full = np.c_[np.ones(len(arr)), arr[:, 0], arr[:, 1]]
+        err = np.hypot(full @ cx - arr[:, 2], full @ cy - arr[:, 3])
+        keep = err <= 4.0
+        if keep.sum() < 4:
+            break
+    return coef
+
+
+def _read_cell(
+    found: _Patch,
+    homography: np.ndarray,
+    dx: int,
+    dy: int,
+    match: float,
+    to_stored: tuple[float, float],
+) -> _Cell:
+    """Clean and read one located cell (its rules at shift dx, dy)."""
+    x, y, w, h = found.box
+    x0, y0 = found.origin
+    sx, sy = to_stored
+    corners = project(
+        homography, np.array([[x + dx, y + dy], [x + w + dx, y + dy], [x + w + dx, y + h + dy],
+                              [x + dx, y + h + dy]], dtype=np.float64)
+    )  # fmt: skip
+    quad = tuple((round(float(px) * sx, 1), round(float(py) * sy, 1)) for px, py in corners)
+    quad4: Quad = (quad[0], quad[1], quad[2], quad[3])
+    if match < MIN_CELL_MATCH:
+        return _Cell(None, quad4, float(match), "cell_not_found")
+    # The printed rules as the photo shows them (long runs of ink: a handwritten
+    # stroke is shorter), where the reference has rules nearby: removed. The photo's
+    # own lines, not the reference's, because a few per cent of residual scale
+    # puts the far rules of a row of squares pixels away from the reference's.
+    patch, reference = found.patch, found.reference
+    ph, pw = patch.shape
+    src = (reference < INK_LEVEL).astype(np.uint8) * 255
+    shifted = np.zeros_like(src)
+    ys0, ys1 = max(0, dy), min(ph, ph + dy)
+    xs0, xs1 = max(0, dx), min(pw, pw + dx)
+    shifted[ys0:ys1, xs0:xs1] = src[ys0 - dy : ys1 - dy, xs0 - dx : xs1 - dx]
+    near = cv2.dilate(shifted, np.ones((15, 15), np.uint8))
+    lines = cv2.dilate((found.rules > 0.25).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+    printed = cv2.bitwise_and(lines, near)
+    clean = cv2.inpaint(patch, printed, 3, cv2.INPAINT_TELEA)
+    pad = 3
+    cx0, cy0 = max(0, x - x0 + dx - pad), max(0, y - y0 + dy - pad)
+    cell = clean[cy0 : y - y0 + dy + h + pad, cx0 : x - x0 + dx + w + pad]
+    if cell.size == 0:
+        return _Cell(None, quad4, float(match), "cut_off")
+    # The rules are gone: a margin of paper keeps strokes written close to the
+    # cell's edge (a 1 against the left rule) out of the digit reader's own
+    # search for borders along the edges.
+    # The cell is first divided by its paper (a shadow across it would otherwise
+    # meet the added margin in a step the reader takes for a stroke).
+    ch, cw = cell.shape
+    k = max(3, (ch // 2) | 1)
+    paper = cv2.morphologyEx(cell, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    paper = cv2.GaussianBlur(paper, (0, 0), k / 3)
+    flat = cell.astype(np.float32) * (PAPER / np.maximum(paper.astype(np.float32), 1.0))
+    cell = np.clip(flat, 0, 255).astype(np.uint8)
+    px, py = max(8, round(cw * EDGE_PAD)), max(4, round(ch * EDGE_PAD))
+    cell = cv2.copyMakeBorder(cell, py, py, px, px, cv2.BORDER_CONSTANT, value=PAPER)
+    return _Cell(read_number(cell, MAX_DIGITS), quad4, float(match))
+
+
+def _alternatives(reading: NumberReading | None) -> list[tuple[int, float]]:
+    """A cell's readings for the joint step; a lone dash is the form's zero."""
+    if reading is None:
+        return []
+    if reading.dash:
+        return [(0, DASH_ZERO)]
+    return list(reading.alternatives)
+
+
+# -- the reading --------------------------------------------------------------------
+
+
+def _reading(verdict: Verdict, reasons: list[str]) -> ProtocolReading:
+    return ProtocolReading(verdict=verdict, reasons=reasons)
+
+
+Timings = dict[str, float]
+
+
+def _lap(timings: Timings | None, stage: str, start: float) -> float:
+    now = time.perf_counter()
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + now - start
+    return now
+
+
+def _stored_size(image_bytes: bytes, orientation: int | None) -> tuple[int, int] | None:
+    """The photo's upright size in pixels, from its header only."""
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as img:
+            width, height = img.size
+            if orientation is None:
+                orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # decode_gray already accepted the bytes
+        return None
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return width, height
+
+
+def _header(
+    plan: _Plan, template: ProtocolTemplate, photo: np.ndarray, homography: np.ndarray
+) -> ProtocolReading | None:
+    """None when the title's keywords are read; else the rejecting reading."""
+    doc = template.document
+    found = check_keywords(
+        plan.header, photo, homography, list(doc.header_keywords), doc.ocr_languages
+    )
+    weakest = min(found.values())
+    if weakest >= MIN_RATIO:
+        # Read: however soft the print looks, the cells decide what can be read.
+        return None
+    crops = keyword_crops(plan.header, photo, homography)
+    blur, _ = estimate_blur(crops, plan.header.reference_blurs)
+    if blur > BLUR_MAX:
+        return _reading(Verdict.UNREADABLE, ["blurred"])
+    if blur >= BLUR_DOUBTFUL:
+        return _reading(Verdict.UNREADABLE, ["blurred", "header_keywords_missing"])
+    if weakest >= UNCLEAR_RATIO and max(found.values()) >= MIN_RATIO:
+        return _reading(Verdict.UNREADABLE, ["header_keywords_unclear"])
+    return _reading(Verdict.NOT_A_PROTOCOL, ["header_keywords_missing"])
+
+
+def _read_gray(
+    template: ProtocolTemplate,
+    photo: np.ndarray,
+    to_stored: tuple[float, float],
+    timings: Timings | None,
+) -> ProtocolReading:
+    start = time.perf_counter()
+    if float(np.percentile(photo, 95)) < DARK_LEVEL:
+        return _reading(Verdict.UNREADABLE, ["too_dark"])
+    plan = _plan(template)
+    homography, _rho, _inliers, problem = _locate(plan, template, photo)
+    start = _lap(timings, "align", start)
+    if homography is None or problem is not None:
+        small, _ = resize_long_side(photo, 800)
+        if edge_sharpness(small) < BLURRY_EDGES:
+            return _reading(Verdict.UNREADABLE, ["blurred", "alignment_failed"])
+        return _reading(Verdict.NOT_A_PROTOCOL, ["alignment_failed", problem or "no_fit"])
+    rejected = _header(plan, template, photo, homography)
+    start = _lap(timings, "header_ocr", start)
+    if rejected is not None:
+        return rejected
+
+    boxes = {f.id: f.box for f in template.document.fields}
+    found = _cells(
+        template, photo, homography, {**boxes, PRECINCT: template.document.precinct_box},
+        to_stored,
+    )  # fmt: skip
+    precinct_cell = found.pop(PRECINCT)
+    cells = found
+    start = _lap(timings, "cells", start)
+    reasons: list[str] = []
+    if all(c.reason == "cut_off" for c in cells.values()):
+        return _reading(Verdict.UNREADABLE, ["cut_off"])
+    alternatives = {
+        f: (list(c.reading.alternatives) if c.reading is not None else []) for f, c in cells.items()
+    }
+    joint = joint_reading(alternatives, template.checks, template.option_ids)
+    fields: dict[str, FieldReading] = {}
+    for f, c in cells.items():
+        value = joint.values.get(f)
+        confidence = float(np.clip(joint.confidence.get(f, 0.0), 0.0, 1.0))
+        if value is not None and confidence >= CONFIDENT:
+            fields[f] = FieldReading(value=value, confidence=round(confidence, 3), quad=c.quad)
+        else:  # no value, and no hint of the machine's guess (spec: confidence 0.0)
+            fields[f] = FieldReading(value=None, confidence=0.0, quad=c.quad)
+        if c.reason is not None and c.reason not in reasons:
+            reasons.append(c.reason)
+    values = {f: r.value for f, r in fields.items()}
+    holds = template.check_results(values)
+    checks = [CheckReading(check=i, holds=h) for i, h in enumerate(holds)]
+    if joint.changed:
+        reasons.append("read_with_checks")
+    if any(h is False for h in holds):
+        reasons.append("checks_fail")
+    precinct: str | None = None
+    pr = precinct_cell.reading
+    if pr is not None and pr.value is not None and pr.confidence >= CONFIDENT:
+        precinct = str(pr.value)
+    else:
+        reasons.append("precinct_unread")
+    _lap(timings, "joint", start)
+    verdict = Verdict.READ if all(v is not None for v in values.values()) else Verdict.PARTIAL
+    return ProtocolReading(
+        verdict=verdict, precinct=precinct, fields=fields, checks=checks, reasons=reasons
+    )
+
+
+def read_protocol(
+    template: ProtocolTemplate,
+    image_bytes: bytes,
+    *,
+    orientation: int | None = None,
+    timings: Timings | None = None,
+) -> ProtocolReading:
+    """Read one protocol photo. Never raises for a bad image: it is `unreadable`
+    with a reason. ``orientation``: the EXIF orientation stripped from the stored
+    photo (``ocr.images.decode_gray``); the quads are in the upright stored photo's
+    pixels. With ``timings``, seconds per stage are added to it."""
+    start = time.perf_counter()
+    try:
+        gray = decode_gray(
+            image_bytes, max_pixels=MAX_PIXELS, max_side=WORK_SIDE, orientation=orientation
+        )
+    except ImageRejected as exc:
+        return _reading(Verdict.UNREADABLE, [exc.reason])
+    except MemoryError:
+        return _reading(Verdict.UNREADABLE, ["too_many_pixels"])
+    if min(gray.shape) < 32:
+        return _reading(Verdict.UNREADABLE, ["too_small"])
+    photo, _ = resize_long_side(gray, WORK_SIDE)
+    stored = _stored_size(image_bytes, orientation)
+    if stored is None:
+        stored = (photo.shape[1], photo.shape[0])
+    to_stored = (stored[0] / photo.shape[1], stored[1] / photo.shape[0])
+    _lap(timings, "decode", start)
+    try:
+        return _read_gray(template, photo, to_stored, timings)
+    except (pytesseract.TesseractError, RuntimeError, OSError):
+        return _reading(Verdict.UNREADABLE, ["ocr_failed"])
+    except cv2.error:
+        return _reading(Verdict.UNREADABLE, ["opencv_failed"])
+
+
+def read_protocol_files(template_dir: Path, photos: Sequence[Path]) -> Iterator[dict[str, Any]]:
+    """One spec-shaped dict per photo, in the order given; never raises for a photo.
+
+    A template that cannot be loaded makes every photo `unreadable`
+    ("template_not_found" / "template_invalid") rather than stopping the batch.
+    """
+    template: ProtocolTemplate | None = None
+    template_reason = ""
+    try:
+        template = load_protocol_template(template_dir)
+    except ProtocolTemplateError:
+        template_reason = (
+            "template_not_found"
+            if not (Path(template_dir) / "template.json").is_file()
+            else "template_invalid"
+        )
+    for photo in photos:
+        if template is None:
+            reading = _reading(Verdict.UNREADABLE, [template_reason])
+        else:
+            try:
+                data = Path(photo).read_bytes()
+            except FileNotFoundError:
+                reading = _reading(Verdict.UNREADABLE, ["file_not_found"])
+            except OSError:
+                reading = _reading(Verdict.UNREADABLE, ["file_unreadable"])
+            else:
+                reading = read_protocol(template, data)
+        reading.photo = str(photo)
+        yield reading.model_dump(mode="json")

@@ -1,0 +1,251 @@
+"""The protocol reader: real generated photos of the seeded forms, real Tesseract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ocr.protocol import (
+    CONFIDENT,
+    ProtocolReading,
+    Verdict,
+    joint_reading,
+    read_protocol,
+)
+from ocr.protocol_template import ProtocolTemplate, load_protocol_template
+from seeds.handwriting import NAMED_WRITERS
+from seeds.photos import PhotoConditions
+from seeds.protocol import write_election_folder
+from seeds.protocol_photos import (
+    ProtocolLabels,
+    consistent_figures,
+    not_a_protocol_photo,
+    protocol_photo,
+)
+from tally.proof import Check
+
+CLEAR = PhotoConditions(
+    rotation_deg=4.0,
+    perspective=0.02,
+    blur_sigma=0.4,
+    light_gradient=0.1,
+    shadow=False,
+    jpeg_quality=90,
+    long_side=2000,
+    ballot_fraction=0.88,
+)
+
+
+@pytest.fixture(scope="module")
+def by_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_election_folder("by-2020", tmp_path_factory.mktemp("protocol") / "by-2020")
+
+
+@pytest.fixture(scope="module")
+def by_protocol(by_folder: Path) -> ProtocolTemplate:
+    return load_protocol_template(by_folder)
+
+
+def _photo(
+    template: ProtocolTemplate, seed: int, corrections: float = 0.0
+) -> tuple[bytes, ProtocolLabels]:
+    rng = np.random.default_rng(seed)
+    figures = consistent_figures("by-2020", rng)
+    return protocol_photo(
+        "by-2020",
+        figures,
+        "523",
+        rng,
+        CLEAR,
+        writer=NAMED_WRITERS[1],
+        corrections=corrections,
+        stamp_over_fields=0.0,
+        signature_over_fields=0.0,
+        dash_for_zero=0.0,
+    )
+
+
+def _given(reading: ProtocolReading) -> dict[str, int]:
+    return {f: r.value for f, r in reading.fields.items() if r.value is not None}
+
+
+def test_a_clear_protocol_photo_is_read_with_the_right_figures(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    photo, labels = _photo(by_protocol, seed=3)
+    reading = read_protocol(by_protocol, photo)
+    assert reading.verdict in (Verdict.READ, Verdict.PARTIAL), reading.reasons
+    given = _given(reading)
+    assert given == {f: labels.figures[f] for f in given}, "a value given is never wrong"
+    assert len(given) >= 0.7 * len(labels.figures)
+    assert reading.precinct in (None, "523")
+    assert all(r.confidence >= CONFIDENT for r in reading.fields.values() if r.value is not None)
+    # Checks are reported on the values given, in the template's order.
+    assert [c.check for c in reading.checks] == list(range(len(by_protocol.checks)))
+    assert all(c.holds is not False for c in reading.checks)
+
+
+def test_each_field_carries_the_cells_corners_in_the_photo(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    photo, _ = _photo(by_protocol, seed=3)
+    reading = read_protocol(by_protocol, photo)
+    width, height = 2000, 2000
+    for field in reading.fields.values():
+        assert field.quad is not None
+        xs = [p[0] for p in field.quad]
+        ys = [p[1] for p in field.quad]
+        assert 0 <= min(xs) < max(xs) <= width and 0 <= min(ys) < max(ys) <= height
+        # clockwise from the top left: top edge first, left to right
+        assert field.quad[0][0] < field.quad[1][0] and field.quad[1][1] < field.quad[2][1]
+
+
+@pytest.mark.parametrize("kind", ["ballot", "other_design", "blank_page", "text"])
+def test_a_photo_that_is_not_a_protocol_is_never_read(
+    by_protocol: ProtocolTemplate, kind: str
+) -> None:
+    rng = np.random.default_rng(17)
+    photo, _ = not_a_protocol_photo("by-2020", rng, kind, CLEAR)  # type: ignore[arg-type]
+    reading = read_protocol(by_protocol, photo)
+    assert reading.verdict in (Verdict.NOT_A_PROTOCOL, Verdict.UNREADABLE), reading
+    assert not _given(reading)
+
+
+def test_a_crossed_out_field_abstains_rather_than_guesses(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    photo, labels = _photo(by_protocol, seed=5, corrections=1.0)
+    assert labels.corrected, "every field was crossed out and rewritten"
+    reading = read_protocol(by_protocol, photo)
+    for field, struck in labels.corrected.items():
+        value = reading.fields[field].value
+        assert value != struck, f"{field}: the struck-out number was given"
+        assert value in (None, labels.figures[field])
+    assert reading.verdict != Verdict.READ or _given(reading) == labels.figures
+
+
+def test_a_field_under_the_stamp_is_read_right_or_not_at_all(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    for seed in (21, 22, 23):
+        rng = np.random.default_rng(seed)
+        photo, labels = protocol_photo(
+            "by-2020", consistent_figures("by-2020", rng), "77", rng, CLEAR,
+            writer=NAMED_WRITERS[0], corrections=0.0, stamp_over_fields=1.0,
+        )  # fmt: skip
+        assert labels.stamped, "the stamp lands over cells"
+        reading = read_protocol(by_protocol, photo)
+        for field in labels.stamped:
+            if field in reading.fields:
+                assert reading.fields[field].value in (None, labels.figures[field])
+
+
+def test_broken_bytes_are_unreadable_not_an_error(by_protocol: ProtocolTemplate) -> None:
+    reading = read_protocol(by_protocol, b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert reading.verdict == Verdict.UNREADABLE
+    assert reading.reasons
+
+
+# -- the joint reading (pure) ---------------------------------------------------------
+
+CHECKS = [
+    Check(("ballots_cast",), "==", ("invalid", "@options")),
+    Check(("ballots_cast",), "<=", ("ballots_issued",)),
+]
+OPTIONS = ["a", "b"]
+
+
+def test_the_joint_reading_prefers_the_alternative_that_satisfies_the_checks() -> None:
+    # The cell of "a" looks a little more like 40 than 46; the form says 46.
+    alternatives = {
+        "ballots_cast": [(100, 0.99)],
+        "ballots_issued": [(102, 0.99)],
+        "invalid": [(4, 0.99)],
+        "a": [(40, 0.5), (46, 0.45)],
+        "b": [(50, 0.99)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.values["a"] == 46
+    assert joint.changed == ["a"]
+    assert joint.holds is True
+    assert 0.5 < joint.confidence["a"] < 0.99  # the cell still had its doubts
+
+
+def test_the_joint_reading_never_makes_the_arithmetic_pass_with_an_improbable_alternative() -> None:
+    # 46 would make the sum hold, but the cell is all but sure it says 40.
+    alternatives = {
+        "ballots_cast": [(100, 0.99)],
+        "ballots_issued": [(102, 0.99)],
+        "invalid": [(4, 0.99)],
+        "a": [(40, 0.97), (46, 0.03)],
+        "b": [(50, 0.99)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.values["a"] == 40
+    assert joint.changed == []
+    assert joint.holds is False  # reported, never corrected
+    assert joint.confidence["a"] == pytest.approx(0.97)
+
+
+def test_a_sum_that_holds_corroborates_its_fields_but_not_the_others() -> None:
+    alternatives = {
+        "ballots_cast": [(100, 0.9)],
+        "ballots_issued": [(102, 0.9)],
+        "invalid": [(4, 0.9)],
+        "a": [(46, 0.9)],
+        "b": [(50, 0.9)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.holds is True
+    assert joint.confidence["a"] > 0.99 and joint.confidence["ballots_cast"] > 0.99
+    assert joint.confidence["ballots_issued"] == pytest.approx(0.9)  # only an inequality
+
+
+def test_a_field_without_a_reading_leaves_its_checks_undecided() -> None:
+    alternatives = {
+        "ballots_cast": [(100, 0.99)],
+        "ballots_issued": [(102, 0.99)],
+        "invalid": [],
+        "a": [(46, 0.99)],
+        "b": [(50, 0.99)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.values["invalid"] is None
+    assert joint.holds is None
+    assert joint.confidence["a"] == pytest.approx(0.99)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_the_cli_prints_one_spec_json_object_per_photo(
+    by_protocol: ProtocolTemplate, by_folder: Path, tmp_path: Path
+) -> None:
+    photo, _ = _photo(by_protocol, seed=3)
+    good, bad = tmp_path / "p.jpg", tmp_path / "broken.jpg"
+    good.write_bytes(photo)
+    bad.write_bytes(b"not a photo")
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "ocr", "protocol", str(by_folder), str(good),
+         str(bad), "--json"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["photo"] for line in lines] == [str(good), str(bad)]
+    first, second = lines
+    assert set(first) == {"photo", "verdict", "precinct", "fields", "checks", "reasons"}
+    assert first["verdict"] in ("read", "partial")
+    assert set(first["fields"]) == set(by_protocol.field_ids)
+    for field in first["fields"].values():
+        assert set(field) == {"value", "confidence", "quad"}
+        assert 0.0 <= field["confidence"] <= 1.0
+    assert all(set(c) == {"check", "holds"} for c in first["checks"])
+    assert second["verdict"] == "unreadable" and second["reasons"]
+    assert second["fields"] == {} and second["precinct"] is None

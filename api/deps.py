@@ -167,8 +167,11 @@ async def check_csrf(request: Request, settings: Settings, principal: Principal 
         return
     nonce = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER, "")
+    # Only a urlencoded form's field is read here: a multipart body (a photo) must
+    # bring the header. Parsing it here would spool a large file to disk before its
+    # metadata is stripped and consume the stream the upload route reads itself.
     if not sent and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
+        "application/x-www-form-urlencoded"
     ):
         value = (await request.form()).get(CSRF_FIELD, "")
         sent = value if isinstance(value, str) else ""

@@ -23,6 +23,7 @@ from api.analysts.routes import router as analysts_router
 from api.deps import PUBLIC, Conn
 from api.elections.routes import router as elections_router
 from api.errors import BadRequest, GolosError, Invalid, ServiceUnavailable, describe_errors
+from api.protocols.routes import router as protocols_router
 from api.public.routes import router as public_router
 from api.reports.routes import router as reports_router
 from api.review.routes import router as review_router
@@ -179,6 +180,7 @@ def create_app() -> FastAPI:
     app.include_router(review_router)
     app.include_router(analysts_router)
     app.include_router(public_router)
+    app.include_router(protocols_router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import IO
 
+from api.protocols import jobs as protocol_jobs
 from api.reports import jobs as report_jobs
 from api.submissions import jobs as submission_jobs
 from api.submissions import repository as submissions
@@ -86,7 +87,9 @@ log = logging.getLogger("golos.worker")
 
 def queue_app(settings: Settings) -> queue.App:
     """The queue app of every platform process, with every task registered."""
-    return queue.make_app(settings.dsn, submission_jobs.register, report_jobs.register)
+    return queue.make_app(
+        settings.dsn, submission_jobs.register, report_jobs.register, protocol_jobs.register
+    )
 
 
 def backoff_seconds(failures: int) -> float:

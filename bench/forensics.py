@@ -46,6 +46,7 @@ def main() -> None:
     from api.cli import ensure_database
     from api.elections import repository as elections_repository
     from api.elections.service import load_election
+    from api.protocols import repository as protocols_repository
     from api.reports import repository as reports_repository
     from api.reports.service import write_election_report
     from api.submissions import repository as submissions_repository
@@ -62,6 +63,7 @@ def main() -> None:
         for run in range(args.runs):
             with db.connection() as conn:
                 # A fresh start: each domain clears its own rows of the election.
+                protocols_repository.clear_election(conn, election_id)
                 submissions_repository.clear_election(conn, election_id)
                 tally_repository.clear_election(conn, election_id)
                 reports_repository.clear_election(conn, election_id)

@@ -304,11 +304,13 @@ def _progress(election_id: str) -> tuple[int, int]:
 def _reset_crowd_data(election_id: str) -> None:
     """Clear the election's crowd data (submissions and their photos' records, tallies,
     flags, reports), each domain through its own repository, in one transaction."""
+    from api.protocols import repository as protocols
     from api.reports import repository as reports
     from api.submissions import repository as submissions
     from tally import repository as tallies
 
     with db.connection() as conn:
+        protocols.clear_election(conn, election_id)
         submissions.clear_election(conn, election_id)
         tallies.clear_election(conn, election_id)
         reports.clear_election(conn, election_id)

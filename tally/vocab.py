@@ -24,8 +24,8 @@ class Flag(StrEnum):
     CROWD_EXCEEDS_OFFICIAL = "crowd_exceeds_official"
     CROWD_EXCEEDS_TURNOUT = "crowd_exceeds_turnout"
     PROTOCOL_ARITHMETIC = "protocol_arithmetic"
-    # Reserved by the spec for two disagreeing protocols of one station; nothing
-    # emits it until protocol photos are read (see the issues). Listed with zero.
+    # Two sources of one station's protocol that disagree (an imported file and a
+    # photo, two photos, two different protocols posted): api.protocols.consensus.
     CONFLICTING_PROTOCOLS = "conflicting_protocols"
     DECLARED_EXCEEDS_OFFICIAL = "declared_exceeds_official"
     DECLARED_EXCEEDS_TURNOUT = "declared_exceeds_turnout"

@@ -49,9 +49,10 @@ class CrowdImportRef(NamedTuple):
 
 
 class StoredBallotTemplate(NamedTuple):
-    """An election's ballot template and the photo-store key of its reference image."""
+    """An election's ballot (or protocol) template and the photo-store key of its
+    reference image."""
 
-    template: dict[str, Any] | None  # None: the election takes no ballot photos
+    template: dict[str, Any] | None  # None: the election takes no such photos
     reference_sha256: str | None
 
 
@@ -104,13 +105,16 @@ def upsert_election(
     ballot_template_json: str | None,
     reference_sha256: str | None,
     protocol_template_json: str | None,
+    protocol_reference_sha256: str | None = None,
 ) -> None:
-    """Create the election or update it; templates not given keep their stored value."""
+    """Create the election or update it; templates not given keep their stored value
+    (a template and its reference image are given, or kept, together)."""
     conn.execute(
         """
         INSERT INTO elections (id, name, election_date, definition, ballot_template,
-                               ballot_reference_sha256, protocol_template)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+                               ballot_reference_sha256, protocol_template,
+                               protocol_reference_sha256)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, election_date = EXCLUDED.election_date,
             definition = EXCLUDED.definition,
@@ -119,6 +123,9 @@ def upsert_election(
                                                elections.ballot_reference_sha256),
             protocol_template = coalesce(EXCLUDED.protocol_template,
                                          elections.protocol_template),
+            protocol_reference_sha256 = CASE WHEN EXCLUDED.protocol_template IS NULL
+                THEN elections.protocol_reference_sha256
+                ELSE EXCLUDED.protocol_reference_sha256 END,
             updated_at = now()
         """,
         (
@@ -129,6 +136,7 @@ def upsert_election(
             ballot_template_json,
             reference_sha256,
             protocol_template_json,
+            protocol_reference_sha256,
         ),
     )
 
@@ -217,6 +225,21 @@ def ballot_template_json(conn: psycopg.Connection, election_id: str) -> dict[str
     """The election's ballot template (None: it takes no ballot photos);
     ElectionNotFound when there is no such election."""
     return stored_ballot_template(conn, election_id).template
+
+
+def stored_protocol_template(conn: psycopg.Connection, election_id: str) -> StoredBallotTemplate:
+    """The election's protocol template and its reference image key (both None: it
+    has none); ElectionNotFound when there is no such election."""
+    row = conn.execute(
+        "SELECT protocol_template, protocol_reference_sha256 FROM elections WHERE id = %s",
+        (election_id,),
+    ).fetchone()
+    if row is None:
+        raise ElectionNotFound(election_id)
+    template = row[0]
+    if isinstance(template, str):
+        template = json.loads(template)
+    return StoredBallotTemplate(template or None, row[1])
 
 
 def protocol_template(conn: psycopg.Connection, election_id: str) -> dict[str, Any] | None:

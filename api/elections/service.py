@@ -35,6 +35,7 @@ from api.elections.schemas import Election, ElectionNotFound, ImportResult, Load
 from api.errors import Conflict, NotFound
 from infra.progress import SILENT, Progress
 from infra.storage import PhotoStore
+from ocr.protocol_template import ProtocolTemplate, ProtocolTemplateError, load_protocol_template
 from ocr.template import LoadedTemplate, TemplateError, load_template
 
 __all__ = [
@@ -105,18 +106,27 @@ def load_election(
         reference = (loaded.folder / loaded.template.reference_image).read_bytes()
 
     protocol_json: str | None = None
+    protocol_reference: bytes | None = None
     if (folder / "protocol" / "template.json").is_file():
+        progress.stage("read protocol template")
         try:
-            protocol = json.loads(_read_text(folder / "protocol" / "template.json"))
-        except json.JSONDecodeError as exc:
+            protocol = load_protocol_template(folder / "protocol", definition.option_ids)
+        except ProtocolTemplateError as exc:
             raise FormatError(
-                [Problem("protocol/template.json", f"not valid JSON: {exc.msg}", exc.lineno)]
+                [Problem("protocol/template.json", f"field '{exc.field}': {exc.problem}")]
             ) from exc
-        if not isinstance(protocol, dict) or protocol.get("format") != "protocol-template/1":
+        if protocol.document.election != definition.id:
             raise FormatError(
-                [Problem("protocol/template.json", "field 'format': must be 'protocol-template/1'")]
+                [
+                    Problem(
+                        "protocol/template.json",
+                        f"field 'election': {protocol.document.election!r} is not this "
+                        f"election ({definition.id!r})",
+                    )
+                ]
             )
-        protocol_json = json.dumps(protocol, ensure_ascii=False)
+        protocol_json = protocol.document.model_dump_json()
+        protocol_reference = (folder / "protocol" / protocol.document.reference_image).read_bytes()
 
     official: list[OfficialRow] | None = None
     official_bytes = b""
@@ -150,7 +160,14 @@ def load_election(
                     )
                 ]
             )
-        repository.upsert_election(conn, definition, ballot_json, reference_sha, protocol_json)
+        repository.upsert_election(
+            conn,
+            definition,
+            ballot_json,
+            reference_sha,
+            protocol_json,
+            hashlib.sha256(protocol_reference).hexdigest() if protocol_reference else None,
+        )
         if not existing_options:
             repository.insert_options(conn, definition.id, definition.options)
         else:
@@ -166,6 +183,8 @@ def load_election(
             # Last, when nothing else can refuse the load: a refused folder stores nothing.
             progress.stage("store ballot reference image")
             store.put(reference)
+        if protocol_reference is not None:
+            store.put(protocol_reference)
         repository.analyse(conn)
     return LoadResult(
         election_id=definition.id,
@@ -268,24 +287,52 @@ def ballot_template(
     stored = repository.stored_ballot_template(conn, election_id)
     if stored.template is None or stored.reference_sha256 is None:
         raise ElectionNotFound(election_id, f"election {election_id!r} has no ballot template")
-    template_json = json.dumps(stored.template, ensure_ascii=False, sort_keys=True)
-    # The reader takes a template folder; rebuild it once per template version.
-    digest = hashlib.sha256(f"{template_json}\n{stored.reference_sha256}".encode()).hexdigest()
+    return _load_cached(_cached_folder(stored.template, stored.reference_sha256, store, cache_dir))
+
+
+def protocol_template(
+    conn: psycopg.Connection, election_id: str, store: PhotoStore, cache_dir: Path
+) -> ProtocolTemplate:
+    """The election's protocol template as the protocol reader loads it, from a
+    folder cached under ``cache_dir`` like ``ballot_template``'s."""
+    stored = repository.stored_protocol_template(conn, election_id)
+    if stored.template is None or stored.reference_sha256 is None:
+        raise ElectionNotFound(
+            election_id,
+            f"election {election_id!r} has no protocol template (with its reference image:"
+            " load the election folder again)",
+        )
+    folder = _cached_folder(stored.template, stored.reference_sha256, store, cache_dir)
+    return _load_protocol_cached(folder, tuple(repository.option_ids(conn, election_id)))
+
+
+def _cached_folder(
+    template: dict[str, Any], reference_sha256: str, store: PhotoStore, cache_dir: Path
+) -> Path:
+    """A template folder (template.json and its reference image) for the readers,
+    which take folders; built once per template version."""
+    template_json = json.dumps(template, ensure_ascii=False, sort_keys=True)
+    digest = hashlib.sha256(f"{template_json}\n{reference_sha256}".encode()).hexdigest()
     folder = cache_dir / digest[:16]
     if not folder.exists():
         # Built aside and renamed into place: workers racing here never read half a file.
         cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".build-"))
-        reference = store.get(stored.reference_sha256)
-        (staging / stored.template["reference_image"]).write_bytes(reference)
+        reference = store.get(reference_sha256)
+        (staging / template["reference_image"]).write_bytes(reference)
         (staging / "template.json").write_text(template_json, encoding="utf-8")
         try:
             staging.rename(folder)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another worker got there first
-    return _load_cached(folder)
+    return folder
 
 
 @lru_cache(maxsize=16)
 def _load_cached(folder: Path) -> LoadedTemplate:
     return load_template(folder)
+
+
+@lru_cache(maxsize=16)
+def _load_protocol_cached(folder: Path, option_ids: tuple[str, ...]) -> ProtocolTemplate:
+    return load_protocol_template(folder, option_ids)

@@ -1,8 +1,10 @@
 """The flag stage: where the evidence is compared and the flags are stored.
 
 ``run_flags`` gathers an election's evidence through each domain's repository
-(official protocols and crowd sources from the elections, verified photo
-tallies from tally), runs the proof rules and the statistical tests over it
+(official protocols and crowd sources from the elections, reconciled with the
+protocol photos by api.protocols.service: a figure the sources disagree on is
+unknown and its own ``conflicting_protocols`` flag; verified photo tallies from
+tally), runs the proof rules and the statistical tests over it
 (``tally.flags.evaluate``, pure) and makes the stored flags exactly what they
 found (``tally.repository.store_flags``: a decision stays while its flag's
 numbers stay, a changed flag is open again, a vanished one is removed). The
@@ -11,9 +13,12 @@ report (``api.reports.service``) runs this stage first and reuses its result.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import psycopg
 
 from api.elections import repository as elections
+from api.protocols import service as protocols
 from api.submissions import repository as submissions
 from infra.progress import SILENT, Progress
 from tally import repository as tallies
@@ -26,11 +31,12 @@ def gather_evidence(conn: psycopg.Connection, election_id: str) -> Evidence:
     """Everything the flag stage reads, for one election; ``ElectionNotFound`` when the
     election does not exist."""
     option_ids = elections.option_ids(conn, election_id)
+    official = protocols.official_protocols(conn, election_id)
     return Evidence(
         precincts=elections.precincts(conn, election_id),
         option_ids=option_ids,
-        protocols=elections.official_protocols(conn, election_id),
-        official_votes=elections.official_votes(conn, election_id),
+        protocols=official,
+        official_votes=protocols.option_votes(official, option_ids),
         photo_tally=tallies.photo_tally(conn, election_id),
         photo_voters=tallies.photo_voters(conn, election_id),
         crowd_sources=elections.crowd_sources(conn, election_id),
@@ -50,5 +56,6 @@ def run_flags(
     """Recompute and store every flag of the election (proof and statistical), in the
     caller's transaction; the caller commits. ``draws``: simulation draws per test."""
     run = evaluate(gather_evidence(conn, election_id), draws=draws, progress=progress)
+    run = replace(run, proof=[*run.proof, *protocols.conflict_findings(conn, election_id)])
     tallies.store_flags(conn, election_id, run.findings)
     return run

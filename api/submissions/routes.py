@@ -59,7 +59,7 @@ async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
-async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
+async def read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("body", "send the photo and its fields as multipart/form-data")
     too_large = TooLarge("photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes")
@@ -91,7 +91,9 @@ async def _read_form(request: Request, limit: int) -> dict[str, str | bytes]:
     return fields
 
 
-def _text(fields: dict[str, str | bytes], name: str, missing: type[Invalid | BadRequest]) -> str:
+def form_text(
+    fields: dict[str, str | bytes], name: str, missing: type[Invalid | BadRequest]
+) -> str:
     value = fields.get(name)
     if value is None or value == "":
         raise missing(name, "this field is required")
@@ -109,11 +111,11 @@ def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubm
     assert voter.voter_key is not None
     new = NewSubmission(
         # IETF Idempotency-Key: a request without its key is malformed (400).
-        submission_id=_text(fields, "submission_id", missing=BadRequest),
-        election_id=_text(fields, "election_id", missing=Invalid),
-        precinct_id=_text(fields, "precinct_id", missing=Invalid),
+        submission_id=form_text(fields, "submission_id", missing=BadRequest),
+        election_id=form_text(fields, "election_id", missing=Invalid),
+        precinct_id=form_text(fields, "precinct_id", missing=Invalid),
         declared_choice=[
-            c.strip() for c in _text(fields, "declared_choice", missing=Invalid).split(",")
+            c.strip() for c in form_text(fields, "declared_choice", missing=Invalid).split(",")
         ],
         photo=photo,
         voter_key=voter.voter_key,
@@ -160,7 +162,7 @@ async def submit(
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (stripping the photo, the database) runs in the thread pool.
-    fields = await _read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+    fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
     new = _new_submission(fields, voter)
     # The caller's network, as a keyed hash only (its address is never kept).
     network = ratelimit.network_key(

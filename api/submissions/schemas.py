@@ -78,7 +78,7 @@ class NewSubmission:
 
 class SubmissionForm(BaseModel):
     """The upload's ``multipart/form-data`` body. Documentation only (OpenAPI): the
-    route parses the body itself, in memory and size-capped (``routes._read_form``).
+    route parses the body itself, in memory and size-capped (``routes.read_form``).
     Who sends it is not a field: the voter's device token (``Authorization: Bearer
     golos_vt_...``, from ``POST /v1/elections/{id}/verification/{challenge_id}``)."""
 

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 
 from api.elections import repository
 from api.elections.crowd import import_crowd
+from api.elections.formats import FormatError
 from api.elections.schemas import ElectionNotFound
 from api.elections.service import load_election
 from infra.storage import LocalPhotoStore
 from tally.vocab import PROTOCOL_LINES, EvidenceLevel
+from tests.api.protocols.conftest import PHOTO_SIZE, template_json
 
 ELECTION = "by-2020-president"
 OPTIONS = ["dmitriyev", "kanapatskaya", "lukashenko", "tsikhanouskaya", "charachen", "against_all"]
@@ -93,13 +96,37 @@ def test_an_election_without_a_ballot_template_but_a_protocol_template(
 ) -> None:
     shutil.rmtree(election_dir / "ballot")
     (election_dir / "protocol").mkdir()
-    protocol = {"format": "protocol-template/1", "checks": []}
+    protocol = template_json()
     (election_dir / "protocol" / "template.json").write_text(json.dumps(protocol))
-    load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
+    Image.new("L", PHOTO_SIZE, 255).save(election_dir / "protocol" / "reference.png")
+    store = LocalPhotoStore(tmp_path / "photos")
+    load_election(conn, election_dir, store)
     assert repository.ballot_template_json(conn, ELECTION) is None
     assert repository.max_marks(conn, ELECTION) == 1
-    assert repository.protocol_template(conn, ELECTION) == protocol
+    stored = repository.stored_protocol_template(conn, ELECTION)
+    assert stored.template is not None and stored.reference_sha256 is not None
+    assert stored.template["fields"] == protocol["fields"]
+    assert stored.template["checks"] == protocol["checks"]
+    assert (
+        store.get(stored.reference_sha256)
+        == (election_dir / "protocol" / "reference.png").read_bytes()
+    )
     assert repository.find_election(conn, ELECTION) is not None
+
+
+def test_a_protocol_template_off_its_spec_is_refused_naming_the_field(
+    conn: psycopg.Connection, election_dir: Path, tmp_path: Path
+) -> None:
+    (election_dir / "protocol").mkdir()
+    protocol = template_json()
+    protocol["fields"][0]["box"] = [5000, 10, 20, 20]  # outside the reference image
+    (election_dir / "protocol" / "template.json").write_text(json.dumps(protocol))
+    Image.new("L", PHOTO_SIZE, 255).save(election_dir / "protocol" / "reference.png")
+    with pytest.raises(FormatError) as refused:
+        load_election(conn, election_dir, LocalPhotoStore(tmp_path / "photos"))
+    assert "protocol/template.json" in str(refused.value)
+    assert "fields[0].box" in str(refused.value)
+    assert repository.find_election(conn, ELECTION) is None  # nothing stored
 
 
 def test_crowd_sources_and_their_current_imports(conn: psycopg.Connection, election: str) -> None:

@@ -1,0 +1,175 @@
+"""Background jobs of the protocols domain (procrastinate tasks): reading a
+received protocol photo.
+
+One job per received photo, under the queueing lock ``protocol-photo:<id>``,
+queued in the upload's transaction (``service.accept``). ``read_photo`` is
+idempotent (``service.record_reading`` records a photo once, under its row lock),
+so a job run twice has the effect of running once.
+
+THE READER'S HOOK: ``read_photo`` takes the reader as an argument (``Reader``); the
+job passes ``ocr_reader``, which calls ``ocr.protocol.read_protocol`` (imported when
+first used) on the election's protocol template. Tests pass a reader of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from procrastinate import App, JobContext, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued
+
+from api.protocols import repository
+from api.protocols.repository import PhotoRow
+from api.protocols.schemas import PhotoStatus
+from infra import db, queue
+from infra.settings import get_settings
+from infra.storage import PhotoStore, photo_store
+
+log = logging.getLogger(__name__)
+
+READ_TASK = "golos.read_protocol_photo"
+# The ballots' queue: a worker reading photos reads protocols too.
+PHOTOS_QUEUE = "photos"
+MAX_ATTEMPTS = 5
+# After ballots (api.submissions.jobs.BALLOT_PRIORITY, 10), before reports (0): a
+# voter's ballot is waited for on a phone; a protocol is read within minutes.
+PROTOCOL_PRIORITY = 5
+PROCESSING_FAILED = "processing_failed"
+# Photos waiting to be read looked at per page by enqueue_pending (as the ballots').
+ENQUEUE_PAGE = 500
+
+
+# Reads one stored protocol photo (its row, its bytes): the reader's output, a
+# ``ProtocolReading`` or anything ``service.as_reading`` takes (its JSON, a dataclass).
+Reader = Callable[[psycopg.Connection, PhotoStore, PhotoRow, bytes], Any]
+
+
+def job_lock(photo_id: uuid.UUID) -> str:
+    return f"protocol-photo:{photo_id}"
+
+
+async def enqueue(app: App, photo_id: uuid.UUID) -> bool:
+    """Queue the photo's reading; False when a job for it is already waiting."""
+    try:
+        await app.configure_task(
+            READ_TASK, queueing_lock=job_lock(photo_id), priority=PROTOCOL_PRIORITY
+        ).defer_async(photo_id=str(photo_id))
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+def read_photo(
+    conn: psycopg.Connection, store: PhotoStore, photo_id: uuid.UUID, reader: Reader
+) -> PhotoStatus | None:
+    """Read one received photo and record the reading; its new status, None when
+    it was read already (or is a duplicate). No transaction is held open while the
+    photo is read."""
+    from api.protocols import service  # service queues this module's jobs
+
+    photo = repository.pending_photo(conn, photo_id)
+    conn.commit()
+    if photo is None:
+        return None
+    output = reader(conn, store, photo, store.get(photo.photo_sha256))
+    conn.commit()
+    reading = service.as_reading(output)
+    with conn.transaction():
+        return service.record_reading(conn, photo_id, reading)
+
+
+def ocr_reader(conn: psycopg.Connection, store: PhotoStore, photo: PhotoRow, data: bytes) -> Any:
+    """The machine reader: ``ocr.protocol.read_protocol`` on the election's protocol
+    template, the stored photo turned upright by its stored EXIF orientation (the
+    quads it returns are in that upright photo's pixels, as ``service.field_image``
+    crops them)."""
+    from ocr.protocol import read_protocol  # imported when first used: heavy
+
+    template = protocol_template(conn, store, photo.election_id)
+    return read_protocol(template, data, orientation=photo.photo_orientation)
+
+
+def protocol_template(conn: psycopg.Connection, store: PhotoStore, election_id: str) -> Any:
+    """The election's ``ocr.protocol_template.ProtocolTemplate``, from a folder cached
+    under the data folder (api.elections.service.protocol_template)."""
+    from api.elections.service import protocol_template as stored_template
+
+    return stored_template(
+        conn, election_id, store, get_settings().data_dir.resolve() / "templates"
+    )
+
+
+def read_protocol_photo_job(context: JobContext, photo_id: str) -> None:
+    # A job runs outside any request: its settings, store and connection are its own.
+    pid = uuid.UUID(photo_id)
+    attempt = context.job.attempts + 1 if context.job else 1
+    try:
+        with db.connection() as conn:
+            read_photo(conn, photo_store(get_settings()), pid, ocr_reader)
+    except Exception:
+        if attempt < MAX_ATTEMPTS:
+            raise  # procrastinate retries it
+        log.exception("protocol photo %s could not be read; marked unreadable", pid)
+        from api.protocols import service
+
+        with db.connection() as conn:
+            service.give_up(conn, pid, PROCESSING_FAILED)
+
+
+def _waiting_page(after_seq: int, limit: int) -> list[tuple[int, uuid.UUID]]:
+    with db.connection() as conn:
+        return repository.waiting_photos(conn, after_seq, limit)
+
+
+async def enqueue_pending(app: App, *, page_size: int = ENQUEUE_PAGE) -> int:
+    """Queue every photo waiting to be read that no job waits for or runs (its job
+    was never queued, or failed for good); how many. Run every minute by the sweep
+    (``register``). Walks the waiting photos a page at a time, each page checked
+    against the queue in one query, as ``api.submissions.jobs.enqueue_pending``
+    (whose races it shares, harmless: ``read_photo`` records a photo once)."""
+    running = await queue.running_locks(app, PHOTOS_QUEUE)
+    queued = 0
+    after = 0
+    while True:
+        page = await asyncio.to_thread(_waiting_page, after, page_size)
+        locks = {photo_id: job_lock(photo_id) for _, photo_id in page}
+        waiting = await queue.waiting_locks(app, list(locks.values()))
+        for photo_id, lock in locks.items():
+            if lock not in running and lock not in waiting and await enqueue(app, photo_id):
+                queued += 1
+        if len(page) < page_size:
+            if queued:
+                log.info("queued %d protocol photos that had no job", queued)
+            return queued
+        after = page[-1][0]
+
+
+async def sweep_job(context: JobContext, timestamp: int) -> None:
+    """Every minute: queue any protocol photo left without a job."""
+    await enqueue_pending(context.app)
+
+
+def register(app: App) -> None:
+    """Register this module's tasks on a queue app (``api.worker.queue_app``): the
+    reading, and its minutely sweep."""
+    app.task(
+        name=READ_TASK,
+        queue=PHOTOS_QUEUE,
+        priority=PROTOCOL_PRIORITY,
+        pass_context=True,
+        retry=RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=5),
+    )(read_protocol_photo_job)
+    app.periodic(cron="* * * * *")(
+        app.task(
+            name="golos.sweep_protocol_photos",
+            queue=PHOTOS_QUEUE,
+            queueing_lock="golos.sweep_protocol_photos",
+            priority=PROTOCOL_PRIORITY,
+            pass_context=True,
+        )(sweep_job)
+    )

@@ -142,7 +142,7 @@ KEY_BITS = 58  # second keys within this many bits are near
 PAPER_BAND = (1.0, 3.0)
 PAPER_LENGTH = 512
 PAPER_SEED = 20261205  # fixed: changing it changes every sketch
-PAPER_MIN_PIXELS = 5_000  # fewer paper pixels than this: no sketch
+PAPER_MIN_PIXELS = 2_000  # fewer paper pixels than this (~4 a bucket): no sketch
 PAPER_COVER = 0.5  # share of a pixel's Gaussian weight that must be paper
 PAPER_CLIPPED = 252  # grey levels from which a pixel is clipped white (or, mirrored, black)
 # Sketches correlated at least PAPER_SAME are one sheet: two sheets' correlation

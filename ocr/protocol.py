@@ -90,9 +90,9 @@ from ocr.images import ImageRejected, decode_gray
 from ocr.protocol_template import (
     ALL_OPTIONS,
     ProtocolTemplate,
-    ProtocolTemplateError,
     load_protocol_template,
 )
+from ocr.template import read_photo_files
 from tally.proof import Check
 
 __all__ = [
@@ -876,32 +876,15 @@ def read_protocol(
 
 
 def read_protocol_files(template_dir: Path, photos: Sequence[Path]) -> Iterator[dict[str, Any]]:
-    """One spec-shaped dict per photo, in the order given; never raises for a photo.
-
-    A template that cannot be loaded makes every photo `unreadable`
-    ("template_not_found" / "template_invalid") rather than stopping the batch.
-    """
-    template: ProtocolTemplate | None = None
-    template_reason = ""
-    try:
-        template = load_protocol_template(template_dir)
-    except ProtocolTemplateError:
-        template_reason = (
-            "template_not_found"
-            if not (Path(template_dir) / "template.json").is_file()
-            else "template_invalid"
-        )
-    for photo in photos:
-        if template is None:
-            reading = _reading(Verdict.UNREADABLE, [template_reason])
-        else:
-            try:
-                data = Path(photo).read_bytes()
-            except FileNotFoundError:
-                reading = _reading(Verdict.UNREADABLE, ["file_not_found"])
-            except OSError:
-                reading = _reading(Verdict.UNREADABLE, ["file_unreadable"])
-            else:
-                reading = read_protocol(template, data)
+    """One spec-shaped dict per photo, in the order given; never raises for a photo
+    (ocr.template.read_photo_files)."""
+    readings = read_photo_files(
+        template_dir,
+        photos,
+        load_protocol_template,
+        read_protocol,
+        lambda reason: _reading(Verdict.UNREADABLE, [reason]),
+    )
+    for photo, reading in readings:
         reading.photo = str(photo)
         yield reading.model_dump(mode="json")

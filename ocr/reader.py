@@ -46,7 +46,7 @@ from ocr.images import ImageRejected, decode_gray
 from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance, scene_fingerprint
 from ocr.marks import MIN_MATCH, BoxScore, score_box
 from ocr.scene import same_scenes
-from ocr.template import LoadedTemplate, TemplateError, load_template
+from ocr.template import LoadedTemplate, load_template, read_photo_files
 
 
 class Verdict(StrEnum):
@@ -434,33 +434,16 @@ def read_ballot(
 
 
 def read_ballot_files(template_dir: Path, photos: list[Path]) -> Iterator[dict[str, Any]]:
-    """One spec-shaped dict per photo, in the order given; never raises for a photo.
-
-    A template that cannot be loaded makes every photo `unreadable`
-    ("template_not_found" / "template_invalid") rather than stopping the batch.
-    """
-    template: LoadedTemplate | None = None
-    template_reason = ""
-    try:
-        template = load_template(template_dir)
-    except TemplateError:
-        template_reason = (
-            "template_not_found"
-            if not (Path(template_dir) / "template.json").is_file()
-            else "template_invalid"
-        )
-    for photo in photos:
-        if template is None:
-            reading = _reading(Verdict.UNREADABLE, 1.0, [template_reason])
-        else:
-            try:
-                data = Path(photo).read_bytes()
-            except FileNotFoundError:
-                reading = _reading(Verdict.UNREADABLE, 1.0, ["file_not_found"])
-            except OSError:
-                reading = _reading(Verdict.UNREADABLE, 1.0, ["file_unreadable"])
-            else:
-                reading = read_ballot(template, data)
+    """One spec-shaped dict per photo, in the order given; never raises for a photo
+    (ocr.template.read_photo_files)."""
+    readings = read_photo_files(
+        template_dir,
+        photos,
+        load_template,
+        read_ballot,
+        lambda reason: _reading(Verdict.UNREADABLE, 1.0, [reason]),
+    )
+    for photo, reading in readings:
         yield {
             "photo": str(photo),
             **reading.model_dump(exclude={"fingerprint", "pose", "scene"}),

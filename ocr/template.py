@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pytesseract
@@ -200,3 +201,41 @@ def load_template(folder: Path | str) -> LoadedTemplate:
         box_scale=box_scale,
         ink=plan_ink(reference, all_boxes),
     )
+
+
+_Template = TypeVar("_Template")
+_Reading = TypeVar("_Reading")
+
+
+def read_photo_files(
+    template_dir: Path | str,
+    photos: Sequence[Path],
+    load: Callable[[Path], _Template],
+    read: Callable[[_Template, bytes], _Reading],
+    unreadable: Callable[[str], _Reading],
+) -> Iterator[tuple[Path, _Reading]]:
+    """Each photo with its reading, in the order given, the template loaded once
+    (``golos ocr ballot|protocol``); never raises for a photo. A template that
+    cannot be loaded makes every photo ``unreadable(reason)`` ("template_not_found"
+    / "template_invalid") rather than stopping the batch, and so does a file that
+    cannot be read ("file_not_found" / "file_unreadable")."""
+    folder = Path(template_dir)
+    template: _Template | None = None
+    reason = ""
+    try:
+        template = load(folder)
+    except TemplateError:
+        is_file = (folder / "template.json").is_file()
+        reason = "template_invalid" if is_file else "template_not_found"
+    for photo in photos:
+        if template is None:
+            yield photo, unreadable(reason)
+            continue
+        try:
+            data = Path(photo).read_bytes()
+        except FileNotFoundError:
+            yield photo, unreadable("file_not_found")
+        except OSError:
+            yield photo, unreadable("file_unreadable")
+        else:
+            yield photo, read(template, data)

@@ -17,6 +17,7 @@ from ocr.protocol import (
     Verdict,
     joint_reading,
     read_protocol,
+    read_protocol_files,
 )
 from ocr.protocol_template import ProtocolTemplate, load_protocol_template
 from seeds.handwriting import NAMED_WRITERS
@@ -249,3 +250,19 @@ def test_the_cli_prints_one_spec_json_object_per_photo(
     assert all(set(c) == {"check", "holds"} for c in first["checks"])
     assert second["verdict"] == "unreadable" and second["reasons"]
     assert second["fields"] == {} and second["precinct"] is None
+
+
+def test_protocol_files_without_a_template_or_a_file_are_unreadable_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "x.jpg"
+    rows = list(read_protocol_files(tmp_path / "nowhere", [missing]))
+    assert [(r["photo"], r["verdict"], r["reasons"]) for r in rows] == [
+        (str(missing), "unreadable", ["template_not_found"])
+    ]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "template.json").write_text("{}", encoding="utf-8")
+    assert next(read_protocol_files(broken, [missing]))["reasons"] == ["template_invalid"]
+    seeded = Path(__file__).parents[2] / "seeds" / "by-2020" / "protocol"
+    assert next(read_protocol_files(seeded, [missing]))["reasons"] == ["file_not_found"]

@@ -23,6 +23,7 @@ from api.submissions import repository as submissions
 from infra.progress import SILENT, Progress
 from tally import repository as tallies
 from tally.flags import Evidence, FlagRun, evaluate, protocol_checks
+from tally.proof import Finding
 
 __all__ = ["FlagRun", "gather_evidence", "run_flags"]
 
@@ -30,9 +31,14 @@ __all__ = ["FlagRun", "gather_evidence", "run_flags"]
 def gather_evidence(conn: psycopg.Connection, election_id: str) -> Evidence:
     """Everything the flag stage reads, for one election; ``ElectionNotFound`` when the
     election does not exist."""
+    return _gather(conn, election_id)[0]
+
+
+def _gather(conn: psycopg.Connection, election_id: str) -> tuple[Evidence, list[Finding]]:
+    """The evidence, and the conflicting protocols found reconciling its sources."""
     option_ids = elections.option_ids(conn, election_id)
-    official = protocols.official_protocols(conn, election_id)
-    return Evidence(
+    official, conflicts = protocols.election_protocols(conn, election_id)
+    evidence = Evidence(
         precincts=elections.precincts(conn, election_id),
         option_ids=option_ids,
         protocols=official,
@@ -44,6 +50,7 @@ def gather_evidence(conn: psycopg.Connection, election_id: str) -> Evidence:
         single_choice=elections.max_marks(conn, election_id) == 1,
         photo_identities=submissions.verified_identities(conn, election_id),
     )
+    return evidence, conflicts
 
 
 def run_flags(
@@ -55,7 +62,8 @@ def run_flags(
 ) -> FlagRun:
     """Recompute and store every flag of the election (proof and statistical), in the
     caller's transaction; the caller commits. ``draws``: simulation draws per test."""
-    run = evaluate(gather_evidence(conn, election_id), draws=draws, progress=progress)
-    run = replace(run, proof=[*run.proof, *protocols.conflict_findings(conn, election_id)])
+    evidence, conflicts = _gather(conn, election_id)
+    run = evaluate(evidence, draws=draws, progress=progress)
+    run = replace(run, proof=[*run.proof, *conflicts])
     tallies.store_flags(conn, election_id, run.findings)
     return run

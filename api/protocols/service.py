@@ -757,40 +757,45 @@ def reconciled_stations(
     return result
 
 
-def conflict_findings(
-    conn: psycopg.Connection,
-    election_id: str,
-    files: Mapping[str, Mapping[str, int | None]] | None = None,
-) -> list[Finding]:
-    """The ``conflicting_protocols`` flags of the election, for the flag stage to
-    store with the others (``api.flags.service.run_flags``)."""
-    findings = []
-    for precinct_id, reconciliation in reconciled_stations(conn, election_id, files).items():
-        finding = consensus.conflict_finding(precinct_id, reconciliation)
-        if finding is not None:
-            findings.append(finding)
-    return findings
+class ElectionProtocols(NamedTuple):
+    """The election's official figures reconciled with its protocol photos, and the
+    ``conflicting_protocols`` findings of that reconciliation: what the flag stage
+    needs, from one reading of the sources."""
+
+    official: dict[str, dict[str, int | None]]
+    conflicts: list[Finding]
 
 
-def official_protocols(
-    conn: psycopg.Connection,
-    election_id: str,
-    files: Mapping[str, Mapping[str, int | None]] | None = None,
-) -> dict[str, dict[str, int | None]]:
+def election_protocols(conn: psycopg.Connection, election_id: str) -> ElectionProtocols:
     """Each station's official figures as the flag stage and the reports should read
     them: the imported file's (``elections.official_protocols``), reconciled with
     the station's protocol photos where it has any. A figure the sources agree on is
     kept (a station known only from photos gets its figures); a figure in conflict
     is None (unknown: no source silently wins; the conflict is its own flag), as is
     one still with people and known from no other source."""
-    if files is None:
-        files = elections.official_protocols(conn, election_id)
+    files = elections.official_protocols(conn, election_id)
     merged = {precinct: dict(lines) for precinct, lines in files.items()}
+    conflicts = []
     for precinct, reconciliation in reconciled_stations(conn, election_id, files).items():
         lines = merged.setdefault(precinct, {})
         for field_id, figure in reconciliation.figures.items():
             lines[field_id] = figure.value
-    return merged
+        finding = consensus.conflict_finding(precinct, reconciliation)
+        if finding is not None:
+            conflicts.append(finding)
+    return ElectionProtocols(merged, conflicts)
+
+
+def conflict_findings(conn: psycopg.Connection, election_id: str) -> list[Finding]:
+    """The election's ``conflicting_protocols`` flags (``election_protocols``)."""
+    return election_protocols(conn, election_id).conflicts
+
+
+def official_protocols(
+    conn: psycopg.Connection, election_id: str
+) -> dict[str, dict[str, int | None]]:
+    """The election's reconciled official figures (``election_protocols``)."""
+    return election_protocols(conn, election_id).official
 
 
 def provenances(conn: psycopg.Connection, election_id: str) -> dict[str, str]:

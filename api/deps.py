@@ -27,22 +27,41 @@ from infra import db, queue
 from infra.settings import Settings, get_settings
 from infra.storage import PhotoStore, photo_store
 
+# The providers below that do no I/O are ``async def``: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a hand-off that cost more CPU than the
+# provider itself (four of them on every upload: measured with py-spy on
+# bench/ingest.py, a tenth of the API's CPU was the thread pool's wake-ups).
 
-def settings_dep() -> Settings:
+
+async def settings_dep() -> Settings:
     return get_settings()
 
 
 AppSettings = Annotated[Settings, Depends(settings_dep)]
 
 
-def store_dep(settings: AppSettings) -> PhotoStore:
-    return photo_store(settings)
+# One store per settings object (the process's, or a test's replacement): making
+# one resolves its folder on the disk, a few system calls on every request.
+_stores: dict[int, tuple[Settings, PhotoStore]] = {}
+
+
+async def store_dep(settings: AppSettings) -> PhotoStore:
+    # The S3 backend's client is made once per process, by api.main's lifespan
+    # before the first request.
+    kept = _stores.get(id(settings))
+    if kept is None or kept[0] is not settings:
+        if len(_stores) > 8:  # tests make many settings; a server has one
+            _stores.clear()
+        kept = (settings, photo_store(settings))
+        _stores[id(settings)] = kept
+    return kept[1]
 
 
 Store = Annotated[PhotoStore, Depends(store_dep)]
 
 
-def pool_dep() -> ConnectionPool:
+async def pool_dep() -> ConnectionPool:
+    # The pool is opened by api.main's lifespan, before the first request.
     return db.get_pool()
 
 
@@ -60,7 +79,7 @@ def conn_dep(pool: Pool) -> Iterator[psycopg.Connection]:
 Conn = Annotated[psycopg.Connection, Depends(conn_dep, scope="function")]
 
 
-def queue_dep(request: Request) -> queue.App:
+async def queue_dep(request: Request) -> queue.App:
     job_queue: queue.App = request.app.state.queue
     return job_queue
 

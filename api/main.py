@@ -34,7 +34,7 @@ from api.web import STATIC_DIR, error_page, is_page_request
 from api.worker import queue_app
 from infra import db
 from infra.settings import get_settings
-from infra.storage import StoreUnavailable
+from infra.storage import StoreUnavailable, photo_store
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,10 @@ def _retry_later(field: str, message: str) -> JSONResponse:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Codes that are not really sent must not go unnoticed (GOLOS_VERIFIER=dev).
     warn_if_development(get_settings())
+    # Made here, before the first request: the dependencies that hand them out run
+    # on the event loop (api.deps), where opening them would block it.
+    db.get_pool()
+    photo_store(get_settings())
     # The queue the routes defer jobs to (JobQueue), opened for the server's life.
     job_queue = queue_app(get_settings())
     async with job_queue.open_async():

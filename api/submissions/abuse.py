@@ -86,6 +86,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -197,15 +198,27 @@ def record_arrival(
     moment = time.time() if now is None else now
     limits = thresholds(get_settings())
     reasons: set[str] = set()
-    # Every counter first (voter, network at the station, station: one order), then
-    # the members of the groups that crossed: see the module docstring on locks.
-    if not limits.per_voter.off:
-        count = ratelimit.count_in_transaction(conn, limits.per_voter, voter_key, moment)
-        if ratelimit.beyond(limits.per_voter, moment, count):
-            reasons.add(Reason.VOTER_BURST)
-    # A network at the station, then the station: counted against the floors; the
-    # station's roll is read only once a floor is crossed (one query more on the
-    # busiest stations' arrivals, none on the others').
+    # Every counter first, in one statement (voter, network at the station, station:
+    # one order), then the members of the groups that crossed: see the module
+    # docstring on locks. A network at the station and the station are counted
+    # against their floors; the station's roll is read only once a floor is crossed
+    # (one query more on the busiest stations' arrivals, none on the others').
+    groups: list[tuple[_Group, Callable[[int | None], ratelimit.Limit]]] = []
+    for limit_of, key, reason in (
+        (limits.network, network_station_key(network, election_id, precinct_id),
+         Reason.NETWORK_BURST),
+        (limits.station, station_key(election_id, precinct_id), Reason.STATION_BURST),
+    ):  # fmt: skip
+        floor = limit_of(None)
+        if floor.off or (reason is Reason.NETWORK_BURST and not network):
+            continue
+        groups.append((_Group(floor, key, reason), limit_of))
+    voter = [] if limits.per_voter.off else [(limits.per_voter, voter_key)]
+    counts = ratelimit.count_all_in_transaction(
+        conn, [*voter, *((g.limit, g.key) for g, _ in groups)], moment
+    )
+    if voter and ratelimit.beyond(limits.per_voter, moment, counts[0]):
+        reasons.add(Reason.VOTER_BURST)
     rolls: list[int | None] = []
 
     def roll() -> int | None:
@@ -215,23 +228,16 @@ def record_arrival(
         return rolls[0]
 
     crossed: list[_Group] = []
-    groups = [
-        (limits.network, network_station_key(network, election_id, precinct_id),
-         Reason.NETWORK_BURST),
-        (limits.station, station_key(election_id, precinct_id), Reason.STATION_BURST),
-    ]  # fmt: skip
-    for limit_of, key, reason in groups:
-        floor = limit_of(None)
-        if floor.off or (reason is Reason.NETWORK_BURST and not network):
-            continue
-        group = _Group(floor, key, reason)
-        if _count(conn, group, submission_id, moment):
-            exact = limit_of(roll())
-            if ratelimit.beyond(exact, moment, ratelimit.current_count(conn, exact, key, moment)):
+    for (group, scaled), count in zip(groups, counts[len(voter) :], strict=True):
+        if _listed(conn, group, submission_id, moment, count):
+            exact = scaled(roll())
+            if ratelimit.beyond(
+                exact, moment, ratelimit.current_count(conn, exact, group.key, moment)
+            ):
                 if group.whole:
                     crossed.append(group)
                 else:
-                    reasons.add(reason)
+                    reasons.add(group.reason)
     if reasons:
         repository.add_hold(conn, [submission_id], ordered(reasons))
     if crossed:
@@ -259,11 +265,16 @@ class _Group:
         return ratelimit.window_start(now, window) - window
 
 
-def _count(conn: psycopg.Connection, group: _Group, submission_id: uuid.UUID, now: float) -> bool:
-    """Count the arrival in its group and, in a group judged whole, list it as a
-    member; True when the group goes beyond its limit."""
+def _listed(
+    conn: psycopg.Connection,
+    group: _Group,
+    submission_id: uuid.UUID,
+    now: float,
+    count: ratelimit.Count,
+) -> bool:
+    """In a group judged whole, list the arrival (counted: ``count``) as a member;
+    True when the group goes beyond its limit."""
     limit = group.limit
-    count = ratelimit.count_in_transaction(conn, limit, group.key, now)
     if group.whole:
         start = ratelimit.window_start(now, limit.window_seconds)
         repository.record_burst_arrival(

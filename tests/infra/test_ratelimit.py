@@ -131,17 +131,47 @@ def test_each_keys_previous_window_weighs_on_its_own_count(conn: psycopg.Connect
         ratelimit.take(conn, [(four, quiet)], now=690.0)
 
 
-def test_the_counters_transaction_commits_without_waiting_for_the_disk(
+def test_the_counters_commit_without_waiting_for_the_disk_and_only_they_do(
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("SET synchronous_commit = on")  # as in production
     conn.commit()  # take() runs outside any transaction of the caller's
-    with conn.transaction():
-        ratelimit._previous_without_waiting_for_disk(conn, [(HOUR, b"v" * 32)], 0.0)
-        assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
-    # Only that transaction: the connection's own setting is back.
+    # The statement's own transaction sets it (SET LOCAL): seen from inside it ...
+    inside = conn.execute(
+        ratelimit._TAKE.replace(
+            "SELECT c.scope IS NOT NULL, coalesce(p.hits, 0)",
+            "SELECT current_setting('synchronous_commit'), 0",
+        ),
+        {
+            "epsilon": 0.0,
+            "scopes": ["s"],
+            "keys": [b"v" * 32],
+            "starts": [0],
+            "previous": [-60],
+            "expires": [120],
+            "max_hits": [5],
+            "weights": [1.0],
+        },
+    ).fetchall()
+    assert inside == [("off", 0)]
+    conn.rollback()
+    ratelimit.take(conn, [(HOUR, b"v" * 32)])
+    # ... and only there: the connection's own setting is back once it is done.
     assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
     conn.commit()
+
+
+def test_a_refused_key_gives_back_the_others_hits_and_names_itself(
+    conn: psycopg.Connection,
+) -> None:
+    one, many = Limit("a_one", 1, 60), Limit("b_many", 100, 60)
+    ratelimit.take(conn, [(one, b"v" * 32)], now=65.0)
+    for order in ([(many, b"n" * 16), (one, b"v" * 32)], [(one, b"v" * 32), (many, b"n" * 16)]):
+        with pytest.raises(Exceeded) as refused:
+            ratelimit.take(conn, order, now=65.0)
+        assert refused.value.scope == "a_one"
+    assert _hits(conn) == [("a_one", 1), ("b_many", 0)]
+    assert not conn.autocommit  # the caller's connection is as it was
 
 
 def test_a_hit_given_back_frees_its_place(conn: psycopg.Connection) -> None:

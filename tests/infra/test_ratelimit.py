@@ -138,20 +138,11 @@ def test_the_counters_commit_without_waiting_for_the_disk_and_only_they_do(
     conn.commit()  # take() runs outside any transaction of the caller's
     # The statement's own transaction sets it (SET LOCAL): seen from inside it ...
     inside = conn.execute(
-        ratelimit._TAKE.replace(
+        ratelimit._take_sql(1).replace(
             "SELECT c.scope IS NOT NULL, coalesce(p.hits, 0)",
             "SELECT current_setting('synchronous_commit'), 0",
         ),
-        {
-            "epsilon": 0.0,
-            "scopes": ["s"],
-            "keys": [b"v" * 32],
-            "starts": [0],
-            "previous": [-60],
-            "expires": [120],
-            "max_hits": [5],
-            "weights": [1.0],
-        },
+        ["s", b"v" * 32, 0, -60, 120, 5, 1.0],
     ).fetchall()
     assert inside == [("off", 0)]
     conn.rollback()

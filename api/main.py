@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,21 @@ def _retry_later(field: str, message: str) -> JSONResponse:
     return answer
 
 
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """Set what the process holds by now (routes, models, modules: ~200,000 objects)
+    apart from the garbage collector's generations, once per process (a test run
+    starts many apps in one). A full collection otherwise walks all of it, 0.1-0.3 s
+    on this machine during which the process answers nobody: an upload's p99."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Codes that are not really sent must not go unnoticed (GOLOS_VERIFIER=dev).
@@ -98,6 +114,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     job_queue = queue_app(get_settings())
     async with job_queue.open_async():
         app.state.queue = job_queue
+        _freeze_once()
         yield
     db.close_pool()
 

@@ -21,7 +21,7 @@ lint: $(STAMP)
 # each language's file; new messages arrive untranslated in ru and be.
 # area:folder:mapping file. The report's messages are in tally/; the layout's in
 # api/ itself (babel-web.cfg: only its own templates and modules).
-MESSAGE_AREAS := golos:tally:babel.cfg web:api:babel-web.cfg accounts:api/accounts:babel.cfg voters:api/voters:babel.cfg review:api/review:babel.cfg public:api/public:babel.cfg analysts:api/analysts:babel.cfg
+MESSAGE_AREAS := golos:tally:babel.cfg web:api:babel-web.cfg accounts:api/accounts:babel.cfg voters:api/voters:babel.cfg review:api/review:babel.cfg public:api/public:babel.cfg analysts:api/analysts:babel.cfg protocols:api/protocols:babel.cfg
 
 messages: $(STAMP)
 	@for pair in $(MESSAGE_AREAS); do \

@@ -58,6 +58,7 @@ PAGE_PACKAGES: tuple[str, ...] = (
     "api.review",
     "api.public",
     "api.analysts",
+    "api.protocols",
     "tally",
 )
 LANGUAGE_NAMES = {"ru": "Русский", "be": "Беларуская", "en": "English"}

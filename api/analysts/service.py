@@ -16,6 +16,7 @@ from api.analysts.schemas import FlagPage, FlagRecord, PrecinctPage, PrecinctRec
 from api.elections import repository as elections
 from api.elections.service import get_election
 from api.errors import Invalid
+from api.protocols import service as protocol_figures
 from api.public.schemas import StationStatus
 from api.public.service import station_status
 from tally import repository as tallies
@@ -97,7 +98,7 @@ def precincts(
     )
     page, more = places[:limit], len(places) > limit
     ids = [p.precinct_id for p in page]
-    protocols = elections.official_protocols_of(conn, election_id, ids)
+    protocols = protocol_figures.official_protocols_of(conn, election_id, ids)
     photos = tallies.photo_tally_of(conn, election_id, ids)
     voters = tallies.photo_voters_of(conn, election_id, ids)
     counts = tallies.flag_counts_of(conn, election_id, ids)

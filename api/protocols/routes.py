@@ -9,7 +9,8 @@ service and shape the answer; refusals are ``api.errors`` errors.
 - ``GET  /v1/transcriptions/disputed``, ``POST .../{photo_id}/{field_id}/decision``:
   admins deciding disputed fields;
 - ``GET  /v1/elections/{election_id}/stations/{precinct_id}/protocol``: the
-  station's reconciled figures, with their provenance.
+  station's reconciled figures, with their provenance;
+- the observers' pages under ``/review/protocols`` (``api.protocols.pages``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from psycopg_pool import ConnectionPool
 
 from api.accounts.schemas import Principal, Role
 from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
 from api.errors import BadRequest, Forbidden, Invalid
-from api.protocols import jobs, service
+from api.protocols import jobs, pages, service
 from api.protocols.schemas import (
     DisputedField,
     FieldDecision,
@@ -41,7 +43,9 @@ from api.protocols.schemas import (
 # The submissions' form reading: the body capped and parsed in memory, never
 # spooled to disk before the photo is stripped.
 from api.submissions.routes import FORM_OVERHEAD, form_text, read_form
-from infra import ratelimit
+from infra import queue, ratelimit
+from infra.settings import Settings
+from infra.storage import PhotoStore
 
 router = APIRouter(tags=["protocols"])
 
@@ -84,6 +88,43 @@ def _new_photo(
     )
 
 
+def accept_photo(
+    pool: ConnectionPool,
+    store: PhotoStore,
+    settings: Settings,
+    job_queue: queue.App,
+    new: NewProtocolPhoto,
+    client: str | None,
+) -> tuple[service.Accepted, bool]:
+    """``service.accept`` with the uploader's and the network's limits, on a pooled
+    connection of its own (blocking: run it in the thread pool). The API's upload and
+    the observers' upload page both send photos through here."""
+    secret = settings.app_key()
+    uploader_key = (
+        new.uploader.voter_key
+        if new.uploader.voter_key is not None
+        else ratelimit.account_key(secret, int(new.uploader.user_id or 0))
+    )
+    per_network = ratelimit.Limit(
+        service.NETWORK_SCOPE,
+        settings.submissions_per_network,
+        settings.submissions_per_network_seconds,
+    )
+    with pool.connection() as conn:
+        return service.accept(
+            conn,
+            store,
+            new,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+            uploader_key=uploader_key,
+            network=ratelimit.network_key(secret, client),
+            per_uploader=service.uploader_limit(),
+            per_network=per_network,
+            job_queue=job_queue,
+        )
+
+
 @router.post(
     "/v1/elections/{election_id}/protocol-photos",
     status_code=202,
@@ -119,35 +160,10 @@ async def upload_protocol_photo(
     and per network (429 with Retry-After)."""
     fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
     new = _new_photo(fields, election_id, caller)
-    secret = settings.app_key()
-    network = ratelimit.network_key(secret, request.client.host if request.client else None)
-    uploader_key = (
-        new.uploader.voter_key
-        if new.uploader.voter_key is not None
-        else ratelimit.account_key(secret, int(new.uploader.user_id or 0))
+    client = request.client.host if request.client else None
+    accepted, created = await run_in_threadpool(
+        accept_photo, pool, store, settings, job_queue, new, client
     )
-    per_network = ratelimit.Limit(
-        service.NETWORK_SCOPE,
-        settings.submissions_per_network,
-        settings.submissions_per_network_seconds,
-    )
-
-    def accept() -> tuple[service.Accepted, bool]:
-        with pool.connection() as conn:
-            return service.accept(
-                conn,
-                store,
-                new,
-                max_bytes=settings.max_upload_bytes,
-                max_pixels=settings.max_image_pixels,
-                uploader_key=uploader_key,
-                network=network,
-                per_uploader=service.uploader_limit(),
-                per_network=per_network,
-                job_queue=job_queue,
-            )
-
-    accepted, created = await run_in_threadpool(accept)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -293,3 +309,7 @@ def station_protocol(
     return service.station_protocol(
         conn, election_id, precinct_id, photo_ids=caller.role is not Role.OBSERVER
     )
+
+
+# The observers' pages (upload, transcription, disputed fields) are this domain's too.
+router.include_router(pages.router)

@@ -836,3 +836,110 @@ def as_reading(output: Any) -> ProtocolReading:
     if dataclasses.is_dataclass(output) and not isinstance(output, type):
         return ProtocolReading.model_validate(dataclasses.asdict(output))
     raise TypeError(f"not a protocol reading: {type(output).__name__}")
+
+
+# -- the reconciled figures, for the pages that show a station's official figures ------
+
+
+def displayed_figures(protocol: StationProtocol) -> dict[str, int | None] | None:
+    """The figures a page shows as a station's official ones: each field with a
+    reconciled value (a field in conflict, pending or illegible has none); None when
+    no source gives the station any figure at all. Pure."""
+    if not protocol.figures:
+        return None
+    shown: dict[str, int | None] = {
+        f.field_id: f.value for f in protocol.figures if f.value is not None
+    }
+    return shown
+
+
+def station_figures(
+    conn: psycopg.Connection, election_id: str, precinct_id: str, *, photo_ids: bool = False
+) -> tuple[dict[str, int | None] | None, StationProtocol]:
+    """A station's official figures as the pages show them (``displayed_figures``)
+    and the reconciliation behind them, with provenance per line and any conflict
+    (``station_protocol``; ``photo_ids`` as there: off for observers and the public)."""
+    protocol = station_protocol(conn, election_id, precinct_id, photo_ids=photo_ids)
+    return displayed_figures(protocol), protocol
+
+
+def official_protocols_of(
+    conn: psycopg.Connection, election_id: str, precinct_ids: Sequence[str]
+) -> dict[str, dict[str, int | None]]:
+    """The reconciled official figures of these stations (``election_protocols`` for
+    a page of stations): the imported file's, reconciled with the stations' protocol
+    photos where they have any (a figure in conflict, or still with people and known
+    from no other source, is None)."""
+    ids = list(precinct_ids)
+    files = elections.official_protocols_of(conn, election_id, ids)
+    merged = {precinct: dict(lines) for precinct, lines in files.items()}
+    wanted = set(ids)
+    fields = (
+        repository.station_fields(conn, election_id, ids[0])
+        if len(ids) == 1
+        else [f for f in repository.station_fields(conn, election_id) if f.precinct_id in wanted]
+    )
+    by_station: dict[str, list[StationField]] = {}
+    for field in fields:
+        by_station.setdefault(field.precinct_id, []).append(field)
+    for precinct, station in by_station.items():
+        sources, pending = station_sources(files.get(precinct), station, [])
+        lines = merged.setdefault(precinct, {})
+        for field_id, figure in consensus.reconcile(sources, pending).figures.items():
+            lines[field_id] = figure.value
+    return merged
+
+
+def photo_states(
+    conn: psycopg.Connection, election_id: str, photo_ids: Sequence[uuid.UUID], caller: Principal
+) -> list[PhotoState]:
+    """The states of these photos that ``caller`` may see (``photo_state``), in the
+    order given; the others are left out."""
+    states = []
+    for photo_id in photo_ids:
+        try:
+            states.append(photo_state(conn, election_id, photo_id, caller))
+        except NotFound:
+            continue
+    return states
+
+
+def photo_station_votes(
+    conn: psycopg.Connection, election_id: str, option_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, int | None], dict[str, int | None]]]:
+    """For each station with a counted protocol photo: its options' votes in the
+    imported file and as reconciled (None where unknown: not in the file, in
+    conflict, or still with people), for pages that sum the official figures of an
+    area. Stations without photos are left out (their file figures stand)."""
+    reconciled = reconciled_stations(conn, election_id)
+    if not reconciled:
+        return {}
+    files = elections.official_protocols_of(conn, election_id, list(reconciled))
+    return {
+        precinct: (
+            {o: (files.get(precinct) or {}).get(o) for o in option_ids},
+            {o: r.figures[o].value if o in r.figures else None for o in option_ids},
+        )
+        for precinct, r in reconciled.items()
+    }
+
+
+def adjust_area_sums(
+    sums: Mapping[str, Mapping[str, int]],
+    area_of: Mapping[str, str],
+    changes: Mapping[str, tuple[Mapping[str, int | None], Mapping[str, int | None]]],
+) -> dict[str, dict[str, int]]:
+    """Areas' official votes per option (``sums``, from the imported file) with each
+    station of ``changes`` counted by its reconciled votes instead of its file's
+    (``photo_station_votes``; an unknown figure counts 0). ``area_of``: each
+    station's area; a station in none is left out. Pure."""
+    adjusted = {area: dict(votes) for area, votes in sums.items()}
+    for precinct, (file_votes, reconciled) in changes.items():
+        area = area_of.get(precinct)
+        if area is None:
+            continue
+        totals = adjusted.setdefault(area, {})
+        for option, value in reconciled.items():
+            before = file_votes.get(option) or 0
+            totals[option] = totals.get(option, 0) - before + (value or 0)
+    return adjusted

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from api.protocols.schemas import StationProtocol
 from tally.vocab import EvidenceLevel
 
 
@@ -146,6 +147,10 @@ class StationView:
     protocol: dict[str, int | None] | None  # lines and option votes; None: no protocol
     crowd: list[CrowdSource]
     flags: list[PublicFlag] = field(default_factory=list)
+    # The official figures reconciled from every source (the imported file, protocol
+    # photos), with provenance per line and any conflict; ``protocol`` holds the
+    # agreed figures.
+    reconciled: StationProtocol | None = None
 
 
 @dataclass(frozen=True)

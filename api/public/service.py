@@ -20,6 +20,7 @@ from api.elections.repository import ElectionRef, PrecinctPlace, SearchToken
 from api.elections.schemas import Election
 from api.elections.service import get_election
 from api.errors import Invalid, NotFound
+from api.protocols import service as protocols
 from api.public.schemas import (
     STATUS_DRAW_ORDER,
     CrowdSource,
@@ -165,7 +166,11 @@ def overview(conn: psycopg.Connection, election_id: str) -> ElectionOverview:
     labels = elections_repo.option_labels(conn, election_id)
     places = elections_repo.precinct_places(conn, election_id)
     summaries = tallies.flag_summaries(conn, election_id)
-    official = elections_repo.official_votes_by_region(conn, election_id)
+    official = protocols.adjust_area_sums(
+        elections_repo.official_votes_by_region(conn, election_id),
+        {p.precinct_id: p.region for p in places},
+        protocols.photo_station_votes(conn, election_id, list(labels)),
+    )
     photos = tallies.photo_tally(conn, election_id)
     voters = tallies.photo_voters(conn, election_id)
 
@@ -208,7 +213,11 @@ def region_view(conn: psycopg.Connection, election_id: str, region: str) -> Regi
         raise NotFound("region", f"no region {region!r} in this election")
     labels = elections_repo.option_labels(conn, election_id)
     summaries = tallies.flag_summaries(conn, election_id)
-    official = elections_repo.official_votes_by_region(conn, election_id).get(region, {})
+    official = protocols.adjust_area_sums(
+        elections_repo.official_votes_by_region(conn, election_id),
+        {p.precinct_id: p.region for p in places},
+        protocols.photo_station_votes(conn, election_id, list(labels)),
+    ).get(region, {})
     ids = [p.precinct_id for p in places]
     photos = tallies.photo_tally_of(conn, election_id, ids)
     voters = tallies.photo_voters_of(conn, election_id, ids)
@@ -230,9 +239,7 @@ def station_view(conn: psycopg.Connection, election_id: str, precinct_id: str) -
     if place is None:
         raise NotFound("precinct_id", f"no station {precinct_id!r} in this election")
     labels = elections_repo.option_labels(conn, election_id)
-    protocol = elections_repo.official_protocols_of(conn, election_id, [precinct_id]).get(
-        precinct_id
-    )
+    protocol, reconciled = protocols.station_figures(conn, election_id, precinct_id)
     photos = tallies.photo_tally_of(conn, election_id, [precinct_id])
     voters = tallies.photo_voters_of(conn, election_id, [precinct_id]).get(precinct_id, 0)
     crowd: list[CrowdSource] = []
@@ -258,6 +265,7 @@ def station_view(conn: psycopg.Connection, election_id: str, precinct_id: str) -
         registered=place.registered,
         option_labels=labels,
         protocol=protocol,
+        reconciled=reconciled,
         crowd=crowd,
         flags=[
             PublicFlag(

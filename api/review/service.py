@@ -75,6 +75,8 @@ from api.audit import service as audit
 from api.elections import repository as elections
 from api.elections.repository import PrecinctRef
 from api.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
+from api.protocols import service as protocols
+from api.protocols.schemas import StationProtocol
 from api.review import repository
 from api.review.schemas import (
     FLAG_ACTIONS,
@@ -443,6 +445,9 @@ class StationEvidence:
     district_stations: int
     shares: list[ShareRow]
     flags: list[FlagView]
+    # The official figures reconciled from every source, with provenance per line and
+    # any conflict (``protocol`` holds its agreed figures).
+    reconciled: StationProtocol | None = None
 
 
 def station_evidence(
@@ -454,7 +459,7 @@ def station_evidence(
         raise NotFound("precinct_id", "no such station in this election")
     labels = elections.option_labels(conn, election_id)
     options = [(o, labels.get(o, o)) for o in elections.option_ids(conn, election_id)]
-    protocol = elections.station_protocol(conn, election_id, precinct_id)
+    protocol, reconciled = protocols.station_figures(conn, election_id, precinct_id)
     stations, totals = elections.district_protocol_totals(
         conn, election_id, ref.region, ref.district
     )
@@ -504,6 +509,7 @@ def station_evidence(
         district_stations=stations,
         shares=shares,
         flags=flags,
+        reconciled=reconciled,
     )
 
 

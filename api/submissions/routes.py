@@ -60,17 +60,22 @@ async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
-async def read_form(request: Request, limit: int) -> dict[str, str | bytes]:
+async def read_parts(
+    request: Request, limit: int, *, max_files: int, what: str = "the upload"
+) -> list[tuple[str, str | tuple[str, bytes]]]:
+    """A multipart body's parts in order: (name, text) or (name, (file name, bytes)),
+    the files in memory, the body capped at ``limit`` bytes (413 beyond, 400 for a
+    malformed body or more than ``max_files`` files)."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("body", "send the photo and its fields as multipart/form-data")
-    too_large = TooLarge("photo", f"the upload is larger than {limit - FORM_OVERHEAD} bytes")
+    too_large = TooLarge("photo", f"{what} is larger than {limit - FORM_OVERHEAD} bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_large
     parser = _InMemoryParser(
         request.headers,
         _capped(request, limit),
-        max_files=1,
+        max_files=max_files,
         max_fields=10,
         max_part_size=64 * 1024,
     )
@@ -80,15 +85,23 @@ async def read_form(request: Request, limit: int) -> dict[str, str | bytes]:
         raise too_large from None
     except MultiPartException as exc:
         raise BadRequest("body", exc.message) from None
-    fields: dict[str, str | bytes] = {}
+    parts: list[tuple[str, str | tuple[str, bytes]]] = []
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                fields[name] = await value.read()
+                parts.append((name, (value.filename or "", await value.read())))
             else:
-                fields[name] = value
+                parts.append((name, value))
     finally:
         await form.close()
+    return parts
+
+
+async def read_form(request: Request, limit: int) -> dict[str, str | bytes]:
+    """The upload's fields by name (the photo's bytes for a file), one file at most."""
+    fields: dict[str, str | bytes] = {}
+    for name, value in await read_parts(request, limit, max_files=1):
+        fields[name] = value if isinstance(value, str) else value[1]
     return fields
 
 

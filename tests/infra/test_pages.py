@@ -156,6 +156,7 @@ AREAS = {
     "review": "api/review",
     "public": "api/public",
     "analysts": "api/analysts",
+    "protocols": "api/protocols",
 }
 
 

@@ -75,6 +75,15 @@ def flatten_lighting(gray: np.ndarray) -> np.ndarray:
     return np.clip(flat, 0, 255).astype(np.uint8)
 
 
+def flatten_lighting_fast(gray: np.ndarray) -> np.ndarray:
+    """flatten_lighting in 8-bit arithmetic (rounded where it truncates: a grey
+    level at most apart), several times faster: the ballot reader's."""
+    small, _ = resize_long_side(gray, FLAT_SIDE)
+    paper = cv2.GaussianBlur(cv2.dilate(small, np.ones((7, 7), np.uint8)), (0, 0), 5)
+    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(gray, np.maximum(paper, 1), scale=FLAT_PAPER)
+
+
 def _spread(
     keypoints: Sequence[cv2.KeyPoint], shape: tuple[int, int], quota: int
 ) -> list[cv2.KeyPoint]:
@@ -86,15 +95,24 @@ def _spread(
     """
     h, w = shape
     per_cell = max(1, quota // (GRID * GRID))
-    cells: dict[tuple[int, int], list[cv2.KeyPoint]] = {}
-    for k in keypoints:
-        key = (min(GRID - 1, int(k.pt[1] * GRID / h)), min(GRID - 1, int(k.pt[0] * GRID / w)))
-        cells.setdefault(key, []).append(k)
-    kept: list[cv2.KeyPoint] = []
-    for members in cells.values():
-        members.sort(key=lambda k: -k.response)
-        kept += members[:per_cell]
-    return kept
+    if not keypoints:
+        return []
+    # Vectorised, with the order a loop over cells would give: cells in the order
+    # of their first keypoint, each cell's strongest first (ties in input order).
+    pts = np.array([k.pt for k in keypoints], np.float64)
+    response = np.array([k.response for k in keypoints], np.float64)
+    rows = np.minimum(GRID - 1, (pts[:, 1] * GRID / h).astype(np.int64))
+    cols = np.minimum(GRID - 1, (pts[:, 0] * GRID / w).astype(np.int64))
+    cell = rows * GRID + cols
+    _, first = np.unique(cell, return_index=True)
+    rank = np.empty(GRID * GRID, np.int64)
+    rank[cell[np.sort(first)]] = np.arange(len(first))
+    index = np.arange(len(keypoints))
+    order = np.lexsort((index, -response, rank[cell]))
+    ordered_cells = rank[cell][order]
+    starts = np.searchsorted(ordered_cells, ordered_cells, side="left")
+    chosen = order[(np.arange(len(order)) - starts) < per_cell]
+    return [keypoints[i] for i in chosen]
 
 
 def detect(

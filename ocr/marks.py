@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr.align import inside, warp_region
+from ocr.align import inside, project, warp_region
 
 # Everything is proportional to the box side: no pixel constant depends on a layout.
 PAD = 0.6  # context kept around the box for local re-alignment
@@ -27,6 +27,12 @@ INK_FLOOR = 0.15  # darkness (1 - pixel/paper) below this is paper texture or JP
 INK_FULL = 0.6  # darkness at and above this is full-strength ink
 PRINT_THRESHOLD = 128  # reference pixels darker than this are printed ink
 MIN_MATCH = 0.2  # below this local-match score the box was not found where expected
+# A photo smears printed ink over about this many of its own pixels (lens blur,
+# JPEG, resampling). Where the photo shows a box with fewer pixels than the patch
+# has (a small box, a distant shot), that smear covers more patch pixels than
+# TOLERANCE, and the outline's halo inside the box would read as a faint mark: the
+# print is grown by the smear at the box's own scale instead (score_box).
+BLEED_PX = 2.5
 
 
 Rect = tuple[int, int, int, int]
@@ -43,6 +49,11 @@ class BoxReference:
     ring: np.ndarray
     paper: np.ndarray
     outline: np.ndarray
+    printed: np.ndarray  # uint8 0/1, the reference's print in the patch
+    inner: np.ndarray  # bool, the interior before the print is taken out
+    around: np.ndarray  # bool, the ring before the print is taken out
+    tolerance: int  # patch pixels the print is grown by in `interior` and `ring`
+    side: float  # box side, reference pixels
 
 
 @dataclass(frozen=True)
@@ -110,11 +121,14 @@ def box_reference(
     inner = _rect_mask(shape, local(x + inset, y + inset, x + w - inset, y + h - inset))
     out = RING * side
     around = _rect_mask(shape, local(x - out, y - out, x + w + out, y + h + out))
-    interior = inner & ~printed_grown
-    ring = around & ~box_area & ~printed_grown
+    ring_zone = around & ~box_area
     for nx, ny, nw, nh in neighbours or []:
         reach = RING * min(nw, nh) + TOLERANCE * side
-        ring &= ~_rect_mask(shape, local(nx - reach, ny - reach, nx + nw + reach, ny + nh + reach))
+        ring_zone &= ~_rect_mask(
+            shape, local(nx - reach, ny - reach, nx + nw + reach, ny + nh + reach)
+        )
+    interior = inner & ~printed_grown
+    ring = ring_zone & ~printed_grown
     paper = ~around & ~cv2.dilate(printed, _disk(2 * tol)).astype(bool)
     # The printed outline: reference ink near the box edge, used to gauge contrast.
     edge_zone = _rect_mask(shape, local(x - inset, y - inset, x + w + inset, y + h + inset))
@@ -130,7 +144,42 @@ def box_reference(
         ring=ring,
         paper=paper,
         outline=outline,
+        printed=printed,
+        inner=inner,
+        around=ring_zone,
+        tolerance=tol,
+        side=float(side),
     )
+
+
+def masks_for(ref: BoxReference, photo_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(interior, ring) of a box shown with `photo_px` photo pixels per patch pixel:
+    the print grown by BLEED_PX photo pixels where that exceeds the template's
+    tolerance. Pure."""
+    grow = int(np.ceil(BLEED_PX / max(photo_px, 1e-3)))
+    if grow <= ref.tolerance:
+        return ref.interior, ref.ring
+    grown = cv2.dilate(ref.printed, _disk(grow)).astype(bool)
+    return ref.inner & ~grown, ref.around & ~grown
+
+
+def photo_scale(ref: BoxReference, homography: np.ndarray) -> float:
+    """Photo pixels per patch pixel at the box: the mean length, in the photo, of
+    the box's sides over their length in the patch. Pure."""
+    x0, y0, x1, y1 = ref.rect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = ref.side / 2
+    corners = np.array(
+        [
+            [cx - half, cy - half],
+            [cx + half, cy - half],
+            [cx + half, cy + half],
+            [cx - half, cy + half],
+        ]
+    )
+    pts = project(homography, corners)
+    sides = np.hypot(*(np.roll(pts, -1, axis=0) - pts).T)
+    return float(np.mean(sides)) / (ref.side * ref.scale)
 
 
 def paper_level(patch: np.ndarray, paper: np.ndarray) -> np.ndarray:
@@ -183,9 +232,10 @@ def score_box(ref: BoxReference, photo: np.ndarray, homography: np.ndarray) -> B
     visible = inside(homography, window_rect, photo.shape[:2])
     paper = paper_level(patch, ref.paper)
     ink = ink_strength(patch, paper)
-    n_interior = max(1, int(ref.interior.sum()))
-    interior = float(ink[ref.interior].sum()) / n_interior
-    ring = float(ink[ref.ring].sum()) / n_interior
+    inner, around = masks_for(ref, photo_scale(ref, homography))
+    n_interior = max(1, int(inner.sum()))
+    interior = float(ink[inner].sum()) / n_interior
+    ring = float(ink[around].sum()) / n_interior
     contrast = 0.0
     if ref.outline.any():
         contrast = float(np.median(1.0 - patch[ref.outline] / paper[ref.outline]))

@@ -27,7 +27,7 @@ from ocr.align import (
     Alignment,
     align,
     displacement,
-    flatten_lighting,
+    flatten_lighting_fast,
     homography_problem,
     inside,
     is_confident,
@@ -69,6 +69,15 @@ LATER_REFINE_GATES = (REFINE_GATE / 4, REFINE_GATE / 2)
 REFINE_ROUNDS = 3
 SECOND_MATCH_SIDE = 1600  # second try at finding the page, at full working size
 SECOND_FEATURES = 5000
+# Third try: the usual matching size with more features. A big photo of a page
+# lying on a grained table among clutter spends the first try's features on the
+# wood and the objects, and a page of small print (a long list of candidates)
+# keeps too few distinctive ones for the second try's larger print to match.
+THIRD_FEATURES = 5000
+# Refinement inliers that confirm a plausible but unconfident third-try fit (the
+# refinement keeps up to N_REFINE spread features; a right fit of a clear photo
+# lines up several hundred of them).
+CONFIRMED_INLIERS = 150
 REFINE_CONVERGED_PX = 3.0  # reference pixels: a smaller correction ends the refinement
 
 # Box decision. Scores are ink coverage of the box interior (0..1): an empty box
@@ -81,6 +90,10 @@ NOISE_FACTOR = 2.5  # ... and be this many times the noise
 # (every box of a short ballot dotted, say). Empty boxes score under 0.011 on every
 # photo of the evaluation set, the faintest marks 0.024.
 NOISE_CAP = MARK_MIN
+
+# Every box marked is believed only when every box's outline matched this well
+# where the fit put it (every_box_marked_unsure).
+ALL_MARKED_MATCH = 0.3
 
 # A keyword read at least this well (but under MIN_RATIO) is damaged, not absent.
 UNCLEAR_RATIO = 0.65
@@ -210,7 +223,7 @@ def _outside(template: LoadedTemplate, homography: np.ndarray, shape: tuple[int,
 
 def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | None, str | None]:
     """Find the page and refine the fit: (alignment, None) or (best attempt, problem)."""
-    flat = flatten_lighting(photo)
+    flat = flatten_lighting_fast(photo)
     first = align(template.features, flat)
     refined = _refined(template, photo, first)
     if refined is None:
@@ -219,8 +232,12 @@ def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | No
         # fit right where most features are and too far off elsewhere to refine.
         second = align(template.features, flat, SECOND_MATCH_SIDE, SECOND_FEATURES)
         refined = _refined(template, photo, second)
+        third = None
         if refined is None:
-            attempts = [a for a in (first, second) if a is not None]
+            third = align(template.features, flat, count=THIRD_FEATURES)
+            refined = _refined(template, photo, third, confirm=CONFIRMED_INLIERS)
+        if refined is None:
+            attempts = [a for a in (first, second, third) if a is not None]
             best = max(attempts, key=lambda a: a.inliers, default=None)
             if best is None or not is_confident(best):
                 return best, "too_few_matches"
@@ -230,21 +247,39 @@ def _locate(template: LoadedTemplate, photo: np.ndarray) -> tuple[Alignment | No
 
 
 def _refined(
-    template: LoadedTemplate, photo: np.ndarray, alignment: Alignment | None
+    template: LoadedTemplate,
+    photo: np.ndarray,
+    alignment: Alignment | None,
+    confirm: int | None = None,
 ) -> Alignment | None:
     """Refine a confident first fit in the page's own frame, gate by gate, until the
-    correction becomes negligible; None if the first refinement finds no fit."""
-    if alignment is None or not is_confident(alignment):
+    correction becomes negligible; None if the first refinement finds no fit.
+
+    With `confirm`, a merely plausible first fit (MIN_INLIERS inliers, half the
+    usual share) is refined too, and kept only if the refinement, matching the
+    page's evenly spread features near where the fit puts them, finds at least
+    `confirm` inliers: a wrong fit does not line up that many."""
+    if alignment is None:
         return None
+    if not is_confident(alignment):
+        plausible = (
+            alignment.inliers >= MIN_INLIERS and alignment.inlier_ratio >= MIN_INLIER_RATIO / 2
+        )
+        if confirm is None or not plausible:
+            return None
     for round_ in range(REFINE_ROUNDS):
         gates = FIRST_REFINE_GATES if round_ == 0 else LATER_REFINE_GATES
         refined = refine(template.refinement, template.size, photo, alignment, gates)
         if refined is None:
-            return None if round_ == 0 else alignment
+            if round_ == 0:
+                return None
+            break
         moved = displacement(alignment.homography, refined.homography, template.size)
         alignment = refined
         if moved < REFINE_CONVERGED_PX:
             break
+    if confirm is not None and alignment.inliers < confirm:
+        return None
     return alignment
 
 
@@ -342,6 +377,20 @@ def _check_header(
     return 0.8 + 0.2 * min((r - MIN_RATIO) / (1 - MIN_RATIO) for r in found.values())
 
 
+def every_box_marked_unsure(scores: list[BoxScore], decision: MarkDecision, max_marks: int) -> bool:
+    """Whether an overmarked reading with every box marked rests on an alignment
+    not proven box by box. Pure.
+
+    Every box "marked" is what a fit slightly off the page gives: each box then
+    samples a name, a rule or the next row. The page matched and the boxes were
+    searched for, but a box whose own outline matched only weakly (under
+    ALL_MARKED_MATCH; right boxes, even filled in, match at 0.33 and above in the
+    evaluation set) may be print, not ink: a person decides."""
+    if len(decision.marked) < len(scores) or len(scores) <= max_marks:
+        return False
+    return min(s.match for s in scores) < ALL_MARKED_MATCH
+
+
 def _decide(
     template: LoadedTemplate,
     alignment: Alignment,
@@ -363,6 +412,8 @@ def _decide(
         return _reading(Verdict.UNREADABLE, 0.5, ["ambiguous_mark"])
     if not decision.marked:
         return _reading(Verdict.BLANK, confidence, [])
+    if every_box_marked_unsure(scores, decision, tpl.max_marks):
+        return _reading(Verdict.UNREADABLE, 0.5, ["alignment_uncertain", "every_box_marked"])
     if len(decision.marked) > tpl.max_marks:
         return _reading(Verdict.OVERMARKED, confidence, [], decision.marked)
     return _reading(Verdict.VALID, confidence, [], decision.marked)

@@ -43,6 +43,9 @@ class BallotDesign:
     title_size: int = 46  # pixels at width 1240; everything scales with the width
     label_size: int = 32
     small_size: int = 19
+    # Printed lines for the commission members' signatures, beside the stamp place
+    # in the header (only with a stamp place); each is a caption over a rule.
+    signature_lines: list[str] = field(default_factory=list)
 
 
 BY2020_DESIGN = BallotDesign(
@@ -201,6 +204,213 @@ MUNICIPAL_DESIGN = BallotDesign(
 )
 
 
+# ---- Designs added for issue 12 (unlike the four above). seeds/evalset.py says
+# which ones the reader was tuned on and which are held out of tuning.
+
+# Fifteen parties in a three-column grid (a party-list vote): small boxes on the
+# right of short labels, a stamp place in the header.
+PARTY_GRID_DESIGN = BallotDesign(
+    election="demo-2026-party-list",
+    title_lines=[
+        "ИЗБИРАТЕЛЬНЫЙ БЮЛЛЕТЕНЬ",
+        "для голосования по единому избирательному округу",
+        "за списки кандидатов политических партий",
+    ],
+    header_keywords=["БЮЛЛЕТЕНЬ", "партий"],
+    ocr_languages="rus",
+    options=[
+        (f"party_{k:02d}", name)
+        for k, name in enumerate(
+            [
+                "ЗЕЛЁНЫЕ",
+                "АГРАРНАЯ",
+                "ЛИБЕРАЛЫ",
+                "РЕСПУБЛИКА",
+                "СОЮЗ ТРУДА",
+                "НАРОДНАЯ",
+                "ЦЕНТР",
+                "ПРАВО",
+                "ЕДИНСТВО",
+                "СВОБОДА",
+                "РАЗВИТИЕ",
+                "ГРОМАДА",
+                "ОТЕЧЕСТВО",
+                "ПРОГРЕСС",
+                "РОДИНА",
+            ],
+            start=1,
+        )
+    ],
+    details=[f"Список № {k}" for k in range(1, 16)],
+    instructions=["Поставьте знак в квадрате справа от названия ОДНОЙ партии."],
+    footer_lines=["Бюллетень без печати участковой комиссии недействителен."],
+    stamp_caption=["Место для печати"],
+    box_size=46,
+    columns=3,
+    title_size=44,
+    label_size=24,
+    small_size=18,
+)
+
+# A long single-column list: sixteen candidates, small boxes on the LEFT, tight rows.
+LONG_LIST_DESIGN = BallotDesign(
+    election="demo-2026-regional-assembly",
+    title_lines=[
+        "ВЫБАРЧЫ БЮЛЕТЭНЬ",
+        "па выбарах дэпутатаў абласнога Савета",
+    ],
+    header_keywords=["БЮЛЕТЭНЬ", "Савета"],
+    ocr_languages="bel",
+    options=[
+        (f"cand_{k:02d}", name)
+        for k, name in enumerate(
+            [
+                "АДАМОВІЧ Ігар Пятровіч",
+                "БЕЛАЯ Святлана Іванаўна",
+                "ВОЎК Андрэй Сяргеевіч",
+                "ГАЎРЫЛАВА Наталля Пятроўна",
+                "ДАВЫДЗЕНКА Алег Мікалаевіч",
+                "ЕРМАКОВІЧ Таццяна Віктараўна",
+                "ЖДАНОВІЧ Віктар Іванавіч",
+                "ЗАЙЦАВА Алена Уладзіміраўна",
+                "КАРПОВІЧ Дзмітрый Андрэевіч",
+                "ЛЯВОНЧЫК Марына Сяргееўна",
+                "МАЦКЕВІЧ Павел Паўлавіч",
+                "НАВІЦКАЯ Вольга Юр'еўна",
+                "ПАШКЕВІЧ Уладзімір Аляксеевіч",
+                "РАМАНЮК Ірына Міхайлаўна",
+                "СІДАРЭНКА Кірыл Пятровіч",
+                "ШЭВЕЛЬ Ганна Ігараўна",
+            ],
+            start=1,
+        )
+    ],
+    instructions=["Пастаўце знак у квадраце злева ад прозвішча аднаго кандыдата."],
+    footer_lines=["Бюлетэнь, у якім знакі пастаўлены больш чым у адным квадраце, несапраўдны."],
+    box_size=38,
+    box_side="left",
+    title_size=42,
+    label_size=24,
+    small_size=18,
+)
+
+# Held out. The issue's own example: a two-column, nine-party council ballot whose
+# header carries the stamp place and two signature rules (stamped and signed).
+COUNCIL_DESIGN = BallotDesign(
+    election="demo-2026-district-council",
+    title_lines=[
+        "БЮЛЛЕТЕНЬ ДЛЯ ГОЛОСОВАНИЯ",
+        "по выборам в районный Совет депутатов",
+    ],
+    header_keywords=["БЮЛЛЕТЕНЬ", "районный"],
+    ocr_languages="rus",
+    options=[
+        ("blue", "СИНЯЯ ПАРТИЯ"),
+        ("green", "ЗЕЛЁНАЯ ПАРТИЯ"),
+        ("workers", "ПАРТИЯ ТРУДА"),
+        ("farmers", "КРЕСТЬЯНСКИЙ СОЮЗ"),
+        ("youth", "МОЛОДЁЖНЫЙ БЛОК"),
+        ("citizens", "ГРАЖДАНСКАЯ СИЛА"),
+        ("pensioners", "ПАРТИЯ ПЕНСИОНЕРОВ"),
+        ("social", "СОЦИАЛЬНЫЙ ФРОНТ"),
+        ("unity", "ЕДИНЫЙ ГОРОД"),
+    ],
+    details=[
+        "Список № 1, 24 кандидата",
+        "Список № 2, 18 кандидатов",
+        "Список № 3, 21 кандидат",
+        "Список № 4, 12 кандидатов",
+        "Список № 5, 9 кандидатов",
+        "Список № 6, 15 кандидатов",
+        "Список № 7, 11 кандидатов",
+        "Список № 8, 7 кандидатов",
+        "Список № 9, 10 кандидатов",
+    ],
+    instructions=["Отметьте квадрат справа от названия одной партии любым знаком."],
+    footer_lines=["Бюллетень без печати и двух подписей членов комиссии недействителен."],
+    stamp_caption=["М. П."],
+    signature_lines=["Подпись члена комиссии", "Подпись члена комиссии"],
+    width=1240,
+    height=1754,
+    font="DejaVuSerif",
+    box_size=58,
+    columns=2,
+    title_size=46,
+    label_size=26,
+    small_size=19,
+)
+
+# Held out. A bilingual header (Belarusian, then Russian), boxes on the left, a
+# stamp place and one signature rule in the header.
+BILINGUAL_DESIGN = BallotDesign(
+    election="demo-2026-local-referendum",
+    title_lines=[
+        "БЮЛЕТЭНЬ ДЛЯ ГАЛАСАВАННЯ",
+        "на мясцовым рэферэндуме",
+        "БЮЛЛЕТЕНЬ ДЛЯ ГОЛОСОВАНИЯ",
+        "на местном референдуме",
+    ],
+    header_keywords=["БЮЛЕТЭНЬ", "референдуме"],
+    ocr_languages="bel+rus",
+    options=[
+        ("park", "ЗА / ЗА: новы парк — новый парк"),
+        ("stadium", "ЗА / ЗА: стадыён — стадион"),
+        ("library", "ЗА / ЗА: бібліятэка — библиотека"),
+        ("market", "ЗА / ЗА: рынак — рынок"),
+        ("none", "СУПРАЦЬ УСІХ / ПРОТИВ ВСЕХ"),
+    ],
+    instructions=[
+        "Пастаўце знак у адным квадраце. Поставьте знак в одном квадрате.",
+    ],
+    footer_lines=["Бюлетэнь без пячаткі несапраўдны. Бюллетень без печати недействителен."],
+    stamp_caption=["Месца для пячаткі", "Место для печати"],
+    signature_lines=["Подпіс / Подпись"],
+    width=1100,
+    height=1500,
+    box_size=60,
+    box_side="left",
+    title_size=44,
+    label_size=28,
+    small_size=19,
+)
+
+# Held out. A landscape form: two tables of five candidates, boxes on the left,
+# stamp place and two signature rules across the top.
+LANDSCAPE_DESIGN = BallotDesign(
+    election="demo-2026-mayor",
+    title_lines=["ИЗБИРАТЕЛЬНЫЙ БЮЛЛЕТЕНЬ", "по выборам мэра города"],
+    header_keywords=["БЮЛЛЕТЕНЬ", "мэра"],
+    ocr_languages="rus",
+    options=[
+        ("antonov", "АНТОНОВ Пётр Ильич"),
+        ("belova", "БЕЛОВА Ирина Олеговна"),
+        ("volkov", "ВОЛКОВ Денис Сергеевич"),
+        ("gromova", "ГРОМОВА Юлия Павловна"),
+        ("demin", "ДЁМИН Кирилл Андреевич"),
+        ("egorova", "ЕГОРОВА Анна Ивановна"),
+        ("zaitsev", "ЗАЙЦЕВ Максим Олегович"),
+        ("ivanova", "ИВАНОВА Ольга Петровна"),
+        ("klimov", "КЛИМОВ Артур Витальевич"),
+        ("lebedeva", "ЛЕБЕДЕВА Вера Николаевна"),
+    ],
+    footer_lines=[
+        "Поставьте любой знак в квадрате слева от фамилии одного кандидата. "
+        "Бюллетень без печати и подписей недействителен."
+    ],
+    stamp_caption=["Место для печати"],
+    signature_lines=["Подпись", "Подпись"],
+    width=1754,
+    height=1320,
+    font="DejaVuSansMono",
+    box_size=40,
+    box_side="left",
+    columns=2,
+    title_size=32,
+    label_size=19,
+    small_size=14,
+)
+
+
 @lru_cache(maxsize=32)
 def _font(family: str, bold: bool, size: int) -> ImageFont.FreeTypeFont:
     name = f"{family}-Bold.ttf" if bold else f"{family}.ttf"
@@ -245,6 +455,35 @@ def _dashed_rect(
         draw.line([(x1, y), (x1, min(y + dash, y1))], fill=0, width=width)
 
 
+@dataclass(frozen=True)
+class CommissionPlaces:
+    """Where the commission stamps and signs a ballot: the stamp place (x0, y0, x1,
+    y1) and the signature rules (x0, y, x1), reference pixels."""
+
+    stamp: tuple[int, int, int, int] | None
+    signatures: list[tuple[int, int, int]]
+
+
+def commission_places(design: BallotDesign) -> CommissionPlaces:
+    """The header's stamp place and signature rules of a design. Pure."""
+    if not design.stamp_caption:
+        return CommissionPlaces(None, [])
+    u = design.width / 1240
+    margin = round(70 * u)
+    stamp_w, stamp_h = round(300 * u), round(190 * u)
+    sx = design.width - margin - stamp_w if design.box_side == "left" else margin
+    stamp = (sx, margin, sx + stamp_w, margin + stamp_h)
+    lines: list[tuple[int, int, int]] = []
+    n = len(design.signature_lines)
+    if n:
+        rule_w = round(360 * u)
+        lx0 = margin if design.box_side == "left" else design.width - margin - rule_w
+        step = stamp_h / n
+        for k in range(n):
+            lines.append((lx0, round(margin + (k + 1) * step - 6 * u), lx0 + rule_w))
+    return CommissionPlaces(stamp, lines)
+
+
 def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]:
     """Draw the upright, unmarked ballot and the template describing it."""
     if design.details and len(design.details) != len(design.options):
@@ -263,15 +502,19 @@ def render_reference(design: BallotDesign) -> tuple[Image.Image, BallotTemplate]
     y = margin
 
     if design.stamp_caption:
-        stamp_w, stamp_h = round(300 * u), round(190 * u)
-        sx = design.width - margin - stamp_w if design.box_side == "left" else margin
-        _dashed_rect(draw, (sx, y, sx + stamp_w, y + stamp_h), round(10 * u), max(1, line_w - 1))
+        places = commission_places(design)
+        assert places.stamp is not None
+        sx, _, _, sy1 = places.stamp
+        _dashed_rect(draw, places.stamp, round(10 * u), max(1, line_w - 1))
         ty = y + round(14 * u)
         for text in design.stamp_caption:
             if text:
                 draw.text((sx + round(16 * u), ty), text, font=small, fill=0)
             ty += round(small.size * 1.3)
-        y += stamp_h + round(30 * u)
+        for text, (lx0, ly, lx1) in zip(design.signature_lines, places.signatures, strict=True):
+            draw.text((lx0, ly - round(small.size * 1.4)), text, font=small, fill=0)
+            draw.line([(lx0, ly), (lx1, ly)], fill=0, width=max(1, line_w - 1))
+        y = sy1 + round(30 * u)
 
     for i, text in enumerate(design.title_lines):
         font = title_font if i == 0 else sub_font

@@ -193,17 +193,19 @@ def test_same_photo_needs_the_ink_and_the_pose(
 
 
 def test_evalset_is_labelled_and_deterministic(tmp_path: Path) -> None:
-    cases = generate(tmp_path / "a", per_design=20, seed=3)
+    designs = ["by2020", "municipal", "council", "landscape"]
+    cases = generate(tmp_path / "a", per_design=20, seed=3, designs=designs)
     labels = list(read_labels(tmp_path / "a"))
     assert len(labels) == len(cases) == 80
+    assert {lb.template.name for lb in labels} == set(designs)
     assert {lb.expected for lb in labels} == {"valid", "blank", "overmarked", "not_a_ballot"}
     assert {lb.kind for lb in labels} >= {"ballot", "other_ballot"}
     assert all(lb.photo.is_file() and (lb.template / "template.json").is_file() for lb in labels)
     with (tmp_path / "a" / "labels.csv").open(encoding="utf-8") as f:
         header = next(csv.reader(f))
     assert header[:6] == ["photo", "template", "design", "expected", "marks", "style"]
-    generate(tmp_path / "b", per_design=2, seed=3)
-    for name in ("by2020-00000.jpg", "municipal-00001.jpg"):
+    generate(tmp_path / "b", per_design=2, seed=3, designs=["council", "municipal", "by2020"])
+    for name in ("by2020-00000.jpg", "municipal-00001.jpg", "council-00001.jpg"):
         assert (tmp_path / "a" / "photos" / name).read_bytes() == (
             tmp_path / "b" / "photos" / name
         ).read_bytes()

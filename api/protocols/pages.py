@@ -20,7 +20,7 @@ posts twice; bad input re-renders the page with each error under its field.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import psycopg
@@ -148,7 +148,34 @@ def upload_page(
     return _upload_page(page, conn, election_id, states=states)
 
 
-@router.post("/review/protocols/photos", response_class=HTMLResponse)
+# The page's form, documented in /openapi.json (the route reads the body itself).
+UPLOAD_FORM_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "election_id": {"type": "string"},
+                        "precinct_id": {"type": "string"},
+                        "photo": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "maxItems": MAX_PHOTOS,
+                        },
+                    },
+                    "required": ["election_id", "precinct_id", "photo"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/review/protocols/photos", response_class=HTMLResponse, openapi_extra=UPLOAD_FORM_OPENAPI
+)
 async def upload_photos(
     request: Request,
     page: Page,

@@ -261,7 +261,9 @@ def joint_reading(
     keeps its values and its failing checks: arithmetic is reported, never
     forced. Each field's confidence is then the posterior probability of its
     value among the readings considered (the best one, weighed as failing or
-    holding, and the repairs).
+    holding, and the repairs). An equality that holds on the values kept raises
+    its fields' confidences (``_corroborated``), whether or not the other checks
+    hold; not on a repair, which the checks chose.
     """
     expanded = [_expand(c, option_ids) for c in checks]
     best: dict[str, int | None] = {
@@ -295,7 +297,10 @@ def joint_reading(
             if False not in _holds(expanded, values):
                 repairs.append((ratio, values, fields))
     if not repairs:
-        return JointReading(best, dict(own), [], False)
+        # Kept as read, failing: an equality that holds still vouches for its own
+        # fields (a misreading hides only behind an exactly compensating one, and
+        # the check that fails is another).
+        return JointReading(best, _corroborated(own, expanded, best, equality_odds), [], False)
     # Posterior weights: the best reading (failing: 1 - prior) against each repair
     # (holding: prior), relative to the best reading's probability.
     readings = [best, *(v for _, v, _ in repairs)]

@@ -266,3 +266,20 @@ def test_protocol_files_without_a_template_or_a_file_are_unreadable_with_the_rea
     assert next(read_protocol_files(broken, [missing]))["reasons"] == ["template_invalid"]
     seeded = Path(__file__).parents[2] / "seeds" / "by-2020" / "protocol"
     assert next(read_protocol_files(seeded, [missing]))["reasons"] == ["file_not_found"]
+
+
+def test_an_equality_that_holds_vouches_for_its_fields_when_another_check_fails() -> None:
+    # ballots_cast exceeds ballots_issued (the protocol's own error, no alternative
+    # repairs it), but the sum holds: its fields are corroborated all the same.
+    alternatives = {
+        "ballots_cast": [(100, 0.9)],
+        "ballots_issued": [(98, 0.99)],
+        "invalid": [(4, 0.9)],
+        "a": [(46, 0.9)],
+        "b": [(50, 0.9)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.holds is False
+    assert joint.values["ballots_cast"] == 100
+    assert joint.confidence["a"] > 0.99 and joint.confidence["ballots_cast"] > 0.99
+    assert joint.confidence["ballots_issued"] == pytest.approx(0.99)

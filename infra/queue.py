@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from procrastinate import App, PsycopgConnector
+from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
 __all__ = [
+    "MAX_ATTEMPTS",
+    "PHOTOS_QUEUE",
     "App",
     "make_app",
     "ready_jobs",
+    "register_photo_tasks",
     "retry_stalled_jobs",
     "running_locks",
     "waiting_locks",
@@ -32,6 +36,43 @@ WAIT_SECONDS = 5.0
 # goes on meanwhile): a killed worker's photo waits about 15-20 s. Taking a live
 # but slow worker for dead only runs its job twice, which the pipeline allows.
 STALLED_AFTER_SECONDS = 15.0
+
+
+# The queue of the photos' reading (ballots and protocols: a worker that reads one
+# reads the other; api.worker's ballots-only workers listen to it alone), and how
+# many times a photo's job runs before a person is asked instead.
+PHOTOS_QUEUE = "photos"
+MAX_ATTEMPTS = 5
+
+
+def register_photo_tasks(
+    app: App,
+    *,
+    name: str,
+    job: Callable[..., Any],
+    sweep_name: str,
+    sweep: Callable[..., Any],
+    priority: int,
+) -> None:
+    """Register a photo-reading task (retried up to MAX_ATTEMPTS, 5 s apart) and its
+    sweep, every minute, one at a time (its queueing lock), on the photos' queue at
+    ``priority``: the shape both readers' jobs share."""
+    app.task(
+        name=name,
+        queue=PHOTOS_QUEUE,
+        priority=priority,
+        pass_context=True,
+        retry=RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=5),
+    )(job)
+    app.periodic(cron="* * * * *")(
+        app.task(
+            name=sweep_name,
+            queue=PHOTOS_QUEUE,
+            queueing_lock=sweep_name,
+            priority=priority,
+            pass_context=True,
+        )(sweep)
+    )
 
 
 def make_app(dsn: str, *registrations: Callable[[App], None]) -> App:

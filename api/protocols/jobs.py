@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from procrastinate import App, JobContext, RetryStrategy
+from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
 from api.protocols import repository
@@ -33,9 +33,8 @@ from infra.storage import PhotoStore, photo_store
 log = logging.getLogger(__name__)
 
 READ_TASK = "golos.read_protocol_photo"
-# The ballots' queue: a worker reading photos reads protocols too.
-PHOTOS_QUEUE = "photos"
-MAX_ATTEMPTS = 5
+PHOTOS_QUEUE = queue.PHOTOS_QUEUE  # the ballots': a worker reading photos reads protocols too
+MAX_ATTEMPTS = queue.MAX_ATTEMPTS
 # After ballots (api.submissions.jobs.BALLOT_PRIORITY, 10), before reports (0): a
 # voter's ballot is waited for on a phone; a protocol is read within minutes.
 PROTOCOL_PRIORITY = 5
@@ -157,19 +156,11 @@ async def sweep_job(context: JobContext, timestamp: int) -> None:
 def register(app: App) -> None:
     """Register this module's tasks on a queue app (``api.worker.queue_app``): the
     reading, and its minutely sweep."""
-    app.task(
+    queue.register_photo_tasks(
+        app,
         name=READ_TASK,
-        queue=PHOTOS_QUEUE,
+        job=read_protocol_photo_job,
+        sweep_name="golos.sweep_protocol_photos",
+        sweep=sweep_job,
         priority=PROTOCOL_PRIORITY,
-        pass_context=True,
-        retry=RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=5),
-    )(read_protocol_photo_job)
-    app.periodic(cron="* * * * *")(
-        app.task(
-            name="golos.sweep_protocol_photos",
-            queue=PHOTOS_QUEUE,
-            queueing_lock="golos.sweep_protocol_photos",
-            priority=PROTOCOL_PRIORITY,
-            pass_context=True,
-        )(sweep_job)
     )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 
-from procrastinate import App, JobContext, RetryStrategy
+from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
 from api.submissions import repository
@@ -25,8 +25,8 @@ from infra.storage import photo_store
 log = logging.getLogger(__name__)
 
 PROCESS_TASK = "golos.process_submission"
-PHOTOS_QUEUE = "photos"
-MAX_ATTEMPTS = 5
+PHOTOS_QUEUE = queue.PHOTOS_QUEUE
+MAX_ATTEMPTS = queue.MAX_ATTEMPTS
 # Ballots before reports: a worker takes the waiting job of highest priority
 # first, and report jobs keep procrastinate's default, 0. Any positive number
 # would do; 10 leaves room for something between them.
@@ -65,23 +65,15 @@ async def sweep_job(context: JobContext, timestamp: int) -> None:
 
 def register(app: App) -> None:
     """Register this module's tasks on a queue app (one app per process and use)."""
-    app.task(
-        name=PROCESS_TASK,
-        queue=PHOTOS_QUEUE,
-        priority=BALLOT_PRIORITY,
-        pass_context=True,
-        retry=RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=5),
-    )(process_submission_job)
     # The sweep queues ballots: it is a ballots' job (their queue, their priority),
     # run by every worker, also those that take ballots only (api.worker).
-    app.periodic(cron="* * * * *")(
-        app.task(
-            name="golos.sweep",
-            queue=PHOTOS_QUEUE,
-            queueing_lock="golos.sweep",
-            priority=BALLOT_PRIORITY,
-            pass_context=True,
-        )(sweep_job)
+    queue.register_photo_tasks(
+        app,
+        name=PROCESS_TASK,
+        job=process_submission_job,
+        sweep_name="golos.sweep",
+        sweep=sweep_job,
+        priority=BALLOT_PRIORITY,
     )
 
 

@@ -854,36 +854,6 @@ def station_protocol(
     return protocol
 
 
-def district_protocol_totals(
-    conn: psycopg.Connection, election_id: str, region: str, district: str
-) -> tuple[int, dict[str, int]]:
-    """Over the district's stations with a known protocol: how many there are, and
-    the sums of their registered voters, ballots cast and each option's votes."""
-    head = conn.execute(
-        """
-        SELECT count(*), coalesce(sum(r.registered), 0), coalesce(sum(r.ballots_cast), 0)
-        FROM current_official_results r
-        JOIN precincts p ON p.election_id = r.election_id AND p.id = r.precinct_id
-        WHERE r.election_id = %s AND p.region = %s AND p.district = %s
-        """,
-        (election_id, region, district),
-    ).fetchone()
-    assert head is not None
-    totals = {"registered": int(head[1]), "ballots_cast": int(head[2])}
-    for option, votes in conn.execute(
-        """
-        SELECT v.option_id, coalesce(sum(v.votes), 0)
-        FROM current_official_votes v
-        JOIN precincts p ON p.election_id = v.election_id AND p.id = v.precinct_id
-        WHERE v.election_id = %s AND p.region = %s AND p.district = %s
-        GROUP BY v.option_id
-        """,
-        (election_id, region, district),
-    ):
-        totals[str(option)] = int(votes)
-    return int(head[0]), totals
-
-
 def station_crowd_counts(
     conn: psycopg.Connection, election_id: str, precinct_id: str
 ) -> dict[str, tuple[EvidenceLevel, dict[str, int]]]:

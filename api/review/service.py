@@ -65,6 +65,7 @@ in the requested state and does nothing more (``Outcome.repeated``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -450,6 +451,28 @@ class StationEvidence:
     reconciled: StationProtocol | None = None
 
 
+def district_totals(
+    figures: Mapping[str, Mapping[str, int | None]],
+) -> tuple[int, dict[str, int]]:
+    """Over the stations whose registered voters and ballots cast are both known
+    (``figures``: official figures per station, None where unknown): how many there
+    are, and the sums of their registered voters, ballots cast and each option's
+    known votes, for the shares a station page compares with its district's. A
+    station with either figure unknown (in conflict, still with people) is left out
+    whole, so the district's turnout and shares have one set of stations. Pure."""
+    registered, cast = ProtocolLine.REGISTERED.value, ProtocolLine.BALLOTS_CAST.value
+    totals: dict[str, int] = {registered: 0, cast: 0}
+    stations = 0
+    for lines in figures.values():
+        if lines.get(registered) is None or lines.get(cast) is None:
+            continue
+        stations += 1
+        for line, value in lines.items():
+            if value is not None:
+                totals[line] = totals.get(line, 0) + value
+    return stations, totals
+
+
 def station_evidence(
     conn: psycopg.Connection, election_id: str, precinct_id: str
 ) -> StationEvidence:
@@ -460,8 +483,14 @@ def station_evidence(
     labels = elections.option_labels(conn, election_id)
     options = [(o, labels.get(o, o)) for o in elections.option_ids(conn, election_id)]
     protocol, reconciled = protocols.station_figures(conn, election_id, precinct_id)
-    stations, totals = elections.district_protocol_totals(
-        conn, election_id, ref.region, ref.district
+    # The district's figures as its stations' pages show them: reconciled with any
+    # protocol photos, not the imported file's alone.
+    stations, totals = district_totals(
+        protocols.official_protocols_of(
+            conn,
+            election_id,
+            elections.precinct_ids_in(conn, election_id, ref.region, ref.district),
+        )
     )
     cast = protocol.get(ProtocolLine.BALLOTS_CAST) if protocol else None
     registered = protocol.get(ProtocolLine.REGISTERED) if protocol else None

@@ -334,7 +334,7 @@ def test_conflicting_protocols_show_each_sources_number_and_no_official_figure(
     row = _row(review.text, "lukashenko")
     assert 'data-status="conflict"' in row
     assert "<strong>300</strong>" in row and "<strong>280</strong>" in row
-    assert "two different protocols" in review.text
+    assert "Two different protocols: the imported file and a protocol photo" in review.text
 
     public = client.get(f"/elections/{ELECTION}/stations/p1")
     assert 'data-conflict="true"' in public.text
@@ -394,3 +394,48 @@ def test_area_sums_count_a_stations_reconciled_votes_instead_of_its_files() -> N
         "South": {"a": 12, "b": 1},
     }
     assert sums == {"North": {"a": 100, "b": 50}, "South": {"a": 7}}
+
+
+def test_a_station_page_compares_it_with_its_districts_reconciled_figures(
+    conn: psycopg.Connection, read_photo: MakePhoto
+) -> None:
+    from api.review import service as review
+
+    def lukashenko_share(evidence: review.StationEvidence) -> float | None:
+        return next(r.district for r in evidence.shares if r.option == "lukashenko")
+
+    def evidence() -> review.StationEvidence:
+        seen = review.station_evidence(conn, ELECTION, "p1")
+        conn.commit()
+        return seen
+
+    before = evidence()
+    # p3, in p1's district, is not in the imported file: known from its photo only.
+    read_photo(
+        {**GOOD, "ballots_issued": 206, "ballots_cast": 206, "lukashenko": 200}, precinct="p3"
+    )
+    after = evidence()
+    assert after.district_stations == before.district_stations + 1
+    assert lukashenko_share(after) != lukashenko_share(before)
+    # A conflict over p1's ballots cast leaves p1 out of its district's figures:
+    # p3's alone remain.
+    read_photo({**GOOD, "ballots_cast": 307, "invalid": 6})
+    conflicted = evidence()
+    assert conflicted.district_stations == 1
+    assert conflicted.district_turnout == 206 / GOOD["registered"]
+    assert lukashenko_share(conflicted) == 200 / 206
+
+
+def test_district_totals_leave_out_a_station_whose_turnout_is_unknown() -> None:
+    from api.review.service import district_totals
+
+    figures: dict[str, dict[str, int | None]] = {
+        "a": {"registered": 100, "ballots_cast": 60, "x": 40, "y": None},
+        "b": {"registered": 50, "ballots_cast": None, "x": 10},
+        "c": {"registered": 10, "ballots_cast": 5, "x": 1, "y": 3},
+    }
+    assert district_totals(figures) == (
+        2,
+        {"registered": 110, "ballots_cast": 65, "x": 41, "y": 3},
+    )
+    assert district_totals({}) == (0, {"registered": 0, "ballots_cast": 0})

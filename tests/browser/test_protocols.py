@@ -273,7 +273,7 @@ def test_a_photo_differing_from_the_imported_file_shows_the_conflict_with_each_n
     expect(row).to_have_attribute("data-status", "conflict")
     expect(row).to_contain_text(str(scene.file_figures["lukashenko"]))
     expect(row).to_contain_text(str(scene.posted["lukashenko"]))
-    expect(observer.locator("section.reconciled")).to_contain_text("two different protocols")
+    expect(observer.locator("section.reconciled")).to_contain_text("Two different protocols:")
     accessible(observer)
 
     public = new_page()

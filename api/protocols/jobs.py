@@ -148,9 +148,21 @@ async def enqueue_pending(app: App, *, page_size: int = ENQUEUE_PAGE) -> int:
         after = page[-1][0]
 
 
+def drop_expired_claims() -> int:
+    """Delete the transcription claims that ran out without an entry; how many."""
+    with db.connection() as conn:
+        dropped = repository.drop_expired_claims(conn)
+        conn.commit()
+    if dropped:
+        log.info("dropped %d expired transcription claims", dropped)
+    return dropped
+
+
 async def sweep_job(context: JobContext, timestamp: int) -> None:
-    """Every minute: queue any protocol photo left without a job."""
+    """Every minute: queue any protocol photo left without a job, and drop the
+    transcription claims that ran out."""
     await enqueue_pending(context.app)
+    await asyncio.to_thread(drop_expired_claims)
 
 
 def register(app: App) -> None:

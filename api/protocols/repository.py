@@ -295,6 +295,17 @@ def next_field(
     return row[0], str(row[1])
 
 
+def drop_expired_claims(conn: psycopg.Connection) -> int:
+    """Delete the claims that ran out without an entry; how many. An expired claim
+    already counts for nothing (``next_field`` looks only at live ones) and an entry
+    needs no claim (``enter`` inserts its row), so this only keeps the table to the
+    entries and the claims in hand."""
+    cursor = conn.execute(
+        "DELETE FROM transcription_entries WHERE entered_at IS NULL AND claimed_until < now()"
+    )
+    return cursor.rowcount
+
+
 def enter(
     conn: psycopg.Connection,
     photo_id: uuid.UUID,

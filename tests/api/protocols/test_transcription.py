@@ -336,3 +336,31 @@ def test_an_observer_is_not_told_the_station_of_a_photo_they_type(
     assert {s["kind"] for s in sources} == {"file", "machine"}
     assert all(s["photo_id"] is None for s in sources)
     assert str(photo_id) not in protocol.text
+
+
+def test_the_sweep_drops_expired_claims_and_keeps_entries_and_live_claims(
+    conn: psycopg.Connection, read_photo: MakePhoto, person: People
+) -> None:
+    from api.protocols import jobs
+
+    read_photo({**GOOD, "invalid": None, "registered": None})
+    ids = [person("observer").user_id for _ in range(3)]
+    assert None not in ids
+    typist, late, waiting = (int(i or 0) for i in ids)
+    typed = repository.next_field(conn, ELECTION, typist, 600)
+    assert typed is not None
+    assert repository.enter(conn, *typed, typist, 5)
+    expired = repository.next_field(conn, ELECTION, late, -1)
+    live = repository.next_field(conn, ELECTION, waiting, 600)
+    assert expired is not None and live is not None
+    conn.commit()
+
+    assert jobs.drop_expired_claims() == 1
+    rows = conn.execute(
+        "SELECT account_id, entered_at IS NOT NULL FROM transcription_entries ORDER BY 1"
+    ).fetchall()
+    conn.commit()
+    assert rows == sorted([(typist, True), (waiting, False)])
+    assert jobs.drop_expired_claims() == 0
+    # The late typist's entry is still taken: an entry needs no claim.
+    assert repository.enter(conn, *expired, late, 7)

@@ -100,6 +100,24 @@ def review_home(
     )
 
 
+def _queue_context(
+    conn: Conn, queue: SubmissionPage | FlagPage | None, filters: dict[str, str], after: str
+) -> dict[str, Any]:
+    """What both queue pages show around their rows: the options' labels, the links
+    to the next and the first page (the filters kept), and the filters' choices."""
+    return {
+        "labels": elections.option_labels(conn, queue.election_id) if queue else {},
+        "next_query": (
+            urlencode({"election": queue.election_id, **filters, "after": queue.next_after})
+            if queue and queue.next_after
+            else None
+        ),
+        "first_query": urlencode({"election": queue.election_id, **filters}) if queue else "",
+        "paged": bool(after),
+        **_filters_context(conn, queue.election_id if queue else None),
+    }
+
+
 # --- submissions --------------------------------------------------------------------
 
 
@@ -139,15 +157,7 @@ def submissions_queue(
         queue=queue,
         filters=filters,
         reasons=QUEUE_REASONS,
-        labels=elections.option_labels(conn, queue.election_id) if queue else {},
-        next_query=(
-            urlencode({"election": queue.election_id, **filters, "after": queue.next_after})
-            if queue and queue.next_after
-            else None
-        ),
-        first_query=urlencode({"election": queue.election_id, **filters}) if queue else "",
-        paged=bool(after),
-        **_filters_context(conn, queue.election_id if queue else None),
+        **_queue_context(conn, queue, filters, after),
     )
 
 
@@ -276,15 +286,7 @@ def flags_queue(
         flag_names=list(Flag),
         kinds=list(FlagKind),
         statuses=list(ReviewStatus),
-        labels=elections.option_labels(conn, queue.election_id) if queue else {},
-        next_query=(
-            urlencode({"election": queue.election_id, **filters, "after": queue.next_after})
-            if queue and queue.next_after
-            else None
-        ),
-        first_query=urlencode({"election": queue.election_id, **filters}) if queue else "",
-        paged=bool(after),
-        **_filters_context(conn, queue.election_id if queue else None),
+        **_queue_context(conn, queue, filters, after),
     )
 
 

@@ -28,7 +28,8 @@ import ipaddress
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -295,6 +296,41 @@ def give_back(conn: psycopg.Connection, hits: Sequence[Hit]) -> None:
                 )
     except psycopg.Error:
         pass
+
+
+class Taken:
+    """The hits a ``counting`` block took; ``undo()`` has them given back when the
+    block ends (its work turned out not to happen: a retry of a request already
+    stored, a job someone else queued meanwhile)."""
+
+    def __init__(self, hits: list[Hit]) -> None:
+        self.hits = hits
+        self.undone = False
+
+    def undo(self) -> None:
+        self.undone = True
+
+
+@contextmanager
+def counting(
+    conn: psycopg.Connection,
+    wanted: Sequence[tuple[Limit | None, bytes]],
+    *,
+    now: float | None = None,
+) -> Iterator[Taken]:
+    """Count one hit of each (limit, key) with ``take`` (a None limit counts
+    nothing; Exceeded when any is reached, the block not run), run the block, and
+    give the hits back if it raises or calls ``undo()``: only work done counts.
+    ``conn`` as for ``take``: nothing uncommitted when entered."""
+    hits = take(conn, [(limit, key) for limit, key in wanted if limit is not None], now=now)
+    taken = Taken(hits)
+    try:
+        yield taken
+    except BaseException:
+        give_back(conn, hits)
+        raise
+    if taken.undone:
+        give_back(conn, hits)
 
 
 def forget_expired(conn: psycopg.Connection, now: float | None = None) -> int:

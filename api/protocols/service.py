@@ -210,25 +210,17 @@ def accept(
     finally:
         conn.autocommit = False
 
-    wanted: list[tuple[ratelimit.Limit, bytes]] = []
-    if per_uploader is not None:
-        wanted.append((per_uploader, uploader_key))
-    if per_network is not None:
-        wanted.append((per_network, network))
     try:
-        hits = ratelimit.take(conn, wanted)
+        counted = ratelimit.counting(conn, [(per_uploader, uploader_key), (per_network, network)])
+        with counted as taken:
+            accepted, created = _store(
+                conn, store, new, photo_id, digest, max_bytes, max_pixels, job_queue
+            )
+            if not created or accepted.duplicate_of is not None:
+                taken.undo()
     except ratelimit.Exceeded as exc:
         field, message = _LIMITED.get(exc.scope, ("network", "too many photos; try again later"))
         raise TooManyRequests(field, message, exc.retry_after) from None
-    try:
-        accepted, created = _store(
-            conn, store, new, photo_id, digest, max_bytes, max_pixels, job_queue
-        )
-    except BaseException:
-        ratelimit.give_back(conn, hits)
-        raise
-    if not created or accepted.duplicate_of is not None:
-        ratelimit.give_back(conn, hits)
     return accepted, created
 
 

@@ -12,6 +12,7 @@ Report jobs keep the default priority (0), below the ballots'
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from typing import NamedTuple
 
 import anyio.from_thread
@@ -55,16 +56,20 @@ def account_limit(settings: Settings, caller: Principal) -> AccountLimit:
     )
 
 
-def _count(conn: psycopg.Connection, per_account: AccountLimit | None) -> list[ratelimit.Hit]:
-    """Count one report job against the account's limit, or refuse it (429). Ends
-    the connection's read-only transaction first (the limit counts in its own)."""
+def _counting(
+    conn: psycopg.Connection, per_account: AccountLimit | None
+) -> AbstractContextManager[ratelimit.Taken]:
+    """Count one report job against the account's limit for a block
+    (``ratelimit.counting``: given back if the block fails); entering it raises
+    ``ratelimit.Exceeded`` beyond the limit. Ends the connection's read-only
+    transaction first (the limit counts in its own)."""
     conn.commit()
-    if per_account is None:
-        return []
-    try:
-        return ratelimit.take(conn, [(per_account.limit, per_account.key)])
-    except ratelimit.Exceeded as exc:
-        raise TooManyRequests(LIMITED_FIELD, LIMITED_MESSAGE, exc.retry_after) from None
+    wanted = [(per_account.limit, per_account.key)] if per_account is not None else []
+    return ratelimit.counting(conn, wanted)
+
+
+def _limited(exc: ratelimit.Exceeded) -> TooManyRequests:
+    return TooManyRequests(LIMITED_FIELD, LIMITED_MESSAGE, exc.retry_after)
 
 
 def generate_report_job(context: JobContext, report_id: str) -> None:
@@ -118,14 +123,13 @@ def start(
     holding this thread only), so the database calls never block the event loop.
     """
     get_election(conn, election_id)
-    hits = _count(conn, per_account)
     try:
-        report = service.create(conn, election_id)
-        conn.commit()
-        anyio.from_thread.run(enqueue, app, report.id)
-    except BaseException:
-        ratelimit.give_back(conn, hits)
-        raise
+        with _counting(conn, per_account):
+            report = service.create(conn, election_id)
+            conn.commit()
+            anyio.from_thread.run(enqueue, app, report.id)
+    except ratelimit.Exceeded as exc:
+        raise _limited(exc) from None
     return report
 
 
@@ -140,17 +144,16 @@ def retry(
     earlier = service.get(conn, report_id)
     if earlier is None or earlier.status != ReportState.FAILED:
         return None
-    hits = _count(conn, per_account)
     try:
-        report = service.retry(conn, report_id)
-        if report is None:  # retried meanwhile by someone else
-            ratelimit.give_back(conn, hits)
-            return None
-        conn.commit()
-        anyio.from_thread.run(enqueue, app, report.id)
-    except BaseException:
-        ratelimit.give_back(conn, hits)
-        raise
+        with _counting(conn, per_account) as taken:
+            report = service.retry(conn, report_id)
+            if report is None:  # retried meanwhile by someone else
+                taken.undo()
+                return None
+            conn.commit()
+            anyio.from_thread.run(enqueue, app, report.id)
+    except ratelimit.Exceeded as exc:
+        raise _limited(exc) from None
     return report
 
 

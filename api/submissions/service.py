@@ -174,16 +174,17 @@ def accept(
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, election.template)
 
-    hits = _count(conn, voter, network, per_voter, per_network)
     try:
-        status, created = _store(
-            conn, store, new, sid, digest, max_bytes, max_pixels, network, job_queue
-        )
-    except BaseException:
-        ratelimit.give_back(conn, hits)
-        raise
-    if not created:
-        ratelimit.give_back(conn, hits)
+        counted = ratelimit.counting(conn, [(per_voter, voter), (per_network, network)])
+        with counted as taken:
+            status, created = _store(
+                conn, store, new, sid, digest, max_bytes, max_pixels, network, job_queue
+            )
+            if not created:
+                taken.undo()
+    except ratelimit.Exceeded as exc:
+        field, message = _LIMITED[ratelimit.Scope(exc.scope)]
+        raise TooManyRequests(field, message, exc.retry_after) from None
     return status, created
 
 
@@ -252,26 +253,6 @@ def forget_elections() -> None:
     """Empty the cache of elections (after an election is loaded in this process)."""
     with _elections_lock:
         _elections.clear()
-
-
-def _count(
-    conn: psycopg.Connection,
-    voter: bytes,
-    network: bytes,
-    per_voter: ratelimit.Limit | None,
-    per_network: ratelimit.Limit | None,
-) -> list[ratelimit.Hit]:
-    """Count a new submission against the limits, or refuse it (429)."""
-    wanted: list[tuple[ratelimit.Limit, bytes]] = []
-    if per_voter is not None:
-        wanted.append((per_voter, voter))
-    if per_network is not None:
-        wanted.append((per_network, network))
-    try:
-        return ratelimit.take(conn, wanted)
-    except ratelimit.Exceeded as exc:
-        field, message = _LIMITED[ratelimit.Scope(exc.scope)]
-        raise TooManyRequests(field, message, exc.retry_after) from None
 
 
 def _store(

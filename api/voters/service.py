@@ -107,21 +107,9 @@ def start_verification(
     _check_election(conn, election_id)
     key = voter_key(secret, election_id, number)
     conn.commit()  # only reads so far; the network's hit is counted on its own
-    hits = _count_network(conn, network, per_network)
     try:
-        return _send_code(conn, verifier, election_id, number, key, secret)
-    except BaseException:
-        ratelimit.give_back(conn, hits)
-        raise
-
-
-def _count_network(
-    conn: psycopg.Connection, network: bytes, limit: ratelimit.Limit | None
-) -> list[ratelimit.Hit]:
-    if limit is None:
-        return []
-    try:
-        return ratelimit.take(conn, [(limit, network)])
+        with ratelimit.counting(conn, [(per_network, network)]):
+            return _send_code(conn, verifier, election_id, number, key, secret)
     except ratelimit.Exceeded as exc:
         raise TooManyRequests(
             "network",

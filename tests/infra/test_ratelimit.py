@@ -190,3 +190,23 @@ def test_counting_refuses_to_run_inside_the_callers_transaction(
     conn.execute("SELECT 1")
     with pytest.raises(RuntimeError, match="outside the caller's transaction"):
         ratelimit.take(conn, [(HOUR, b"v" * 32)])
+
+
+def test_a_counting_block_keeps_its_hit_only_when_its_work_is_done(
+    conn: psycopg.Connection,
+) -> None:
+    one = Limit("one", 1, 60)
+    key = b"w" * 32
+    with pytest.raises(RuntimeError), ratelimit.counting(conn, [(one, key)], now=60.0):
+        raise RuntimeError("the work failed")
+    with ratelimit.counting(conn, [(one, key)], now=61.0) as taken:
+        taken.undo()  # a retry of work already done
+    assert _hits(conn) == [("one", 0)]
+    with ratelimit.counting(conn, [(one, key), (None, b"n" * 32)], now=62.0) as taken:
+        assert len(taken.hits) == 1  # a None limit counts nothing
+    assert _hits(conn) == [("one", 1)]
+    ran = False
+    with pytest.raises(Exceeded), ratelimit.counting(conn, [(one, key)], now=63.0):
+        ran = True
+    assert not ran
+    assert _hits(conn) == [("one", 1)]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import ConnectorException, UniqueViolation
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 
 __all__ = [
     "MAX_ATTEMPTS",
     "PHOTOS_QUEUE",
     "App",
+    "defer_once",
+    "enqueue_orphans",
     "make_app",
     "ready_jobs",
     "register_photo_tasks",
@@ -159,3 +163,54 @@ async def ready_jobs(app: App, queues: list[str] | None = None) -> int:
     now: waiting, and not scheduled for later."""
     row = await app.connector.execute_query_one_async(_READY_JOBS, queues=queues)
     return int(row["ready"])
+
+
+async def defer_once(app: App, task: str, *, lock: str, priority: int, **kwargs: Any) -> bool:
+    """Queue ``task`` with ``kwargs`` under the queueing ``lock`` at ``priority``;
+    False when a job holding that lock is already waiting (one waits at a time)."""
+    try:
+        await app.configure_task(task, queueing_lock=lock, priority=priority).defer_async(**kwargs)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+async def enqueue_orphans(
+    app: App,
+    page: Callable[[int, int], Sequence[tuple[int, uuid.UUID]]],
+    lock_of: Callable[[uuid.UUID], str],
+    enqueue: Callable[[App, uuid.UUID], Awaitable[bool]],
+    *,
+    page_size: int,
+) -> int:
+    """Queue every item waiting for a photo job that no job waits for or runs (its
+    job was never queued, or failed for good); how many were queued.
+
+    ``page(after, limit)``: the waiting items after sequence number ``after``,
+    oldest first, as (seq, id), read from the database (it runs in a thread, so
+    the event loop stays free for the worker's other jobs); ``lock_of``: an item's
+    queueing lock; ``enqueue``: queue its job (False when one is already waiting).
+
+    Cost with a long backlog: the queue is never listed whole. The items are walked
+    a page at a time and each page is checked against the queue in one query
+    (``waiting_locks``, one index probe each); the running jobs, one per worker
+    slot, are listed once. The whole backlog is walked every time, because orphans
+    can be anywhere in it (after a queue outage they are the newest).
+
+    Races are harmless: an item whose job starts after the running jobs were listed
+    and before its page is checked gets a second job, which finds it done (the
+    jobs are idempotent); a job queued meanwhile by the upload makes the defer a
+    no-op (queueing lock)."""
+    running = await running_locks(app, PHOTOS_QUEUE)
+    queued = 0
+    after = 0
+    while True:
+        items = await asyncio.to_thread(page, after, page_size)
+        locks = {item_id: lock_of(item_id) for _, item_id in items}
+        waiting = await waiting_locks(app, list(locks.values()))
+        for item_id, lock in locks.items():
+            if lock not in running and lock not in waiting and await enqueue(app, item_id):
+                queued += 1
+        if len(items) < page_size:
+            return queued
+        after = items[-1][0]

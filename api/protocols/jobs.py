@@ -21,7 +21,6 @@ from typing import Any
 
 import psycopg
 from procrastinate import App, JobContext
-from procrastinate.exceptions import AlreadyEnqueued
 
 from api.protocols import repository
 from api.protocols.repository import PhotoRow
@@ -54,13 +53,9 @@ def job_lock(photo_id: uuid.UUID) -> str:
 
 async def enqueue(app: App, photo_id: uuid.UUID) -> bool:
     """Queue the photo's reading; False when a job for it is already waiting."""
-    try:
-        await app.configure_task(
-            READ_TASK, queueing_lock=job_lock(photo_id), priority=PROTOCOL_PRIORITY
-        ).defer_async(photo_id=str(photo_id))
-    except AlreadyEnqueued:
-        return False
-    return True
+    return await queue.defer_once(
+        app, READ_TASK, lock=job_lock(photo_id), priority=PROTOCOL_PRIORITY, photo_id=str(photo_id)
+    )
 
 
 def read_photo(
@@ -128,24 +123,12 @@ def _waiting_page(after_seq: int, limit: int) -> list[tuple[int, uuid.UUID]]:
 async def enqueue_pending(app: App, *, page_size: int = ENQUEUE_PAGE) -> int:
     """Queue every photo waiting to be read that no job waits for or runs (its job
     was never queued, or failed for good); how many. Run every minute by the sweep
-    (``register``). Walks the waiting photos a page at a time, each page checked
-    against the queue in one query, as ``api.submissions.jobs.enqueue_pending``
-    (whose races it shares, harmless: ``read_photo`` records a photo once)."""
-    running = await queue.running_locks(app, PHOTOS_QUEUE)
-    queued = 0
-    after = 0
-    while True:
-        page = await asyncio.to_thread(_waiting_page, after, page_size)
-        locks = {photo_id: job_lock(photo_id) for _, photo_id in page}
-        waiting = await queue.waiting_locks(app, list(locks.values()))
-        for photo_id, lock in locks.items():
-            if lock not in running and lock not in waiting and await enqueue(app, photo_id):
-                queued += 1
-        if len(page) < page_size:
-            if queued:
-                log.info("queued %d protocol photos that had no job", queued)
-            return queued
-        after = page[-1][0]
+    (``register``), as ``queue.enqueue_orphans`` describes (harmless races:
+    ``read_photo`` records a photo once)."""
+    queued = await queue.enqueue_orphans(app, _waiting_page, job_lock, enqueue, page_size=page_size)
+    if queued:
+        log.info("queued %d protocol photos that had no job", queued)
+    return queued
 
 
 def drop_expired_claims() -> int:

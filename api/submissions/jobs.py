@@ -7,12 +7,10 @@ second job for a submission (a retry, the sweep racing an upload) is harmless.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
 from procrastinate import App, JobContext
-from procrastinate.exceptions import AlreadyEnqueued
 
 from api.submissions import repository
 from api.submissions.pipeline import give_up, process_submission
@@ -83,13 +81,13 @@ def job_lock(submission_id: uuid.UUID) -> str:
 
 async def enqueue(app: App, submission_id: uuid.UUID) -> bool:
     """Queue the submission's job; False when one is already waiting."""
-    try:
-        await app.configure_task(
-            PROCESS_TASK, queueing_lock=job_lock(submission_id), priority=BALLOT_PRIORITY
-        ).defer_async(submission_id=str(submission_id))
-    except AlreadyEnqueued:
-        return False
-    return True
+    return await queue.defer_once(
+        app,
+        PROCESS_TASK,
+        lock=job_lock(submission_id),
+        priority=BALLOT_PRIORITY,
+        submission_id=str(submission_id),
+    )
 
 
 def _received_page(after_seq: int, limit: int) -> list[ReceivedRef]:
@@ -100,34 +98,12 @@ def _received_page(after_seq: int, limit: int) -> list[ReceivedRef]:
 async def enqueue_pending(app: App, *, page_size: int = ENQUEUE_PAGE) -> int:
     """Queue every received submission that no job is waiting for or running (its
     job was never queued, or failed for good); returns how many were queued. Run
-    by the sweep every minute and when a worker starts.
-
-    Cost with many received submissions: the queue is never listed whole. The
-    submissions waiting to be read are walked oldest first, a page at a time (a
-    seek on the partial index of migration 0005), and each page is checked against
-    the queue in one query (``queue.waiting_locks``, one index probe per
-    submission); the running jobs, one per worker slot, are listed once. The whole
-    backlog is walked every time, because orphans can be anywhere in it (after a
-    queue outage they are the newest), in memory one page at a time.
-
-    Races are harmless: a submission whose job starts after the running jobs were
-    listed and before its page is checked gets a second job, which finds it decided
-    (the pipeline is idempotent); a job queued meanwhile by the upload makes the
-    defer a no-op (queueing lock).
-    """
-    running = await queue.running_locks(app, PHOTOS_QUEUE)
-    queued = 0
-    after = 0
-    while True:
-        # The database call leaves the event loop free (the worker's other jobs run).
-        page = await asyncio.to_thread(_received_page, after, page_size)
-        locks = {ref.submission_id: job_lock(ref.submission_id) for ref in page}
-        waiting = await queue.waiting_locks(app, list(locks.values()))
-        for sid, lock in locks.items():
-            if lock not in running and lock not in waiting and await enqueue(app, sid):
-                queued += 1
-        if len(page) < page_size:
-            if queued:
-                log.info("queued %d received submissions that had no job", queued)
-            return queued
-        after = page[-1].seq
+    by the sweep every minute and when a worker starts. The received submissions
+    are walked oldest first, a page at a time (a seek on the partial index of
+    migration 0005), as ``queue.enqueue_orphans`` describes (its cost and races)."""
+    queued = await queue.enqueue_orphans(
+        app, _received_page, job_lock, enqueue, page_size=page_size
+    )
+    if queued:
+        log.info("queued %d received submissions that had no job", queued)
+    return queued

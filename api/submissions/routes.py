@@ -13,7 +13,16 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.accounts.schemas import Principal, Role
-from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
+from api.deps import (
+    AppSettings,
+    BearerToCheck,
+    Conn,
+    JobQueue,
+    Pool,
+    Store,
+    require,
+    require_bearer,
+)
 from api.errors import BadRequest, Forbidden, Invalid, TooLarge, UnsupportedMediaType
 from api.submissions import jobs, service
 from api.submissions.schemas import (
@@ -168,7 +177,7 @@ async def submit(
     store: Store,
     settings: AppSettings,
     job_queue: JobQueue,
-    voter: Annotated[Principal, require(Role.VOTER)],
+    voter: Annotated[BearerToCheck, require_bearer(Role.VOTER)],
 ) -> SubmissionAccepted:
     """Submit a ballot photo, as the verified voter of the device token. Idempotent on
     ``submission_id``: a retry returns the first result (200) and is never counted
@@ -177,7 +186,6 @@ async def submit(
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (stripping the photo, the database) runs in the thread pool.
     fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
-    new = _new_submission(fields, voter)
     # The caller's network, as a keyed hash only (its address is never kept).
     network = ratelimit.network_key(
         settings.app_key(), request.client.host if request.client else None
@@ -185,6 +193,9 @@ async def submit(
 
     def accept() -> tuple[SubmissionStatus, bool]:
         with pool.connection() as conn:  # committed here, before the job is queued
+            # The voter is looked up here, in the one hand-off to the thread pool
+            # (api.deps.require_bearer).
+            new = _new_submission(fields, voter.principal(conn))
             return service.accept(
                 conn,
                 store,

@@ -38,6 +38,30 @@ def test_only_a_verified_voter_may_send_a_photo(
     assert submit(photo).status_code == 202
 
 
+def test_an_upload_is_refused_for_an_expired_token_a_token_of_no_kind_or_a_cookie(
+    conn: psycopg.Connection,
+    client: TestClient,
+    submit: Callable,
+    ballot_photo: Callable,
+    device_token: Callable,
+    account: Callable,
+) -> None:
+    photo = ballot_photo(["tsikhanouskaya"])
+    expired = device_token("+375291000077")
+    conn.execute("UPDATE device_tokens SET expires_at = now() - interval '1 second'")
+    conn.commit()
+    late = submit(photo, headers={"Authorization": f"Bearer {expired}"})
+    assert late.status_code == 401, late.text
+    assert late.json()["detail"]["message"] == "unknown, expired or revoked token"
+    odd = submit(photo, headers={"Authorization": "Bearer something-else"})
+    assert odd.status_code == 401
+    # A browser session is no credential on the phones' route (no CSRF to forge).
+    account("observer")
+    client.cookies.set("golos_session", "a-session-cookie")
+    assert submit(photo, headers={}).status_code == 401
+    assert _count(conn) == 0
+
+
 def test_a_voter_reads_only_their_own_submission(
     client: TestClient,
     submit: Callable,

@@ -3,6 +3,7 @@ service and shape the answer; refusals are ``api.errors`` errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
@@ -127,12 +128,14 @@ def form_text(
     return value.strip()
 
 
-def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubmission:
+def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
+    """The upload's fields, checked (400 without its id, 422 for a field missing or
+    empty); its ``voter_key`` is the caller's, set once they are looked up
+    (``_sent_by``)."""
     photo = fields.get("photo")
     if not isinstance(photo, bytes) or not photo:
         raise Invalid("photo", "a photo file is required")
-    assert voter.voter_key is not None
-    new = NewSubmission(
+    return NewSubmission(
         # IETF Idempotency-Key: a request without its key is malformed (400).
         submission_id=form_text(fields, "submission_id", missing=BadRequest),
         election_id=form_text(fields, "election_id", missing=Invalid),
@@ -141,13 +144,19 @@ def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubm
             c.strip() for c in form_text(fields, "declared_choice", missing=Invalid).split(",")
         ],
         photo=photo,
-        voter_key=voter.voter_key,
+        voter_key=b"",
     )
+
+
+def _sent_by(new: NewSubmission, voter: Principal) -> NewSubmission:
+    """The submission as the verified ``voter``'s (403 when verified for another
+    election)."""
+    assert voter.voter_key is not None
     if new.election_id != voter.election_id:
         raise Forbidden(
             "election_id", "this phone was verified for another election; verify it again"
         )
-    return new
+    return dataclasses.replace(new, voter_key=voter.voter_key)
 
 
 @router.post(
@@ -185,7 +194,7 @@ async def submit(
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (stripping the photo, the database) runs in the thread pool.
-    fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+    new = _new_submission(await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD))
     # The caller's network, as a keyed hash only (its address is never kept).
     network = ratelimit.network_key(
         settings.app_key(), request.client.host if request.client else None
@@ -195,11 +204,11 @@ async def submit(
         with pool.connection() as conn:  # committed here, before the job is queued
             # The voter is looked up here, in the one hand-off to the thread pool
             # (api.deps.require_bearer).
-            new = _new_submission(fields, voter.principal(conn))
+            sent = _sent_by(new, voter.principal(conn))
             return service.accept(
                 conn,
                 store,
-                new,
+                sent,
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
                 network=network,

@@ -150,26 +150,24 @@ def accept(
     ``job_queue``, a new submission's job is queued in the transaction that stores
     it (one commit for both; the caller queues it otherwise).
 
-    Round trips to the database for a new submission, besides the limits' and the
-    quarantine's (``abuse.record_arrival``): the id's lookup (outside any
-    transaction), then one transaction: BEGIN, the lock, the row and the photo's
-    owner in one statement, the job, COMMIT. The election's ballot options and
+    Round trips to the database for a new submission: the limits' one statement
+    (``ratelimit.take``), then one transaction: BEGIN, the lock, the row and the
+    photo's owner in one statement, the quarantine's counters
+    (``abuse.record_arrival``), the job, COMMIT. The election's ballot options and
     stations come from a per-process cache (``_election``). (Pipeline mode was
     measured: its extra syncs cost more CPU than the BEGIN it saves.)
+
+    A retry is found by the insert itself (the id is there already), not by a
+    lookup before it: new submissions are the many, and a lookup first cost each
+    of them a round trip. So a retry costs more instead: its hits are counted and
+    given back, its photo stripped again; one that finds its voter or network at
+    the limit is looked up before it is refused (a retry of a request stored is
+    answered as such, whatever the limits say).
     """
     sid = _parse_submission_id(new.submission_id)
     voter = new.voter_key
     digest = request_digest(new, voter)
-    # Only reads so far, each a statement of its own: no BEGIN, no COMMIT (and
-    # nothing held open: the limits count in a transaction of their own).
-    conn.autocommit = True
-    try:
-        earlier = _existing(conn, sid, digest)
-        if earlier is not None:
-            return as_sender_sees(earlier), False
-        election = _election(conn, new.election_id, new.precinct_id)
-    finally:
-        conn.autocommit = False
+    election = _election_now(conn, new.election_id, new.precinct_id)
     if new.precinct_id not in election.precincts:
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, election.template)
@@ -183,9 +181,24 @@ def accept(
             if not created:
                 taken.undo()
     except ratelimit.Exceeded as exc:
+        earlier = _existing(conn, sid, digest)
+        conn.rollback()  # a read only: nothing held open
+        if earlier is not None:
+            return as_sender_sees(earlier), False
         field, message = _LIMITED[ratelimit.Scope(exc.scope)]
         raise TooManyRequests(field, message, exc.retry_after) from None
     return status, created
+
+
+def _election_now(conn: psycopg.Connection, election_id: str, precinct_id: str) -> _Election:
+    """``_election``, its reads (on a cache miss) each a statement of its own: no
+    BEGIN, no COMMIT, and nothing held open (the limits count in a transaction of
+    their own)."""
+    conn.autocommit = True
+    try:
+        return _election(conn, election_id, precinct_id)
+    finally:
+        conn.autocommit = False
 
 
 # --- the election's ballot options and stations, cached per process ---------------

@@ -43,7 +43,7 @@ from ocr.header import (
     keyword_crops,
 )
 from ocr.images import ImageRejected, decode_gray
-from ocr.ink import hamming, ink_fingerprint, page_pose, pose_distance, scene_fingerprint
+from ocr.ink import fingerprints, hamming, page_pose, pose_distance
 from ocr.marks import MIN_MATCH, BoxScore, score_box
 from ocr.scene import same_scenes
 from ocr.template import LoadedTemplate, load_template, read_photo_files
@@ -209,6 +209,17 @@ def decide_marks(scores: list[BoxScore], max_marks: int) -> MarkDecision:
     return MarkDecision(marked, ambiguous, certainty)
 
 
+def bright_level(photo: np.ndarray) -> float:
+    """np.percentile(photo, 95) of a uint8 image, from its histogram: the same
+    value (linear interpolation), a sixth of the cost on a 1600-px photo. Pure."""
+    counts = np.cumsum(cv2.calcHist([photo], [0], None, [256], [0, 256]).ravel())
+    index = 0.95 * (photo.size - 1)
+    low = int(index)
+    below = int(np.searchsorted(counts, low, side="right"))
+    above = int(np.searchsorted(counts, min(low + 1, photo.size - 1), side="right"))
+    return below + (above - below) * (index - low)
+
+
 def _alignment_confidence(alignment: Alignment) -> float:
     by_count = min(1.0, alignment.inliers / (4 * MIN_INLIERS))
     by_ratio = min(1.0, alignment.inlier_ratio / (2 * MIN_INLIER_RATIO))
@@ -284,7 +295,7 @@ def _refined(
 
 
 def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> BallotReading:
-    if float(np.percentile(photo, 95)) < DARK_LEVEL:
+    if bright_level(photo) < DARK_LEVEL:
         return _reading(Verdict.UNREADABLE, 0.9, ["too_dark"])
 
     alignment, problem = _locate(template, photo)
@@ -318,13 +329,10 @@ def _read_gray(template: LoadedTemplate, photo: np.ndarray, clock: _Clock) -> Ba
             (s.shift[0] / b.scale, s.shift[1] / b.scale)
             for b, s in zip(template.boxes, scores, strict=True)
         ]
-        reading.fingerprint = ink_fingerprint(
+        reading.fingerprint, reading.scene = fingerprints(
             template.ink, photo, homography, [s.score for s in scores], shifts
         )
         reading.pose = page_pose(homography, template.size)
-        reading.scene = scene_fingerprint(
-            template.ink, photo, homography, [s.score for s in scores], shifts
-        )
         clock.lap("fingerprint")
     return reading
 

@@ -10,7 +10,17 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocr.ink import MARKED, hamming, ink_fingerprint, page_pose, plan_ink, pose_distance, to_hex
+from ocr.ink import (
+    MARKED,
+    fingerprints,
+    hamming,
+    ink_fingerprint,
+    page_pose,
+    plan_ink,
+    pose_distance,
+    scene_fingerprint,
+    to_hex,
+)
 
 BOXES = [(100, 100, 60, 60), (100, 220, 60, 60), (100, 340, 60, 60)]
 UNMARKED = [0.0, 0.0, 0.0]
@@ -84,3 +94,16 @@ def test_ink_needs_neither_the_template_nor_the_reader() -> None:
     code = "import sys, ocr.ink; print(sorted(m for m in sys.modules if m.startswith('ocr')))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "['ocr', 'ocr.align', 'ocr.ink']"
+
+
+def test_both_fingerprints_at_once_are_the_two_computed_apart() -> None:
+    photo = _marked(_marked(_page(), 0, "cross"), 2, "circle")
+    plan = plan_ink(_page(), BOXES)
+    homography = np.array([[1.01, 0.02, 3.0], [-0.01, 0.99, -2.0], [0.0, 0.0, 1.0]])
+    scores, shifts = [0.2, 0.0, 0.15], [(0.5, -0.3), (0.0, 0.0), (-1.0, 0.2)]
+    together = fingerprints(plan, photo, homography, scores, shifts)
+    apart = (
+        ink_fingerprint(plan, photo, homography, scores, shifts),
+        scene_fingerprint(plan, photo, homography, scores, shifts),
+    )
+    assert together == apart and together[1] is not None

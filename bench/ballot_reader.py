@@ -35,6 +35,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before Tesseract is ever started
 
+import numpy as np
+
+from ocr.header import TEXT_HEIGHT, run_tesseract
 from ocr.reader import read_ballot
 from ocr.template import LoadedTemplate, load_template
 from seeds.evalset import (
@@ -86,7 +89,11 @@ def _read(job: tuple[str, bytes]) -> Result:
 
 def _warm(folders: list[str]) -> int:
     for f in folders:
-        _template(f)
+        template = _template(f)
+        # Tesseract's models load on a process's first header check: before the clock.
+        run_tesseract(
+            np.full((TEXT_HEIGHT, 4 * TEXT_HEIGHT), 255, np.uint8), template.template.ocr_languages
+        )
     return os.getpid()
 
 

@@ -99,7 +99,9 @@ def _spread(
         return []
     # Vectorised, with the order a loop over cells would give: cells in the order
     # of their first keypoint, each cell's strongest first (ties in input order).
-    pts = np.array([k.pt for k in keypoints], np.float64)
+    # KeyPoint.convert: the same float32 coordinates as k.pt, without a Python loop
+    # (1.45 ms for ORB's 3600 keypoints of a refinement, 0.02 ms so).
+    pts = np.asarray(cv2.KeyPoint.convert(keypoints), np.float64)
     response = np.array([k.response for k in keypoints], np.float64)
     rows = np.minimum(GRID - 1, (pts[:, 1] * GRID / h).astype(np.int64))
     cols = np.minimum(GRID - 1, (pts[:, 0] * GRID / w).astype(np.int64))
@@ -133,7 +135,7 @@ def detect(
         keypoints, descriptors = orb.detectAndCompute(small, None)
     if descriptors is None or not keypoints:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-    points = np.array([k.pt for k in keypoints], dtype=np.float32) / scale
+    points = np.asarray(cv2.KeyPoint.convert(keypoints), np.float32) / scale
     return Features(points, descriptors)
 
 
@@ -212,22 +214,30 @@ def match(
     if len(reference.points) < 2 or len(photo.points) < 2:
         empty = np.zeros((0, 2), np.float32)
         return empty, empty
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    if gate is None:
-        pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2)
-    else:
+    near = None
+    if gate is not None:
         if distances2 is None:
             distances2 = squared_distances(reference.points, photo.points)
         near = (distances2 < gate * gate).astype(np.uint8)
-        pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2, mask=near)
-    good = [
-        p[0]
-        for p in pairs
-        if (len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance)
-        or (len(p) == 1 and gate is not None)
-    ]
-    src = np.array([reference.points[m.queryIdx] for m in good], np.float32).reshape(-1, 2)
-    dst = np.array([photo.points[m.trainIdx] for m in good], np.float32).reshape(-1, 2)
+    # The two nearest photo descriptors of each reference one, as BFMatcher.knnMatch
+    # (k=2) finds them (it calls batchDistance; ties to the lower index), without
+    # building its DMatch objects: 20 instead of 24 ms a photo for the first fit's
+    # 2000 x 2000 features (tests/ocr/test_ocr_pure.py compares the two). An index
+    # of -1: fewer candidates within the gate.
+    distances, nearest = cv2.batchDistance(
+        reference.descriptors,
+        photo.descriptors,
+        cv2.CV_32S,
+        normType=cv2.NORM_HAMMING,
+        K=2,
+        mask=near,
+    )
+    first, second = nearest[:, 0], nearest[:, 1]
+    good = (second >= 0) & (distances[:, 0] < RATIO_TEST * distances[:, 1])
+    if gate is not None:
+        good |= (first >= 0) & (second < 0)
+    src = reference.points[good].astype(np.float32).reshape(-1, 2)
+    dst = photo.points[first[good]].astype(np.float32).reshape(-1, 2)
     return src, dst
 
 
@@ -306,7 +316,7 @@ def align(
     A larger `long_side` (and `count`) finds a ballot that fills only part of a
     busy frame: its print is then at about the reference's matching scale.
     """
-    _, scale = resize_long_side(photo, long_side)
+    scale = min(1.0, long_side / max(photo.shape[:2]))  # resize_long_side's, not resized twice
     return estimate(reference, detect(photo, long_side, count=count), scale)
 
 

@@ -6,10 +6,18 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.align import Features, displacement, homography_problem, inside, match
+from ocr.align import (
+    RATIO_TEST,
+    Features,
+    displacement,
+    homography_problem,
+    inside,
+    match,
+    squared_distances,
+)
 from ocr.header import blurred_versions, estimate_blur, keyword_similarity, tokens
 from ocr.marks import BoxScore
-from ocr.reader import decide_marks
+from ocr.reader import bright_level, decide_marks
 from ocr.template import is_plain_file_name
 
 REF = (1000, 1400)
@@ -130,3 +138,56 @@ def test_gated_matching_pairs_repeated_features_with_their_neighbours() -> None:
     src, dst = match(reference, photo, gate=20.0)
     assert len(src) == 10
     np.testing.assert_allclose(dst - src, np.tile([3.0, 2.0], (10, 1)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bright_level_is_the_95th_percentile(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 300)), int(rng.integers(1, 400)))
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    if seed % 2:  # a dark photo with a few bright pixels: the level falls between two
+        image = np.where(rng.random(shape) < 0.06, 250, image // 6).astype(np.uint8)
+    assert bright_level(image) == pytest.approx(float(np.percentile(image, 95)), abs=1e-9)
+    assert bright_level(np.full((3, 5), 44, np.uint8)) == 44.0
+
+
+def _knn_match(
+    reference: Features, photo: Features, gate: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """match() as BFMatcher.knnMatch (k=2) and DMatch objects give it."""
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    mask = None
+    if gate is not None:
+        d2 = squared_distances(reference.points, photo.points)
+        mask = (d2 < gate * gate).astype(np.uint8)
+    pairs = matcher.knnMatch(reference.descriptors, photo.descriptors, k=2, mask=mask)
+    good = [
+        p[0]
+        for p in pairs
+        if (len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance)
+        or (len(p) == 1 and gate is not None)
+    ]
+    src = np.array([reference.points[m.queryIdx] for m in good], np.float32).reshape(-1, 2)
+    dst = np.array([photo.points[m.trainIdx] for m in good], np.float32).reshape(-1, 2)
+    return src, dst
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gate", [None, 15.0, 60.0])
+def test_matching_finds_what_opencvs_knn_matcher_finds(seed: int, gate: float | None) -> None:
+    rng = np.random.default_rng(seed)
+    # Few distinct descriptors, slightly altered: many ties and near-ties.
+    base = rng.integers(0, 256, (12, 32), dtype=np.uint8)
+
+    def features(n: int) -> Features:
+        descriptors = base[rng.integers(0, len(base), n)].copy()
+        flips = rng.random((n, 32)) < 0.03
+        descriptors[flips] ^= rng.integers(1, 256, int(flips.sum()), dtype=np.uint8)
+        return Features(rng.uniform(0, 200, (n, 2)).astype(np.float32), descriptors)
+
+    reference, photo = features(150), features(170)
+    src, dst = match(reference, photo, gate)
+    want_src, want_dst = _knn_match(reference, photo, gate)
+    assert len(src) > 0
+    np.testing.assert_array_equal(src, want_src)
+    np.testing.assert_array_equal(dst, want_dst)

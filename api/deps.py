@@ -112,10 +112,6 @@ _session_cookie = APIKeyCookie(
 )
 
 
-_ANONYMOUS = "log in (or verify your phone) first"
-_UNKNOWN_TOKEN = "unknown, expired or revoked token"
-
-
 def principal_dep(
     pool: Pool,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
@@ -156,7 +152,7 @@ def _principal(
         elif token.startswith(voters.DEVICE_TOKEN_PREFIX):
             found = voters.device_principal(conn, token)
         if found is None:
-            raise Unauthorized("authorization", _UNKNOWN_TOKEN)
+            raise Unauthorized("authorization", "unknown, expired or revoked token")
         return found
     if session:
         return accounts.session_principal(conn, session)
@@ -206,19 +202,6 @@ async def check_csrf(request: Request, settings: Settings, principal: Principal 
         )
 
 
-def _admitted(principal: Principal | None, roles: tuple[Role, ...]) -> Principal:
-    """The caller if one of ``roles``: 401 for an anonymous one, 403 for another role."""
-    if principal is None:
-        raise Unauthorized("authorization", _ANONYMOUS)
-    if principal.role not in roles:
-        raise _wrong_role(roles)
-    return principal
-
-
-def _wrong_role(roles: tuple[Role, ...]) -> Forbidden:
-    return Forbidden("authorization", f"this needs the role {' or '.join(map(str, roles))}")
-
-
 def require(*roles: Role) -> Any:
     """A dependency admitting only callers with one of ``roles`` (401 for an
     anonymous caller, 403 for another role; forms also need their CSRF token).
@@ -234,75 +217,12 @@ def require(*roles: Role) -> Any:
         settings: AppSettings,
         principal: Principal | None = Security(principal_dep, scopes=scopes),
     ) -> Principal:
-        admitted = _admitted(principal, roles)
-        await check_csrf(request, settings, admitted)
-        return admitted
-
-    dependency.golos_roles = allowed  # type: ignore[attr-defined]
-    return Depends(dependency)
-
-
-def _token_roles(token: str) -> frozenset[Role]:
-    """The roles a bearer token of this kind can carry, told by its prefix alone: a
-    device token's caller is a voter, an API token's an account; none for a token of
-    neither kind. Pure."""
-    from api.accounts import service as accounts
-    from api.voters import service as voters
-
-    if token.startswith(voters.DEVICE_TOKEN_PREFIX):
-        return frozenset({Role.VOTER})
-    if token.startswith(accounts.API_TOKEN_PREFIX):
-        return frozenset(Role) - {Role.VOTER}
-    return frozenset()
-
-
-class BearerToCheck:
-    """A bearer token that ``require_bearer`` left for the route to look up, on the
-    route's own connection in the route's own thread (``principal``)."""
-
-    def __init__(self, bearer: HTTPAuthorizationCredentials, roles: tuple[Role, ...]) -> None:
-        self._bearer = bearer
-        self._roles = roles
-
-    def principal(self, conn: psycopg.Connection) -> Principal:
-        """The caller, if one of the route's roles: 401 for an unknown, expired or
-        revoked token, 403 for another role. Reads only, in autocommit (no BEGIN, no
-        ROLLBACK): ``conn`` is left with nothing open."""
-        conn.autocommit = True
-        try:
-            found = _principal(conn, self._bearer, None)
-        finally:
-            conn.autocommit = False
-        return _admitted(found, self._roles)
-
-
-def require_bearer(*roles: Role) -> Any:
-    """As ``require``, for a route that goes to the database in a thread of its own
-    anyway (the upload, ``api.submissions.routes.submit``): only a bearer token is
-    taken (a cookie session is no credential here, so there is no CSRF to check),
-    and a request without one is refused at once (401), before its body is read.
-    The token's lookup and the role check are the route's, with
-    ``BearerToCheck.principal(conn)``: one hand-off to the thread pool per request
-    instead of two. (On ``bench/ingest.py`` the hand-off for the lookup cost ~10% of
-    the API's CPU, the lookup itself ~1%; py-spy.) A well-formed but unknown token
-    is refused after the body is read, at the body's parsing cost.
-    Use as ``voter: Annotated[BearerToCheck, require_bearer(Role.VOTER)]``."""
-    allowed = frozenset(roles)
-    scopes = [*map(str, roles)]
-
-    async def dependency(
-        bearer: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=scopes),
-    ) -> BearerToCheck:
-        if bearer is None:
-            raise Unauthorized("authorization", _ANONYMOUS)
-        possible = _token_roles(bearer.credentials)
-        if not possible:
-            raise Unauthorized("authorization", _UNKNOWN_TOKEN)
-        if not possible & set(roles):
-            # The token's kind alone rules the caller out (an account's token on a
-            # voters' route): refused before the body is read, as ``require`` would.
-            raise _wrong_role(roles)
-        return BearerToCheck(bearer, roles)
+        if principal is None:
+            raise Unauthorized("authorization", "log in (or verify your phone) first")
+        if principal.role not in allowed:
+            raise Forbidden("authorization", f"this needs the role {' or '.join(map(str, roles))}")
+        await check_csrf(request, settings, principal)
+        return principal
 
     dependency.golos_roles = allowed  # type: ignore[attr-defined]
     return Depends(dependency)

@@ -3,7 +3,6 @@ service and shape the answer; refusals are ``api.errors`` errors."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
@@ -14,16 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.accounts.schemas import Principal, Role
-from api.deps import (
-    AppSettings,
-    BearerToCheck,
-    Conn,
-    JobQueue,
-    Pool,
-    Store,
-    require,
-    require_bearer,
-)
+from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
 from api.errors import BadRequest, Forbidden, Invalid, TooLarge, UnsupportedMediaType
 from api.submissions import jobs, service
 from api.submissions.schemas import (
@@ -128,14 +118,12 @@ def form_text(
     return value.strip()
 
 
-def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
-    """The upload's fields, checked (400 without its id, 422 for a field missing or
-    empty); its ``voter_key`` is the caller's, set once they are looked up
-    (``_sent_by``)."""
+def _new_submission(fields: dict[str, str | bytes], voter: Principal) -> NewSubmission:
     photo = fields.get("photo")
     if not isinstance(photo, bytes) or not photo:
         raise Invalid("photo", "a photo file is required")
-    return NewSubmission(
+    assert voter.voter_key is not None
+    new = NewSubmission(
         # IETF Idempotency-Key: a request without its key is malformed (400).
         submission_id=form_text(fields, "submission_id", missing=BadRequest),
         election_id=form_text(fields, "election_id", missing=Invalid),
@@ -144,19 +132,13 @@ def _new_submission(fields: dict[str, str | bytes]) -> NewSubmission:
             c.strip() for c in form_text(fields, "declared_choice", missing=Invalid).split(",")
         ],
         photo=photo,
-        voter_key=b"",
+        voter_key=voter.voter_key,
     )
-
-
-def _sent_by(new: NewSubmission, voter: Principal) -> NewSubmission:
-    """The submission as the verified ``voter``'s (403 when verified for another
-    election)."""
-    assert voter.voter_key is not None
     if new.election_id != voter.election_id:
         raise Forbidden(
             "election_id", "this phone was verified for another election; verify it again"
         )
-    return dataclasses.replace(new, voter_key=voter.voter_key)
+    return new
 
 
 @router.post(
@@ -186,7 +168,7 @@ async def submit(
     store: Store,
     settings: AppSettings,
     job_queue: JobQueue,
-    voter: Annotated[BearerToCheck, require_bearer(Role.VOTER)],
+    voter: Annotated[Principal, require(Role.VOTER)],
 ) -> SubmissionAccepted:
     """Submit a ballot photo, as the verified voter of the device token. Idempotent on
     ``submission_id``: a retry returns the first result (200) and is never counted
@@ -194,7 +176,8 @@ async def submit(
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (stripping the photo, the database) runs in the thread pool.
-    new = _new_submission(await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD))
+    fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+    new = _new_submission(fields, voter)
     # The caller's network, as a keyed hash only (its address is never kept).
     network = ratelimit.network_key(
         settings.app_key(), request.client.host if request.client else None
@@ -202,13 +185,10 @@ async def submit(
 
     def accept() -> tuple[SubmissionStatus, bool]:
         with pool.connection() as conn:  # committed here, before the job is queued
-            # The voter is looked up here, in the one hand-off to the thread pool
-            # (api.deps.require_bearer).
-            sent = _sent_by(new, voter.principal(conn))
             return service.accept(
                 conn,
                 store,
-                sent,
+                new,
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
                 network=network,

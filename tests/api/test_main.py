@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from psycopg_pool import PoolTimeout
 
 from api import errors
-from api.deps import conn_dep, pool_dep, queue_dep
+from api.accounts.schemas import Principal, Role, Via
+from api.deps import conn_dep, pool_dep, principal_dep, queue_dep
 from api.elections.schemas import ElectionNotFound
 from api.errors import GolosError
 from api.main import database_unreachable
@@ -201,6 +202,9 @@ def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing
     # Refused before any database work: the pool and the queue are never used.
     app.dependency_overrides[pool_dep] = lambda: None
     app.dependency_overrides[queue_dep] = lambda: None
+    app.dependency_overrides[principal_dep] = lambda: Principal(
+        role=Role.VOTER, via=Via.DEVICE, voter_key=b"k" * 32, election_id="by-2020-president"
+    )
     fields = {
         "election_id": "by-2020-president",
         "precinct_id": "p1",
@@ -213,10 +217,7 @@ def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing
     if not files:
         data["filler"] = "x"  # still a multipart body
         files = {"other": ("x.txt", b"", "text/plain")}
-    # A device token's form is all the route checks before the fields: the token is
-    # looked up with the submission's own database work.
-    voter = {"Authorization": "Bearer golos_vt_not-looked-up"}
-    response = TestClient(app).post("/v1/submissions", data=data, files=files, headers=voter)
+    response = TestClient(app).post("/v1/submissions", data=data, files=files)
     assert response.status_code in (400, 422)
     assert response.json()["detail"]["field"] == missing
 

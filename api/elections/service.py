@@ -49,9 +49,21 @@ __all__ = [
     "load_election",
     "lock_election",
     "option_ids",
+    "page_election",
 ]
 
 T = TypeVar("T")
+
+
+def page_election(conn: psycopg.Connection, election_id: str | None) -> str | None:
+    """The election a page is about: the one asked for (NotFound when unknown), else
+    the newest; None when there is none at all."""
+    known = [eid for eid, _name in repository.elections_newest_first(conn)]
+    if election_id:
+        if election_id not in known:
+            raise NotFound("election", f"unknown election {election_id!r}")
+        return election_id
+    return known[0] if known else None
 
 
 def _find(folder: Path, name: str) -> Path | None:

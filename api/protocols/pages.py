@@ -31,7 +31,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.accounts.schemas import Principal, Role
 from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
 from api.elections import repository as elections
-from api.errors import GolosError, Invalid, NotFound
+from api.elections.service import page_election
+from api.errors import GolosError, Invalid
 from api.protocols import service
 from api.protocols.schemas import NewProtocolPhoto, PhotoState, TranscriptionEntry, Uploader
 from api.submissions.routes import FORM_OVERHEAD, read_parts
@@ -58,17 +59,6 @@ def _(message: str, page: PageContext, **values: object) -> str:
 
 def _see(url: str, **query: str) -> RedirectResponse:
     return RedirectResponse(url + ("?" + urlencode(query) if query else ""), status_code=303)
-
-
-def _election(conn: Conn, election: str | None) -> str | None:
-    """The election a page is about: the one asked for (NotFound when unknown), else
-    the newest; None when there is none."""
-    known = [eid for eid, _name in elections.elections_newest_first(conn)]
-    if election:
-        if election not in known:
-            raise NotFound("election", f"unknown election {election!r}")
-        return election
-    return known[0] if known else None
 
 
 def photo_ids(text: str) -> list[uuid.UUID]:
@@ -141,7 +131,7 @@ def upload_page(
     page: Page, conn: Conn, caller: Uploaders, election: str | None = None, photos: str = ""
 ) -> HTMLResponse:
     """Send photos of a station's posted protocol; the state of those just sent."""
-    election_id = _election(conn, election)
+    election_id = page_election(conn, election)
     states = (
         service.photo_states(conn, election_id, photo_ids(photos), caller) if election_id else []
     )
@@ -291,7 +281,7 @@ def transcribe_page(
 ) -> HTMLResponse:
     """The next field for this observer to type, kept for them a few minutes: its
     cropped image and its line on the form, nothing else."""
-    election_id = _election(conn, election)
+    election_id = page_election(conn, election)
     task = service.next_task(conn, election_id, caller) if election_id else None
     return _transcribe_page(page, conn, election_id, task, done=done)
 
@@ -325,7 +315,7 @@ def transcribe(
     value: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse | RedirectResponse:
     """The observer's entry for the field, then the next field."""
-    election_id = _election(conn, election)
+    election_id = page_election(conn, election)
     try:
         entry = typed_value(action, value)
     except Invalid as error:
@@ -345,7 +335,7 @@ def disputed_page(
 ) -> HTMLResponse:
     """The fields three people read three ways, with their entries, for an admin to
     decide."""
-    election_id = _election(conn, election)
+    election_id = page_election(conn, election)
     items = service.disputed_fields(conn, election_id) if election_id else []
     return page.render(
         "protocols/disputed.html",
@@ -369,7 +359,7 @@ def decide_disputed(
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> RedirectResponse:
     """An admin's decision on a disputed field (audit-logged with its entries)."""
-    election_id = _election(conn, election)
+    election_id = page_election(conn, election)
     decided = typed_value(action, value)
     service.decide(conn, photo_id, field_id, caller, decided, note)
     return _see("/review/protocols/disputed", election=election_id or "", done="decided")

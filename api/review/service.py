@@ -75,6 +75,7 @@ from api.accounts.schemas import Principal, Role
 from api.audit import service as audit
 from api.elections import repository as elections
 from api.elections.repository import PrecinctRef
+from api.elections.service import page_election
 from api.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from api.protocols import service as protocols
 from api.protocols.schemas import StationProtocol
@@ -170,12 +171,7 @@ def election_choice(conn: psycopg.Connection, election_id: str | None) -> str | 
     """The election a page is about: the one asked for (NotFound if unknown), else
     the newest; None when there is none at all."""
     check_filters(election=election_id)
-    known = [eid for eid, _ in elections.elections_newest_first(conn)]
-    if election_id:
-        if election_id not in known:
-            raise NotFound("election", f"unknown election {election_id!r}")
-        return election_id
-    return known[0] if known else None
+    return page_election(conn, election_id)
 
 
 def _precincts(

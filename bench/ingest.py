@@ -38,6 +38,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import queue
 import secrets
 import shutil
 import signal
@@ -181,21 +182,21 @@ def _body(fields: dict[str, str], photo: bytes) -> bytes:
 
 async def _drive(
     url: str, requests: list[tuple[str, str, bytes]], concurrency: int
-) -> tuple[float, list[float], dict[int, int]]:
+) -> tuple[float, list[float], dict[int | str, int]]:
     import httpx
 
     latencies: list[float] = []
-    codes: dict[int, int] = {}
-    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+    codes: dict[int | str, int] = {}
+    pending: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
     for item in requests:
-        queue.put_nowait(item)
+        pending.put_nowait(item)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
 
         async def one_client() -> None:
             while True:
                 try:
-                    token, address, body = queue.get_nowait()
+                    token, address, body = pending.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 headers = {
@@ -204,9 +205,15 @@ async def _drive(
                     "X-Forwarded-For": address,  # the phone's network, via the proxy
                 }
                 started = time.perf_counter()
-                answer = await client.post(url, content=body, headers=headers)
+                try:
+                    answer = await client.post(url, content=body, headers=headers)
+                except httpx.TransportError as exc:
+                    # Counted, as a phone would see it (no answer), not fatal to the run.
+                    outcome: int | str = type(exc).__name__
+                else:
+                    outcome = answer.status_code
                 latencies.append(time.perf_counter() - started)
-                codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
+                codes[outcome] = codes.get(outcome, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
@@ -230,7 +237,13 @@ def run_client(
     process = ctx.Process(target=_client, args=(url, str(path), concurrency, out))
     before = [cpu_seconds(pid) for pid in watched]
     process.start()
-    elapsed, latencies, codes = out.get()
+    while True:  # the client's answer, or an error if it died without one
+        try:
+            elapsed, latencies, codes = out.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not process.is_alive():
+                raise RuntimeError(f"the client died (exit code {process.exitcode})") from None
     process.join()
     used = [cpu_seconds(pid) - b for pid, b in zip(watched, before, strict=True)]
     latencies.sort()

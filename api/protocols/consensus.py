@@ -70,6 +70,12 @@ def transcription_outcome(entries: Sequence[int | None]) -> Outcome:
     return Outcome(FieldState.DISPUTED)
 
 
+def same_figures(a: Mapping[str, int | None], b: Mapping[str, int | None]) -> bool:
+    """Whether two readings' confident values (field -> value, None: no value) agree
+    on every field both give: what a copy of a photo and the photo must do. Pure."""
+    return all(a[f] == b[f] for f in a.keys() & b.keys() if a[f] is not None and b[f] is not None)
+
+
 _DIGITS = re.compile(r"\d+")
 
 

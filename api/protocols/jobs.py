@@ -9,6 +9,7 @@ so a job run twice has the effect of running once.
 THE READER'S HOOK: ``read_photo`` takes the reader as an argument (``Reader``); the
 job passes ``ocr_reader``, which calls ``ocr.protocol.read_protocol`` (imported when
 first used) on the election's protocol template. Tests pass a reader of their own.
+Copies of a station's earlier photo are found with ``ocr.photo_copy`` (``CopyTest``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ ENQUEUE_PAGE = 500
 Reader = Callable[[psycopg.Connection, PhotoStore, PhotoRow, bytes], Any]
 
 
+# Whether the second grey photo (upright, ``ocr.photo_copy.WORK_SIDE``) is a copy of
+# the first.
+CopyTest = Callable[[Any, Any], bool]
+# A station's counted photos a new one is compared with, newest first: a comparison
+# costs ~0.1 s of a worker (bench/protocol_copies.py), and a station has a handful.
+MAX_COMPARED = 12
+
+
 def job_lock(photo_id: uuid.UUID) -> str:
     return f"protocol-photo:{photo_id}"
 
@@ -59,22 +68,91 @@ async def enqueue(app: App, photo_id: uuid.UUID) -> bool:
 
 
 def read_photo(
-    conn: psycopg.Connection, store: PhotoStore, photo_id: uuid.UUID, reader: Reader
+    conn: psycopg.Connection,
+    store: PhotoStore,
+    photo_id: uuid.UUID,
+    reader: Reader,
+    same_photo: CopyTest | None = None,
 ) -> PhotoStatus | None:
     """Read one received photo and record the reading; its new status, None when
     it was read already (or is a duplicate). No transaction is held open while the
-    photo is read."""
+    photo is read.
+
+    A photo read as its station's is compared with the station's counted photos
+    (``same_photo``, by default ``ocr.photo_copy``; at most MAX_COMPARED, newest
+    first): a copy of one of them counts as that one (``service.record_reading``).
+    The comparisons run outside any transaction; then, under the station's lock
+    (``repository.lock_station``, before the photo's row lock), the photos recorded
+    meanwhile are compared too and the reading is recorded: of two copies read at
+    once, the one recorded first is the original and the other finds it."""
     from api.protocols import service  # service queues this module's jobs
 
     photo = repository.pending_photo(conn, photo_id)
     conn.commit()
     if photo is None:
         return None
-    output = reader(conn, store, photo, store.get(photo.photo_sha256))
+    data = store.get(photo.photo_sha256)
+    output = reader(conn, store, photo, data)
     conn.commit()
     reading = service.as_reading(output)
+    test = same_photo or ocr_same_photo
+    compared: list[uuid.UUID] = []
+    original = None
+    if service.counted(photo.precinct_id, reading):
+        original = _original(conn, store, photo, data, compared, test)
+        conn.commit()
     with conn.transaction():
-        return service.record_reading(conn, photo_id, reading)
+        repository.lock_station(conn, photo.election_id, photo.precinct_id)
+        if original is None and service.counted(photo.precinct_id, reading):
+            original = _original(conn, store, photo, data, compared, test)
+        return service.record_reading(conn, photo_id, reading, copy_of=original)
+
+
+def _original(
+    conn: psycopg.Connection,
+    store: PhotoStore,
+    photo: PhotoRow,
+    data: bytes,
+    compared: list[uuid.UUID],
+    same_photo: CopyTest,
+) -> uuid.UUID | None:
+    """The station's counted photo (not in ``compared``, which grows) that ``photo``
+    is a copy of, if any."""
+    earlier = repository.counted_photos(
+        conn,
+        photo.election_id,
+        photo.precinct_id,
+        limit=max(0, MAX_COMPARED - len(compared)),
+        exclude=[photo.id, *compared],
+    )
+    if not earlier:
+        return None
+    mine = _gray(data, photo.photo_orientation)
+    for row in earlier:
+        compared.append(row.id)
+        theirs = _gray(store.get(row.photo_sha256), row.photo_orientation)
+        if mine is not None and theirs is not None and same_photo(theirs, mine):
+            return row.id
+    return None
+
+
+def _gray(data: bytes, orientation: int | None) -> Any:
+    """A stored photo, upright and grey at the comparison's size; None when it does
+    not decode (it cannot be shown to be a copy)."""
+    from ocr.images import ImageRejected, decode_gray
+    from ocr.photo_copy import WORK_SIDE
+
+    try:
+        return decode_gray(data, max_side=WORK_SIDE, orientation=orientation)
+    except (ImageRejected, MemoryError):
+        return None
+
+
+def ocr_same_photo(earlier: Any, photo: Any) -> bool:
+    """``ocr.photo_copy``'s verdict: ``photo`` is a copy of ``earlier``."""
+    from ocr.photo_copy import copy_check  # imported when first used: OpenCV
+
+    return copy_check(earlier, photo).copy
 
 
 def ocr_reader(conn: psycopg.Connection, store: PhotoStore, photo: PhotoRow, data: bytes) -> Any:

@@ -147,6 +147,69 @@ def record_status(
     )
 
 
+def counted_photos(
+    conn: psycopg.Connection,
+    election_id: str,
+    precinct_id: str,
+    *,
+    limit: int,
+    exclude: Sequence[uuid.UUID] = (),
+) -> list[PhotoRow]:
+    """The station's counted photos (read, no duplicate or copy, none read as another
+    station's), newest first, at most ``limit``, leaving out ``exclude``."""
+    with conn.cursor(row_factory=class_row(PhotoRow)) as cur:
+        return cur.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM protocol_photos"
+            " WHERE election_id = %(election)s AND precinct_id = %(precinct)s"
+            "   AND status = ANY (%(counted)s) AND duplicate_of IS NULL"
+            "   AND NOT (%(mismatch)s = ANY (reasons)) AND id <> ALL (%(exclude)s)"
+            " ORDER BY seq DESC LIMIT %(limit)s",
+            {
+                "election": election_id,
+                "precinct": precinct_id,
+                "counted": [PhotoStatus.READ, PhotoStatus.PARTIAL],
+                "mismatch": PhotoReason.PRECINCT_MISMATCH,
+                "exclude": list(exclude),
+                "limit": limit,
+            },
+        ).fetchall()
+
+
+def stored_reading(conn: psycopg.Connection, photo_id: uuid.UUID) -> dict[str, Any] | None:
+    """The reader's output stored for a photo (None before it is read)."""
+    row = conn.execute("SELECT reading FROM protocol_photos WHERE id = %s", (photo_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def lock_station(conn: psycopg.Connection, election_id: str, precinct_id: str) -> None:
+    """Hold the station's protocol-photo lock until the transaction ends: a photo is
+    compared with its station's counted photos and recorded under it, so of two
+    copies read at once, one is recorded first and the other finds it. Taken before
+    the photo's row (``lock_received``)."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('protocol_station:' || %s, 0))",
+        (f"{election_id}/{precinct_id}",),
+    )
+
+
+def record_copy(
+    conn: psycopg.Connection,
+    photo_id: uuid.UUID,
+    original: uuid.UUID,
+    status: PhotoStatus,
+    reasons: Sequence[str],
+    reading: dict[str, Any],
+) -> None:
+    """Record a photo read as a copy of ``original``: it counts for nothing, as a
+    duplicate of the same bytes (its status shown is the original's), and no field
+    of it goes to people."""
+    conn.execute(
+        "UPDATE protocol_photos SET duplicate_of = %s, status = %s, reasons = %s, reading = %s"
+        " WHERE id = %s",
+        (original, status, list(reasons), Jsonb(reading), photo_id),
+    )
+
+
 class NewField(NamedTuple):
     field_id: str
     position: int

@@ -47,6 +47,10 @@ class PhotoReason(StrEnum):
     PRECINCT_MISMATCH = "precinct_mismatch"
     # The reading's own checks fail: every field goes to people (never corrected).
     CHECKS_FAIL = "checks_fail"
+    # A copy (re-saved, rescaled, cropped, brightened, screenshotted) of a photo of
+    # this station read earlier (ocr.photo_copy): it counts as that photo, not as a
+    # second one confirming it (``duplicate_of`` names it).
+    COPY_OF_EARLIER_PHOTO = "copy_of_earlier_photo"
 
 
 class FieldState(StrEnum):
@@ -192,7 +196,8 @@ class PhotoAccepted(BaseModel):
 
     photo_id: uuid.UUID
     status: PhotoStatus
-    # The earlier photo of the same bytes for this station, which counts instead.
+    # The earlier photo of the same bytes for this station, which counts instead
+    # (a copy of it found when the photo is read is named in its state).
     duplicate_of: uuid.UUID | None = None
     status_url: str
 

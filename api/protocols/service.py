@@ -359,8 +359,20 @@ def new_fields(field_ids: Sequence[str], reading: ProtocolReading) -> list[NewFi
     return rows
 
 
+def counted(precinct_id: str, reading: ProtocolReading) -> bool:
+    """Whether a reading of a photo declared for ``precinct_id`` makes it a counted
+    photo of the station (read, and not another station's form). Pure."""
+    read = _STATUS_OF_VERDICT[reading.verdict] in (PhotoStatus.READ, PhotoStatus.PARTIAL)
+    return read and (
+        reading.precinct is None or consensus.same_station(precinct_id, reading.precinct)
+    )
+
+
 def record_reading(
-    conn: psycopg.Connection, photo_id: uuid.UUID, reading: ProtocolReading
+    conn: psycopg.Connection,
+    photo_id: uuid.UUID,
+    reading: ProtocolReading,
+    copy_of: uuid.UUID | None = None,
 ) -> PhotoStatus | None:
     """Store the reader's output for a received photo, in the caller's transaction:
     its status (the verdict), its fields (``new_fields``) and the reading itself.
@@ -370,7 +382,10 @@ def record_reading(
     A photo read as another station's (its precinct number is not the declared
     station's) keeps its status but its figures are used nowhere and nobody is asked
     to type them (reason ``precinct_mismatch``); nor are those of a photo that is not
-    a protocol or that could not be aligned."""
+    a protocol or that could not be aligned. A counted photo found to be a copy of
+    the station's counted photo ``copy_of`` counts as that one (reason
+    ``copy_of_earlier_photo``, ``duplicate_of`` set, no fields of its own), unless
+    the two readings give different values (``consensus.same_figures``)."""
     row = repository.lock_received(conn, photo_id)
     if row is None:
         return None
@@ -384,6 +399,16 @@ def record_reading(
     if reading.checks_fail:
         reasons.append(PhotoReason.CHECKS_FAIL)
     reasons += [r for r in reading.reasons if r not in reasons]
+    if (
+        copy_of is not None
+        and counted(row.precinct_id, reading)
+        and _same_figures(conn, copy_of, reading)
+    ):
+        reasons.insert(0, PhotoReason.COPY_OF_EARLIER_PHOTO)
+        repository.record_copy(
+            conn, photo_id, copy_of, status, reasons, reading.model_dump(mode="json")
+        )
+        return status
     if status in (PhotoStatus.READ, PhotoStatus.PARTIAL) and not mismatch:
         ids = [f for f, _ in template_fields(conn, row.election_id)]
         fields = new_fields(ids, reading)
@@ -392,6 +417,20 @@ def record_reading(
             status = PhotoStatus.PARTIAL
     repository.record_status(conn, photo_id, status, reasons, reading.model_dump(mode="json"))
     return status
+
+
+def _same_figures(conn: psycopg.Connection, original: uuid.UUID, reading: ProtocolReading) -> bool:
+    """Whether ``reading`` gives no value the original photo's reading gives otherwise
+    (a photo and its copy show one picture: readings that differ are of two, and the
+    disagreement is for people, as any two photos')."""
+    stored = repository.stored_reading(conn, original)
+    if stored is None:
+        return False
+    theirs = as_reading(stored)
+    return consensus.same_figures(
+        {f: r.value for f, r in theirs.fields.items()},
+        {f: r.value for f, r in reading.fields.items()},
+    )
 
 
 def give_up(conn: psycopg.Connection, photo_id: uuid.UUID, reason: str) -> None:

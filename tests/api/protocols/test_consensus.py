@@ -19,6 +19,7 @@ from api.protocols.consensus import (
     provenance,
     reconcile,
     reconcile_field,
+    same_figures,
     same_station,
     transcription_outcome,
 )
@@ -228,3 +229,23 @@ def test_a_stations_provenance_says_which_sources_stand_behind_its_figures() -> 
     partial = {f: v for f, v in GOOD.items() if f != "invalid"}
     assert provenance(reconcile(_photo(PHOTO_A, partial), {"invalid": 1})) == "1 photo (1 pending)"
     assert provenance(reconcile(_merge(file, _photo(PHOTO_A, OTHER)))) == "conflict"
+
+
+readings = st.dictionaries(st.sampled_from(FIELDS), st.none() | st.integers(0, 3000))
+
+
+@given(readings, readings)
+def test_two_readings_have_the_same_figures_either_way_round(
+    a: dict[str, int | None], b: dict[str, int | None]
+) -> None:
+    assert same_figures(a, b) == same_figures(b, a)
+    assert same_figures(a, a)
+
+
+@given(readings, st.sampled_from(FIELDS), st.integers(0, 3000))
+def test_one_value_given_otherwise_makes_two_readings_differ(
+    a: dict[str, int | None], field: str, value: int
+) -> None:
+    a = {**a, field: value}
+    assert not same_figures(a, {**a, field: value + 1})
+    assert same_figures(a, {**a, field: None})  # no value is no disagreement

@@ -470,6 +470,15 @@ def main() -> None:
                     flush=True,
                 )
 
+        if any(isinstance(code, str) for r in real + bare for code in r["codes"]):
+            # Uploads that got no answer: what the servers said about them.
+            said = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if not line.startswith("INFO")
+            ]
+            print("  servers' log, all but INFO lines (last 30):", *said[-30:], sep="\n    ")
+
         def med(results: list[dict[str, Any]], key: str) -> float:
             return statistics.median(r[key] for r in results)
 

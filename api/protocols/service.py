@@ -43,8 +43,6 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 import psycopg
-from procrastinate.manager import JobManager
-from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
 
 from api.accounts.schemas import Principal, Role
 from api.audit import service as audit
@@ -276,16 +274,15 @@ def _store(
     return Accepted(photo_id, PhotoStatus.RECEIVED, None), True
 
 
-_job_connector = SyncPsycopgConnector()
-
-
 def _queue_job(conn: psycopg.Connection, job_queue: queue.App, photo_id: uuid.UUID) -> None:
     """Queue the photo's reading in the caller's transaction (as a ballot's)."""
-    deferrer = job_queue.configure_task(
-        jobs.READ_TASK, queueing_lock=jobs.job_lock(photo_id), priority=jobs.PROTOCOL_PRIORITY
-    )
-    JobManager(_job_connector).defer_job(
-        deferrer.make_new_job(photo_id=str(photo_id)), connection=conn
+    queue.defer_in_transaction(
+        conn,
+        job_queue,
+        jobs.READ_TASK,
+        lock=jobs.job_lock(photo_id),
+        priority=jobs.PROTOCOL_PRIORITY,
+        photo_id=str(photo_id),
     )
 
 

@@ -23,8 +23,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
-from procrastinate.manager import JobManager
-from procrastinate.sync_psycopg_connector import SyncPsycopgConnector
 
 from api.accounts.schemas import Principal, Role
 from api.elections import repository as elections
@@ -342,20 +340,18 @@ def _store(
     return status, True
 
 
-# procrastinate's own statement for queueing jobs, run on the upload's connection
-# (its sync connector needs no pool of its own when handed a connection).
-_job_connector = SyncPsycopgConnector()
-
-
 def _queue_job(conn: psycopg.Connection, job_queue: queue.App, sid: uuid.UUID) -> None:
     """Queue the new submission's job in the caller's transaction: it exists exactly
     when the submission does, and a worker sees it once both are committed. (No job
     can hold this id's queueing lock yet: the id was new a statement ago.)"""
-    deferrer = job_queue.configure_task(
-        jobs.PROCESS_TASK, queueing_lock=jobs.job_lock(sid), priority=jobs.BALLOT_PRIORITY
+    queue.defer_in_transaction(
+        conn,
+        job_queue,
+        jobs.PROCESS_TASK,
+        lock=jobs.job_lock(sid),
+        priority=jobs.BALLOT_PRIORITY,
+        submission_id=str(sid),
     )
-    job = deferrer.make_new_job(submission_id=str(sid))
-    JobManager(_job_connector).defer_job(job, connection=conn)
 
 
 def check_choice(choice: list[str], template: dict[str, Any]) -> None:

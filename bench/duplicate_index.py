@@ -188,7 +188,7 @@ def main() -> None:
         find_near_duplicate,
         lookup_params,
     )
-    from api.submissions.repository import LOOKUP
+    from api.submissions.repository import LOOKUP_KEYS
     from ocr.reader import NEAR_DUPLICATE_BITS
 
     k = NEAR_DUPLICATE_BITS
@@ -285,7 +285,7 @@ def main() -> None:
 
         probe = by_id[ids[0]] ^ 1
         plan = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + LOOKUP,
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + LOOKUP_KEYS,
             lookup_params(ELECTION, probe, None, k),
         ).fetchall()
         candidates = conn.execute(

@@ -38,7 +38,8 @@ sheets, so at a million photos almost no honest candidate costs a confirmation
 decision: where both photos show their paper, the paper decides (with the same
 stroke in the box); otherwise the strokes' band-pass detail must correlate as
 only a copy's does, and the stamps and signatures, the band around the page and
-the light on it, where the photos show any, must agree.
+the light on it, where the photos show any, must agree, the stamps or the band
+shown in both (the strokes and the pose alone never decide).
 bench/near_duplicates.py measures all thresholds.
 
 The descriptor travels inside the reading as text (base64 of a compressed .npz),
@@ -738,6 +739,13 @@ def same_scene(match: SceneMatch, same_pose: bool = False) -> bool:
     (`same_pose`, a copy that was not photographed again). The light only
     vetoes, when opposed: two honest photos' light agreed closely too often (4%
     of pairs at 0.95, bench/near_duplicates.py) to stand in for anything.
+    Without the paper and without any stamp, signature or table shown in both,
+    nothing is left but the strokes and the pose, and that is not one photo:
+    two honest photos without either (44% of seed 1's pairs) lay within
+    NEAR_DUPLICATE_POSE_DEG in 1 pair in 2,000 and a re-used copy keeps its
+    pose only to 0.01-0.34 degrees, so the pose cannot tell them apart; such a
+    pair (a photo whose paper clipped to white, on a plain table, unstamped) is
+    two photos.
     """
     if match.marks is None:
         return False
@@ -752,6 +760,8 @@ def same_scene(match: SceneMatch, same_pose: bool = False) -> bool:
         return False
     if scene and max(scene) >= SCENE_SURE:
         return match.marks >= MARKS_SOFT
+    if not scene:
+        return False  # strokes and pose alone: two voters' look-alike marks (see above)
     if match.marks < MARKS_SAME:
         return False
     if match.light is not None and match.light < LIGHT_SAME:

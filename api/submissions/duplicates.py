@@ -37,8 +37,8 @@ copies of it suspect. Earlier means recorded earlier:
 check_and_record runs under a per-election transaction lock, so of two
 near-duplicates processed at once exactly one finds the other.
 
-The banding maths here is pure; the SQL (LOOKUP and the writes) is in
-repository.py.
+The banding maths here is pure; the SQL (LOOKUP_KEYS, the stored readings of
+the candidates as they are confirmed, and the writes) is in repository.py.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def lookup_params(
     paper_key: int | None = None,
     paper_bits: int = PAPER_KEY_BITS,
 ) -> repository.LookupParams:
-    """The parameters of repository.LOOKUP for an unsigned fingerprint, second key
+    """The parameters of repository.LOOKUP_KEYS for an unsigned fingerprint, second key
     and paper key (None: without that key). Pure."""
     numbers, values = band_rows(fingerprint, bits)
     return {
@@ -186,18 +186,49 @@ def find_near_duplicate(
     paper_key: int | None = None,
     paper_bits: int = PAPER_KEY_BITS,
 ) -> Match | None:
-    """The closest candidate (oldest on a tie) within `bits` bits, and within
-    `scene_bits` on the second key and `paper_bits` on the paper key where both
-    photos have one, other than `exclude`, that `confirm` accepts (all do
-    without it)."""
+    """The first candidate within `bits` bits, and within `scene_bits` on the
+    second key and `paper_bits` on the paper key where both photos have one, other
+    than `exclude`, that `confirm` accepts: without `confirm`, the closest on the
+    first key (the oldest on a tie); with it, in confirmation_order, the stored
+    readings read a few at a time as the confirmation goes."""
     params = lookup_params(
         election_id, fingerprint, exclude, bits, scene_key, scene_bits, paper_key, paper_bits
     )
-    for row in repository.near_duplicate_candidates(conn, params):
-        candidate = Candidate(row.submission_id, row.distance, row.reading)
-        if confirm is None or confirm(candidate):
-            return Match(candidate.submission_id, candidate.distance)
+    rows = repository.near_duplicate_candidate_keys(conn, params)
+    if confirm is None:
+        return Match(rows[0].submission_id, rows[0].distance) if rows else None
+    ordered = confirmation_order(rows, bits, scene_bits)
+    start, size = 0, FIRST_BATCH
+    while start < len(ordered):
+        batch = ordered[start : start + size]
+        readings = repository.stored_readings(conn, [row.submission_id for row in batch])
+        for row in batch:
+            candidate = Candidate(row.submission_id, row.distance, readings.get(row.submission_id))
+            if confirm(candidate):
+                return Match(candidate.submission_id, candidate.distance)
+        start, size = start + size, size * 2
     return None
+
+
+FIRST_BATCH = 2  # readings fetched for the first candidates; each next batch twice as many
+
+
+def confirmation_order(
+    rows: list[repository.CandidateKeys], bits: int, scene_bits: int
+) -> list[repository.CandidateKeys]:
+    """The candidates in the order they are confirmed: the closest on both stroke
+    keys together first (each key's distance over its limit; a row without a
+    second key counts it at the limit), the oldest first on a tie (the rows come
+    oldest first within a distance). A re-used photo keeps both keys closer to its
+    original than the honest look-alikes near the limits, so its original is
+    confirmed first even where no paper key prunes them (a photo whose paper
+    clipped). Pure."""
+
+    def closeness(row: repository.CandidateKeys) -> float:
+        second = scene_bits if row.scene_distance is None else row.scene_distance
+        return row.distance / max(1, bits) + second / max(1, scene_bits)
+
+    return sorted(rows, key=closeness)
 
 
 def record_fingerprint(

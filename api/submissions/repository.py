@@ -322,19 +322,13 @@ def clear_election(conn: psycopg.Connection, election_id: str) -> None:
 # -- fingerprints (the near-duplicate index; the maths is in duplicates.py) --------
 
 
-class CandidateRow(NamedTuple):
-    submission_id: uuid.UUID
-    distance: int
-    reading: dict[str, Any] | None  # the earlier submission's stored reading
-
-
 class StoredFingerprint(NamedTuple):
     election_id: str
     fingerprint: int  # signed, as stored
 
 
 class LookupParams(TypedDict):
-    """LOOKUP's parameters (built by ``duplicates.lookup_params``)."""
+    """LOOKUP_KEYS's parameters (built by ``duplicates.lookup_params``)."""
 
     v: int  # the fingerprint, signed
     w: str | None  # the second key (ocr.scene.scene_key) as bit(256) input; None: none
@@ -349,47 +343,12 @@ class LookupParams(TypedDict):
     statuses: list[str]  # the candidates' statuses
 
 
-# The rows equal on some band (one index range seek per band) within k bits and,
-# where both photos have a second key, within k2 bits on it (both checked in the
-# index-only scan: infra/migrations/0014), and, where both have a paper key,
-# within k3 bits on it (infra/migrations/0017: read from the candidate's
-# photo_fingerprints row by its primary key), the closest first, the oldest first
-# on a tie.
-LOOKUP = """
-    SELECT c.submission_id, c.distance, s.reading
-    FROM (
-        -- DISTINCT: a close hash agrees on several bands, and is one candidate
-        SELECT DISTINCT b.submission_id,
-               bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance
-        FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
-        JOIN photo_fingerprint_bands b
-          ON b.election_id = %(e)s AND b.band_bits = %(k)s
-         AND b.band_no = q.band_no AND b.band_value = q.band_value
-        WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
-          AND (b.scene_key IS NULL OR %(w)s::bit(256) IS NULL
-               OR bit_count(b.scene_key # %(w)s::bit(256)) <= %(k2)s)
-          AND b.submission_id IS DISTINCT FROM %(self)s
-    ) c
-    JOIN photo_fingerprints f ON f.submission_id = c.submission_id
-    JOIN submissions s ON s.id = c.submission_id
-    WHERE s.status = ANY(%(statuses)s)
-      AND (f.paper_key IS NULL OR %(p)s::bit(512) IS NULL
-           OR bit_count(f.paper_key # %(p)s::bit(512)) <= %(k3)s)
-    ORDER BY c.distance, s.seq
-    """
-
-
 def lock_fingerprints(conn: psycopg.Connection, election_id: str) -> None:
     """Serialise fingerprint check-and-record per election, until the transaction ends."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('near_duplicate:' || %s, 0))",
         (election_id,),
     )
-
-
-def near_duplicate_candidates(conn: psycopg.Connection, params: LookupParams) -> list[CandidateRow]:
-    with conn.cursor(row_factory=class_row(CandidateRow)) as cur:
-        return cur.execute(LOOKUP, dict(params)).fetchall()
 
 
 def delete_fingerprint(
@@ -998,3 +957,61 @@ def in_bursts(conn: psycopg.Connection, submission_ids: Sequence[uuid.UUID]) -> 
         (list(submission_ids),),
     ).fetchall()
     return {row[0] for row in rows}
+
+
+class CandidateKeys(NamedTuple):
+    submission_id: uuid.UUID
+    distance: int  # first key (fingerprint) bits
+    scene_distance: int | None  # second key bits; None where either photo has none
+
+
+# The rows equal on some band (one index range seek per band) within k bits and,
+# where both photos have a second key, within k2 bits on it (both checked in the
+# index-only scan: infra/migrations/0014), and, where both have a paper key,
+# within k3 bits on it (infra/migrations/0017: read from the candidate's
+# photo_fingerprints row by its primary key), the closest first, the oldest first
+# on a tie; with the second key's distance, without the stored readings:
+# duplicates.find_near_duplicate reads the readings of the candidates it confirms
+# a few at a time (stored_readings), so a lookup that the first candidates settle
+# (a copy and its original) reads no other reading (each a JSONB of ~10 KB,
+# parsed in Python), even where no paper key prunes the rest.
+LOOKUP_KEYS = """
+    SELECT c.submission_id, c.distance, c.scene_distance
+    FROM (
+        SELECT DISTINCT b.submission_id,
+               bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance,
+               bit_count(b.scene_key # %(w)s::bit(256))::int AS scene_distance
+        FROM unnest(%(nos)s::smallint[], %(vals)s::bigint[]) AS q (band_no, band_value)
+        JOIN photo_fingerprint_bands b
+          ON b.election_id = %(e)s AND b.band_bits = %(k)s
+         AND b.band_no = q.band_no AND b.band_value = q.band_value
+        WHERE bit_count((b.fingerprint # %(v)s)::bit(64)) <= %(k)s
+          AND (b.scene_key IS NULL OR %(w)s::bit(256) IS NULL
+               OR bit_count(b.scene_key # %(w)s::bit(256)) <= %(k2)s)
+          AND b.submission_id IS DISTINCT FROM %(self)s
+    ) c
+    JOIN photo_fingerprints f ON f.submission_id = c.submission_id
+    JOIN submissions s ON s.id = c.submission_id
+    WHERE s.status = ANY(%(statuses)s)
+      AND (f.paper_key IS NULL OR %(p)s::bit(512) IS NULL
+           OR bit_count(f.paper_key # %(p)s::bit(512)) <= %(k3)s)
+    ORDER BY c.distance, s.seq
+    """
+
+
+def near_duplicate_candidate_keys(
+    conn: psycopg.Connection, params: LookupParams
+) -> list[CandidateKeys]:
+    """The near-duplicate candidates of a lookup (LOOKUP_KEYS)."""
+    with conn.cursor(row_factory=class_row(CandidateKeys)) as cur:
+        return cur.execute(LOOKUP_KEYS, dict(params)).fetchall()
+
+
+def stored_readings(
+    conn: psycopg.Connection, submission_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """The stored readings of these submissions, by id."""
+    rows = conn.execute(
+        "SELECT id, reading FROM submissions WHERE id = ANY(%s)", (list(submission_ids),)
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}

@@ -33,7 +33,11 @@ The steps, in order of cost:
    alone can match one square off). The photo's rules are removed (inpainted
    from the paper around them), paper is added around the cell, and
    ``ocr.digits.read_number`` reads the number with a calibrated confidence and
-   its alternatives. A cell whose rules are not found abstains.
+   its alternatives. A cell whose rules are not found abstains. A violet stamp
+   over the cells is faded out by colour first (``ocr.protocol_colour``: pens
+   are blue or black). A box printed as a row of squares (found in the
+   reference) is read one digit a square (``ocr.protocol_squares``), its shift
+   searched past one square across so that the row cannot be read a square off.
 5. **Joint reading** (:func:`joint_reading`, pure): among the fields'
    alternatives, the combination that satisfies the form's checks is preferred
    when it is nearly as likely as the best reading; a failing reading is never
@@ -87,6 +91,8 @@ from ocr.header import (
     plan_header,
 )
 from ocr.images import ImageRejected, decode_gray
+from ocr.protocol_colour import decode_rgb, stamp_free
+from ocr.protocol_squares import combine_squares, square_spans
 from ocr.protocol_template import (
     ALL_OPTIONS,
     ProtocolTemplate,
@@ -187,6 +193,19 @@ CONFIDENT = 0.98
 MAX_DIGITS = 6
 EDGE_PAD = 0.15  # paper added around a cleaned cell, a share of its size
 PAPER = 235  # the level a cell's paper is brought to
+COLOUR_MARGIN = 0.02  # share of the photo's long side kept around the cells for colour
+SQUARE_SLACK = 12  # a row of squares' shift is searched this far past a square
+SQUARE_CLEAR_WIN = 0.03  # the rows' match one square either way must be this much worse
+SQUARE_SEARCH = 4  # reference pixels a square's rule is looked for around its place
+SQUARE_INSET = 4  # and the pixels of the square left out beside it
+# Paper added around a square's inside (shares of its width, height): its digit
+# fills it, and the digit reader takes long strokes near a cell's edges (a 2's
+# foot, a 7's bar) for ruled lines.
+SQUARE_MARGIN = (1.0, 0.5)
+SQUARE_FAINT = 0.08  # darker than its paper by less than this is never ink
+SQUARE_STRONG = 0.5  # a row's strokes fainter than this are deepened to it
+SQUARE_WRITTEN = 0.04  # a square whose middle is this much ink is written
+SQUARE_EMPTY = 0.005  # one with this little, empty; between: doubtful
 DASH_ZERO = 0.9  # a lone dash in a number's cell is zero, as commissions write it
 
 # Joint reading: a protocol whose checks hold is, a priori, this much likelier than
@@ -542,6 +561,7 @@ class _Patch:
     reference: np.ndarray  # the reference over the same rectangle
     rules: np.ndarray  # the photo's printed rules (see _rules)
     score: np.ndarray  # match of the reference's rules at each shift, (2R+1) square
+    spans: Sequence[tuple[int, int]] | None = None  # a row of squares' (square_spans)
 
 
 def _reference_crop(ref: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -560,12 +580,18 @@ def _patch(
     photo: np.ndarray,
     homography: np.ndarray,
     box: tuple[int, int, int, int],
+    r: int = WIDE_SEARCH,
+    spans: Sequence[tuple[int, int]] | None = None,
 ) -> _Patch | None:
     """A cell's neighbourhood and how well the printed rules match at each residual
-    shift; None when it is not wholly in the photo."""
+    shift (up to ``r`` reference pixels); None when it is not wholly in the photo.
+    The rules matched reach a little past the cell; past a whole square for a row
+    of squares (``spans``), so that one square off leaves a rule on paper."""
     x, y, w, h = box
-    r = WIDE_SEARCH
-    m = r + max(4, h // 6)
+    extra = max(4, h // 6)
+    if spans:
+        extra = max(extra, max(b - a for a, b in spans) + SQUARE_SLACK // 2)
+    m = r + extra
     x0, y0, x1, y1 = x - m, y - m, x + w + m, y + h + m
     if not inside(homography, (x0, y0, x1, y1), photo.shape[:2]):
         return None
@@ -574,7 +600,7 @@ def _patch(
     rules = _rules(patch, w, h)
     core = _rules(reference, w, h)[r:-r, r:-r]
     score = cv2.matchTemplate(rules, core, cv2.TM_CCOEFF_NORMED)
-    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score))
+    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score), spans)
 
 
 def _cells(
@@ -588,12 +614,27 @@ def _cells(
     found first for all cells together (their rules' match maps summed: one row
     of squares alone can match a square off, the whole table cannot), then
     refined cell by cell within LOCAL_SEARCH of it."""
-    patches = {name: _patch(template, photo, homography, box) for name, box in boxes.items()}
-    r = WIDE_SEARCH
+    squares = _squares(template)
+    r = squares.radius
+    patches = {
+        name: _patch(template, photo, homography, box, r, squares.spans.get(box))
+        for name, box in boxes.items()
+    }
     maps = [p.score for n, p in patches.items() if p is not None and n != PRECINCT]
     gx, gy = r, r
+    ambiguous = False
     if maps:
-        _, _, _, (gx, gy) = cv2.minMaxLoc(np.sum(maps, axis=0))
+        total = np.sum(maps, axis=0) / len(maps)
+        # Across, past a square; down, no further than ever (rows of squares a
+        # row apart look alike: the whole table one row off must not be found).
+        (gx, gy), best = _best_shift(total, r, r, (r, WIDE_SEARCH))
+        period = _period(squares)
+        if period:
+            # One square either way: the runner-up a row of squares can give.
+            others = [
+                _best_shift(total, gx + side * period, gy, SQUARE_SEARCH)[1] for side in (-1, 1)
+            ]
+            ambiguous = best - max(others) < SQUARE_CLEAR_WIN
     # Each cell's best shift near the common one, then a plane through them (the
     # residual grows across the page with a small rotation or scale left over).
     points: list[tuple[float, float, float, float, float]] = []
@@ -613,21 +654,75 @@ def _cells(
         if name == PRECINCT or plane is None:
             # Away from the table (or no table to speak of): its own best shift.
             cx, cy = (gx, gy) if name != PRECINCT else (r, r)
-            (dx, dy), match = _best_shift(found.score, cx, cy, r)
+            (dx, dy), match = _best_shift(found.score, cx, cy, (r, WIDE_SEARCH))
         else:
             at = np.array([1.0, x + w / 2, y + h / 2])
             px, py = round(float(plane[0] @ at)), round(float(plane[1] @ at))
             (dx, dy), match = _best_shift(found.score, px, py, LOCAL_SEARCH)
-        out[name] = _read_cell(found, homography, dx - r, dy - r, match, to_stored)
+        cell = _read_cell(found, homography, dx - r, dy - r, match, to_stored)
+        if ambiguous and found.spans and name != PRECINCT:
+            # Not sure which square is which: located for people, not read.
+            cell = _Cell(None, cell.quad, cell.match, "squares_ambiguous")
+        out[name] = cell
     return out
 
 
-def _best_shift(score: np.ndarray, cx: int, cy: int, radius: int) -> tuple[tuple[int, int], float]:
-    """The best match of a score map within ``radius`` of (cx, cy), in map pixels."""
+def _period(squares: _Squares) -> int:
+    """The fields' squares' width (the precinct's may differ); 0 without squares."""
+    widths = [b - a for spans in squares.spans.values() for a, b in spans]
+    return int(np.median(widths)) if widths else 0
+
+
+@dataclass(frozen=True)
+class _Squares:
+    """The rows of squares of a template: each such box's squares (column spans in
+    the box) and how far the cells' residual shift is searched."""
+
+    spans: dict[tuple[int, int, int, int], list[tuple[int, int]]]
+    radius: int
+
+
+_squares_known: dict[str, _Squares] = {}
+
+
+def _squares(template: ProtocolTemplate) -> _Squares:
+    """The template's rows of squares (ocr.protocol_squares.square_spans), once.
+
+    The search radius is WIDE_SEARCH, or past the widest square of a row of
+    squares: a page fit one square off (which ECC on a sparse form can leave)
+    otherwise matches all but one of a row's rules and is taken for the right
+    place. Past it, and with the paper beside the row in the match (``_patch``),
+    the whole row's rules win."""
+    ref = template.reference
+    key = hashlib.sha256(ref.tobytes()).hexdigest() + repr(template.document.model_dump())
+    with _plans_lock:
+        if (known := _squares_known.get(key)) is not None:
+            return known
+    found: dict[tuple[int, int, int, int], list[tuple[int, int]]] = {}
+    for x, y, w, h in [*template.boxes.values(), template.document.precinct_box]:
+        spans = square_spans(_reference_crop(ref, x, y, x + w, y + h))
+        if spans is not None:
+            found[(x, y, w, h)] = spans
+    widest = max((b - a for spans in found.values() for a, b in spans), default=0)
+    radius = max(WIDE_SEARCH, widest + SQUARE_SLACK) if widest else WIDE_SEARCH
+    squares = _Squares(found, radius)
+    with _plans_lock:
+        _squares_known[key] = squares
+        while len(_squares_known) > 8:
+            _squares_known.pop(next(iter(_squares_known)))
+    return squares
+
+
+def _best_shift(
+    score: np.ndarray, cx: int, cy: int, radius: int | tuple[int, int]
+) -> tuple[tuple[int, int], float]:
+    """The best match of a score map within ``radius`` (or (across, down)) of
+    (cx, cy), in map pixels."""
+    rx, ry = radius if isinstance(radius, tuple) else (radius, radius)
     n = score.shape[0]
     cx, cy = min(max(cx, 0), n - 1), min(max(cy, 0), n - 1)
-    x0, y0 = max(0, cx - radius), max(0, cy - radius)
-    window = score[y0 : cy + radius + 1, x0 : cx + radius + 1]
+    x0, y0 = max(0, cx - rx), max(0, cy - ry)
+    window = score[y0 : cy + ry + 1, x0 : cx + rx + 1]
     _, match, _, (wx, wy) = cv2.minMaxLoc(window)
     return (x0 + wx, y0 + wy), float(match)
 
@@ -683,6 +778,7 @@ def _read_cell(
     # own lines, not the reference's, because a few per cent of residual scale
     # puts the far rules of a row of squares pixels away from the reference's.
     patch, reference = found.patch, found.reference
+    bx, by = x - x0 + dx, y - y0 + dy  # the box's top left in the patch
     ph, pw = patch.shape
     src = (reference < INK_LEVEL).astype(np.uint8) * 255
     shifted = np.zeros_like(src)
@@ -692,26 +788,144 @@ def _read_cell(
     near = cv2.dilate(shifted, np.ones((15, 15), np.uint8))
     lines = cv2.dilate((found.rules > 0.25).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
     printed = cv2.bitwise_and(lines, near)
+    if found.spans:
+        # A row of squares: its patch is wide (see _patch), only the row is inpainted,
+        # then each square's inside read.
+        m = SQUARE_SLACK
+        ry0, rx0 = max(0, by - m), max(0, bx - m)
+        ry1, rx1 = min(ph, by + h + m), min(pw, bx + w + m)
+        if ry1 - ry0 < 8 or rx1 - rx0 < 8:
+            return _Cell(None, quad4, float(match), "cut_off")
+        clean = patch.copy()
+        clean[ry0:ry1, rx0:rx1] = cv2.inpaint(
+            patch[ry0:ry1, rx0:rx1], printed[ry0:ry1, rx0:rx1], 3, cv2.INPAINT_TELEA
+        )
+        squares = _square_interiors(patch, bx, by, w, h, found.spans)
+        return _Cell(_read_squares(clean, squares), quad4, float(match))
     clean = cv2.inpaint(patch, printed, 3, cv2.INPAINT_TELEA)
     pad = 3
-    cx0, cy0 = max(0, x - x0 + dx - pad), max(0, y - y0 + dy - pad)
-    cell = clean[cy0 : y - y0 + dy + h + pad, cx0 : x - x0 + dx + w + pad]
+    cell = clean[max(0, by - pad) : by + h + pad, max(0, bx - pad) : bx + w + pad]
     if cell.size == 0:
         return _Cell(None, quad4, float(match), "cut_off")
-    # The rules are gone: a margin of paper keeps strokes written close to the
-    # cell's edge (a 1 against the left rule) out of the digit reader's own
-    # search for borders along the edges.
-    # The cell is first divided by its paper (a shadow across it would otherwise
-    # meet the added margin in a step the reader takes for a stroke).
+    return _Cell(read_number(_prepared(cell), MAX_DIGITS), quad4, float(match))
+
+
+def _prepared(
+    cell: np.ndarray, margin: tuple[float, float] = (EDGE_PAD, EDGE_PAD), gain: float = 1.0
+) -> np.ndarray:
+    """A cleaned cell as the digit reader wants it. Pure.
+
+    The rules are gone: a margin of paper keeps strokes written close to the
+    cell's edge (a 1 against the left rule) out of the digit reader's own search
+    for borders along the edges. The cell is first divided by its paper (a shadow
+    across it would otherwise meet the added margin in a step the reader takes
+    for a stroke)."""
     ch, cw = cell.shape
     k = max(3, (ch // 2) | 1)
     paper = cv2.morphologyEx(cell, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     paper = cv2.GaussianBlur(paper, (0, 0), k / 3)
     flat = cell.astype(np.float32) * (PAPER / np.maximum(paper.astype(np.float32), 1.0))
-    cell = np.clip(flat, 0, 255).astype(np.uint8)
-    px, py = max(8, round(cw * EDGE_PAD)), max(4, round(ch * EDGE_PAD))
-    cell = cv2.copyMakeBorder(cell, py, py, px, px, cv2.BORDER_CONSTANT, value=PAPER)
-    return _Cell(read_number(cell, MAX_DIGITS), quad4, float(match))
+    if gain != 1.0:  # a faint pen's strokes deepened, the paper kept
+        flat = PAPER - (PAPER - flat) * gain
+    out = np.clip(flat, 0, 255).astype(np.uint8)
+    px, py = max(8, round(cw * margin[0])), max(4, round(ch * margin[1]))
+    return np.asarray(cv2.copyMakeBorder(out, py, py, px, px, cv2.BORDER_CONSTANT, value=PAPER))
+
+
+def _rule_at(profile: np.ndarray, expected: int) -> int:
+    """The darkest line of a profile within SQUARE_SEARCH of where the rule is
+    expected (a residual scale puts the far rules of a row a pixel or two off). Pure."""
+    lo = max(0, expected - SQUARE_SEARCH)
+    hi = min(len(profile), expected + SQUARE_SEARCH + 1)
+    if hi <= lo:
+        return expected
+    return lo + int(np.argmax(profile[lo:hi]))
+
+
+def _square_interiors(
+    patch: np.ndarray, bx: int, by: int, w: int, h: int, spans: Sequence[tuple[int, int]]
+) -> list[tuple[int, int, int, int]]:
+    """Each square's inside (x0, y0, x1, y1) in the patch: between its rules as the
+    photo shows them, SQUARE_INSET from each, so that no remnant of a rule is read
+    as a stroke. Pure."""
+    ph, pw = patch.shape
+    dark = 255.0 - patch.astype(np.float32)
+    rows = dark[max(0, by + h // 5) : max(1, by + h - h // 5), :]
+    cols = dark[:, max(0, bx) : max(1, bx + w)]
+    vprof = np.convolve(rows.mean(axis=0), np.ones(3) / 3, mode="same")
+    hprof = np.convolve(cols.mean(axis=1), np.ones(3) / 3, mode="same")
+    top = _rule_at(hprof, by)
+    bottom = _rule_at(hprof, by + h)
+    edges = [_rule_at(vprof, bx + a) for a, _ in spans] + [_rule_at(vprof, bx + spans[-1][1])]
+    out = []
+    for left, right in itertools.pairwise(edges):
+        out.append((
+            max(0, left + SQUARE_INSET), max(0, top + SQUARE_INSET),
+            min(pw, right - SQUARE_INSET + 1), min(ph, bottom - SQUARE_INSET + 1),
+        ))  # fmt: skip
+    return out
+
+
+def _read_squares(
+    clean: np.ndarray, squares: Sequence[tuple[int, int, int, int]]
+) -> NumberReading | None:
+    """A row of squares read one digit a square (ocr.protocol_squares). A square is
+    written when its middle holds ink, ink being darker than its paper by half the
+    row's strongest strokes (a faint pen reads like a dark one), at least
+    SQUARE_FAINT. Pure."""
+    crops: list[np.ndarray] = []
+    contrasts: list[np.ndarray] = []
+    for x0, y0, x1, y1 in squares:
+        square = clean[y0:y1, x0:x1]
+        if square.shape[0] < 8 or square.shape[1] < 8:
+            return None
+        crops.append(square)
+        contrasts.append(_contrast(square))
+    cores = np.concatenate([_core(c).ravel() for c in contrasts])
+    inked = cores[cores > SQUARE_FAINT]
+    strong = float(np.percentile(inked, 95)) if inked.size >= 10 else 0.0
+    level = max(SQUARE_FAINT, 0.5 * strong)
+    gain = SQUARE_STRONG / strong if 0 < strong < SQUARE_STRONG else 1.0
+    readings: list[NumberReading | None] = []
+    states: list[str] = []
+    anywhere: list[float] = []
+    for square, contrast in zip(crops, contrasts, strict=True):
+        share = float((_core(contrast) > level).mean())
+        anywhere.append(float((contrast > 0.5 * level).mean()))
+        if share >= SQUARE_WRITTEN:
+            states.append("written")
+            readings.append(read_number(_prepared(square, SQUARE_MARGIN, gain), 1))
+        elif share <= SQUARE_EMPTY:
+            states.append("empty")
+            readings.append(None)
+        else:
+            states.append("doubtful")
+            readings.append(None)
+    # The squares just before and after the written ones are empty only with no ink
+    # anywhere inside, not only in the middle: a thin 1 written against the
+    # square's side must never be dropped from the number.
+    written = [i for i, state in enumerate(states) if state == "written"]
+    if written:
+        for i in (written[0] - 1, written[-1] + 1):
+            if 0 <= i < len(states) and states[i] == "empty" and anywhere[i] > SQUARE_EMPTY:
+                states[i] = "doubtful"
+    return combine_squares(readings, states)
+
+
+def _core(square: np.ndarray) -> np.ndarray:
+    """A square's middle: its outer fifth on each side left out, where the borders'
+    remnants lie. Pure."""
+    h, w = square.shape
+    my, mx = max(1, h // 5), max(1, w // 5)
+    return square[my : h - my, mx : w - mx]
+
+
+def _contrast(cell: np.ndarray) -> np.ndarray:
+    """How much darker than its own paper each pixel of a cell is, 0..1. Pure."""
+    k = max(3, (cell.shape[0] // 2) | 1)
+    paper = cv2.morphologyEx(cell, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    paper = cv2.GaussianBlur(paper, (0, 0), k / 3).astype(np.float32)
+    return np.asarray(np.clip((paper - cell.astype(np.float32)) / np.maximum(paper, 1.0), 0, 1))
 
 
 def _alternatives(reading: NumberReading | None) -> list[tuple[int, float]]:
@@ -782,6 +996,7 @@ def _read_gray(
     photo: np.ndarray,
     to_stored: tuple[float, float],
     timings: Timings | None,
+    rgb: np.ndarray | None = None,
 ) -> ProtocolReading:
     start = time.perf_counter()
     if float(np.percentile(photo, 95)) < DARK_LEVEL:
@@ -799,10 +1014,14 @@ def _read_gray(
     if rejected is not None:
         return rejected
 
+    # The cells are read with the violet stamp faded out where the photo shows one
+    # (ocr.protocol_colour); alignment and the header used the photo as it is.
+    pen = _stamp_free_cells(template, photo, rgb, homography) if rgb is not None else None
+    start = _lap(timings, "colour", start)
     boxes = {f.id: f.box for f in template.document.fields}
     found = _cells(
-        template, photo, homography, {**boxes, PRECINCT: template.document.precinct_box},
-        to_stored,
+        template, photo if pen is None else pen, homography,
+        {**boxes, PRECINCT: template.document.precinct_box}, to_stored,
     )  # fmt: skip
     precinct_cell = found.pop(PRECINCT)
     cells = found
@@ -844,6 +1063,49 @@ def _read_gray(
     )
 
 
+def _stamp_free_cells(
+    template: ProtocolTemplate, photo: np.ndarray, rgb: np.ndarray, homography: np.ndarray
+) -> np.ndarray | None:
+    """The photo with a violet stamp over the cells faded out (ocr.protocol_colour),
+    worked out on the cells' part of the page only; None when no stamp is there."""
+    boxes = [*template.boxes.values(), template.document.precinct_box]
+    corners = np.array(
+        [[x + dx, y + dy] for x, y, w, h in boxes for dx, dy in ((0, 0), (w, 0), (0, h), (w, h))],
+        dtype=np.float64,
+    )
+    at = project(homography, corners)
+    ph, pw = photo.shape[:2]
+    margin = COLOUR_MARGIN * max(ph, pw)
+    x0 = max(0, int(at[:, 0].min() - margin))
+    y0 = max(0, int(at[:, 1].min() - margin))
+    x1 = min(pw, int(at[:, 0].max() + margin) + 1)
+    y1 = min(ph, int(at[:, 1].max() + margin) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16 or rgb.shape[:2] != photo.shape[:2]:
+        return None
+    page = _page_mask(template, photo.shape, homography)[y0:y1, x0:x1]
+    inside_cells = np.zeros(photo.shape[:2], np.uint8)
+    for quad in at.reshape(-1, 4, 2):  # corners: top left, top right, bottom left, right
+        cv2.fillConvexPoly(inside_cells, np.round(quad[[0, 1, 3, 2]]).astype(np.int32), 1)
+    cells = inside_cells[y0:y1, x0:x1].astype(bool)
+    part = stamp_free(photo[y0:y1, x0:x1], rgb[y0:y1, x0:x1], page, cells)
+    if part is None:
+        return None
+    out = photo.copy()
+    out[y0:y1, x0:x1] = part
+    return out
+
+
+def _page_mask(
+    template: ProtocolTemplate, shape: tuple[int, ...], homography: np.ndarray
+) -> np.ndarray:
+    """Where the page lies in the photo (boolean, the photo's shape). Pure."""
+    w, h = template.size
+    corners = project(homography, np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64))
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(corners).astype(np.int32), 1)
+    return mask.astype(bool)
+
+
 def read_protocol(
     template: ProtocolTemplate,
     image_bytes: bytes,
@@ -871,9 +1133,12 @@ def read_protocol(
     if stored is None:
         stored = (photo.shape[1], photo.shape[0])
     to_stored = (stored[0] / photo.shape[1], stored[1] / photo.shape[0])
+    rgb = decode_rgb(image_bytes, WORK_SIDE, orientation)
+    if rgb is not None:
+        rgb, _ = resize_long_side(rgb, WORK_SIDE)
     _lap(timings, "decode", start)
     try:
-        return _read_gray(template, photo, to_stored, timings)
+        return _read_gray(template, photo, to_stored, timings, rgb)
     except (pytesseract.TesseractError, RuntimeError, OSError):
         return _reading(Verdict.UNREADABLE, ["ocr_failed"])
     except cv2.error:

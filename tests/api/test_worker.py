@@ -116,13 +116,17 @@ def test_a_waiting_worker_resumes_by_itself_after_a_database_restart(
         _wait_for(lambda: bool(_workers_registered(dsn)), 30)
         before = _workers_registered(dsn)
         # A job queued before the restart, due after it (like an acknowledged photo
-        # whose job waits).
+        # whose job waits). Under a queueing lock of its own: the worker's periodic
+        # deferrer queues this task under the task's own lock at each minute, and a
+        # test started just after one would collide with it.
         app = queue_app(get_settings().model_copy(update={"database_url": dsn}))
 
         async def defer() -> int:
             async with app.open_async():
                 return await app.configure_task(
-                    EXPIRE_TASK, schedule_in={"seconds": 5}
+                    EXPIRE_TASK,
+                    schedule_in={"seconds": 5},
+                    queueing_lock=f"test-restart-{uuid.uuid4()}",
                 ).defer_async(timestamp=0)
 
         job_id = asyncio.run(defer())

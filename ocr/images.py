@@ -314,20 +314,44 @@ def decode_gray(
     orientation read before the file was stripped (``prepare_photo``); without it,
     the file's own EXIF orientation, if any, is applied.
     """
-    img = _open_checked(data, max_pixels)
-    if max_side is not None and img.format == "JPEG":
-        width, height = img.size
-        # Also asks libjpeg for grayscale output, which skips the colour conversion.
-        factor = max(1.0, max(width, height) / max_side)
-        img.draft("L", (int(width / factor) + 1, int(height / factor) + 1))
-    _load_fully(img)
-    if orientation is None:
-        img = _upright(img)
-    elif orientation in _ORIENT:
-        img = img.transpose(_ORIENT[orientation])
+    # "L": also asks libjpeg for grayscale output, which skips the colour conversion.
+    img = _decoded_upright(data, max_pixels, max_side, orientation, "L")
     if img.mode != "L":
         img = _to_rgb(img).convert("L")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def decode_rgb(
+    data: bytes,
+    *,
+    max_pixels: int = 40_000_000,
+    max_side: int | None = None,
+    orientation: int | None = None,
+) -> np.ndarray | None:
+    """As ``decode_gray``, in colour: an upright uint8 RGB array, or None for a photo
+    that is not plain RGB (grey, or with transparency)."""
+    img = _decoded_upright(data, max_pixels, max_side, orientation, "RGB")
+    if img.mode != "RGB":
+        return None
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _decoded_upright(
+    data: bytes, max_pixels: int, max_side: int | None, orientation: int | None, mode: str
+) -> Image.Image:
+    """The checked upload decoded (a JPEG at the reduced DCT scale that still leaves
+    ``max_side`` pixels, in ``mode`` where libjpeg can), turned upright."""
+    img = _open_checked(data, max_pixels)
+    if max_side is not None and img.format == "JPEG":
+        width, height = img.size
+        factor = max(1.0, max(width, height) / max_side)
+        img.draft(mode, (int(width / factor) + 1, int(height / factor) + 1))
+    _load_fully(img)
+    if orientation is None:
+        return _upright(img)
+    if orientation in _ORIENT:
+        return img.transpose(_ORIENT[orientation])
+    return img
 
 
 def upright_photo(data: bytes, orientation: int | None, *, max_pixels: int = 40_000_000) -> bytes:

@@ -109,12 +109,12 @@ def _correlation(a: np.ndarray, b: np.ndarray, to_a: np.ndarray) -> float | None
 def _refined(a: np.ndarray, b: np.ndarray, homography: np.ndarray) -> np.ndarray | None:
     """The homography from ``a``'s pixels to ``b``'s, refined densely (ECC) from the
     features' one (``b`` to ``a``); None when the refinement fails."""
+    # Both at one scale, so that the features' homography keeps its form.
     scale = ECC_SIDE / max(a.shape)
     to_small = np.diag([scale, scale, 1.0])
-    b_scale = ECC_SIDE / max(a.shape)  # b is resampled by the same factor: keep H's form
     small_a = cv2.resize(a, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    small_b = cv2.resize(b, None, fx=b_scale, fy=b_scale, interpolation=cv2.INTER_AREA)
-    start = to_small @ np.linalg.inv(homography) @ np.linalg.inv(np.diag([b_scale, b_scale, 1.0]))
+    small_b = cv2.resize(b, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    start = to_small @ np.linalg.inv(homography) @ np.linalg.inv(to_small)
     start = (start / start[2, 2]).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, 1e-6)
     try:
@@ -130,7 +130,7 @@ def _refined(a: np.ndarray, b: np.ndarray, homography: np.ndarray) -> np.ndarray
     except cv2.error:
         return None
     # Back to full work pixels: a's pixel -> small a -> small b -> b's pixel.
-    back = np.diag([1.0 / b_scale, 1.0 / b_scale, 1.0]) @ warp.astype(np.float64) @ to_small
+    back = np.linalg.inv(to_small) @ warp.astype(np.float64) @ to_small
     return back / back[2, 2]
 
 

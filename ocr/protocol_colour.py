@@ -23,11 +23,10 @@ those are read in grey as they always were. All pure except ``decode_rgb``.
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+
+from ocr import images
 
 __all__ = ["decode_rgb", "stamp_free", "violetness"]
 
@@ -45,37 +44,13 @@ HUE_PARTLY = 0.35  # a pixel this near the stamp's hue (share of it) starts to f
 HUE_FULLY = 0.7  # and from this near it is faded to paper
 PAPER_SCALE = 0.125  # the paper's brightness is estimated at this scale
 
-_ORIENT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
 
 def decode_rgb(data: bytes, max_side: int, orientation: int | None) -> np.ndarray | None:
     """The photo in colour (RGB, uint8), upright, decoded at a reduced JPEG scale as
-    ``ocr.images.decode_gray`` does; None if it cannot be. Only called on bytes
-    ``decode_gray`` has already accepted."""
+    ``ocr.images.decode_gray`` does (``ocr.images.decode_rgb``); None if it cannot be,
+    or is not plain RGB. Only called on bytes ``decode_gray`` has already accepted."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format == "JPEG":
-                width, height = img.size
-                factor = max(1.0, max(width, height) / max_side)
-                img.draft("RGB", (int(width / factor) + 1, int(height / factor) + 1))
-            img.load()
-            if orientation is None:
-                upright = ImageOps.exif_transpose(img) or img
-            elif orientation in _ORIENT:
-                upright = img.transpose(_ORIENT[orientation])
-            else:
-                upright = img
-            if upright.mode != "RGB":
-                return None  # grey or with transparency: nothing to separate by colour
-            return np.asarray(upright, dtype=np.uint8).copy()
+        return images.decode_rgb(data, max_side=max_side, orientation=orientation)
     except Exception:  # decode_gray accepted these bytes; any surprise: grey only
         return None
 

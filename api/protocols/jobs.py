@@ -9,7 +9,7 @@ so a job run twice has the effect of running once.
 THE READER'S HOOK: ``read_photo`` takes the reader as an argument (``Reader``); the
 job passes ``ocr_reader``, which calls ``ocr.protocol.read_protocol`` (imported when
 first used) on the election's protocol template. Tests pass a reader of their own.
-Copies of a station's earlier photo are found with ``ocr.photo_copy`` (``CopyTest``).
+Copies of a station's earlier photo are found with ``ocr.photo_copy``.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ ENQUEUE_PAGE = 500
 Reader = Callable[[psycopg.Connection, PhotoStore, PhotoRow, bytes], Any]
 
 
-# Whether the second grey photo (upright, ``ocr.photo_copy.WORK_SIDE``) is a copy of
-# the first.
-CopyTest = Callable[[Any, Any], bool]
 # A station's counted photos a new one is compared with, newest first: a comparison
 # costs ~0.1 s of a worker (bench/protocol_copies.py), and a station has a handful.
 MAX_COMPARED = 12
@@ -72,15 +69,14 @@ def read_photo(
     store: PhotoStore,
     photo_id: uuid.UUID,
     reader: Reader,
-    same_photo: CopyTest | None = None,
 ) -> PhotoStatus | None:
     """Read one received photo and record the reading; its new status, None when
     it was read already (or is a duplicate). No transaction is held open while the
     photo is read.
 
     A photo read as its station's is compared with the station's counted photos
-    (``same_photo``, by default ``ocr.photo_copy``; at most MAX_COMPARED, newest
-    first): a copy of one of them counts as that one (``service.record_reading``).
+    (``ocr.photo_copy``; at most MAX_COMPARED, newest first): a copy of one of them
+    counts as that one (``service.record_reading``).
     The comparisons run outside any transaction; then, under the station's lock
     (``repository.lock_station``, before the photo's row lock), the photos recorded
     meanwhile are compared too and the reading is recorded: of two copies read at
@@ -95,16 +91,15 @@ def read_photo(
     output = reader(conn, store, photo, data)
     conn.commit()
     reading = service.as_reading(output)
-    test = same_photo or ocr_same_photo
     compared: list[uuid.UUID] = []
     original = None
     if service.counted(photo.precinct_id, reading):
-        original = _original(conn, store, photo, data, compared, test)
+        original = _original(conn, store, photo, data, compared)
         conn.commit()
     with conn.transaction():
         repository.lock_station(conn, photo.election_id, photo.precinct_id)
         if original is None and service.counted(photo.precinct_id, reading):
-            original = _original(conn, store, photo, data, compared, test)
+            original = _original(conn, store, photo, data, compared)
         return service.record_reading(conn, photo_id, reading, copy_of=original)
 
 
@@ -114,7 +109,6 @@ def _original(
     photo: PhotoRow,
     data: bytes,
     compared: list[uuid.UUID],
-    same_photo: CopyTest,
 ) -> uuid.UUID | None:
     """The station's counted photo (not in ``compared``, which grows) that ``photo``
     is a copy of, if any."""
@@ -131,7 +125,7 @@ def _original(
     for row in earlier:
         compared.append(row.id)
         theirs = _gray(store.get(row.photo_sha256), row.photo_orientation)
-        if mine is not None and theirs is not None and same_photo(theirs, mine):
+        if mine is not None and theirs is not None and _is_copy(theirs, mine):
             return row.id
     return None
 
@@ -148,7 +142,7 @@ def _gray(data: bytes, orientation: int | None) -> Any:
         return None
 
 
-def ocr_same_photo(earlier: Any, photo: Any) -> bool:
+def _is_copy(earlier: Any, photo: Any) -> bool:
     """``ocr.photo_copy``'s verdict: ``photo`` is a copy of ``earlier``."""
     from ocr.photo_copy import copy_check  # imported when first used: OpenCV
 

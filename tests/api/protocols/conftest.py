@@ -153,6 +153,29 @@ def reading(
 People = Callable[[str], Principal]
 
 
+def send_photo(
+    conn: psycopg.Connection, sender: int | None, photo: bytes, precinct: str = "p1"
+) -> service.Accepted:
+    """A protocol photo of ``precinct`` stored through ``service.accept`` as the
+    account ``sender`` sent it, with a new id."""
+    settings = get_settings()
+    accepted, _ = service.accept(
+        conn,
+        photo_store(settings),
+        NewProtocolPhoto(
+            photo_id=str(uuid.uuid4()),
+            election_id=ELECTION,
+            precinct_id=precinct,
+            photo=photo,
+            uploader=Uploader(user_id=sender),
+        ),
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        uploader_key=b"k" * 16,
+    )
+    return accepted
+
+
 def principal_of(conn: psycopg.Connection, username: str) -> Principal:
     """The account ``username`` (made by the ``account`` fixture) as a principal."""
     row = conn.execute("SELECT id, role FROM users WHERE username = %s", (username,)).fetchone()

@@ -20,14 +20,14 @@ from fastapi.testclient import TestClient
 
 from api.protocols import jobs, repository, service
 from api.protocols.repository import PhotoRow
-from api.protocols.schemas import NewProtocolPhoto, PhotoReason, PhotoStatus, Uploader
+from api.protocols.schemas import PhotoReason, PhotoStatus
 from infra import db
 from infra.settings import get_settings
 from infra.storage import PhotoStore, photo_store
 from seeds.photos import phone_photo, random_conditions
 from seeds.protocol_photos import consistent_figures, protocol_page
 from seeds.reuse import reuse
-from tests.api.protocols.conftest import ELECTION, GOOD, People, reading
+from tests.api.protocols.conftest import ELECTION, GOOD, People, reading, send_photo
 
 Account = Callable[..., dict[str, str]]
 STATION = "p3"  # no row in the imported file: the photos are the only sources
@@ -44,22 +44,8 @@ def shot(number: int) -> bytes:
 
 
 def upload(conn: psycopg.Connection, sender: int | None, photo: bytes) -> uuid.UUID:
-    settings = get_settings()
-    accepted, created = service.accept(
-        conn,
-        photo_store(settings),
-        NewProtocolPhoto(
-            photo_id=str(uuid.uuid4()),
-            election_id=ELECTION,
-            precinct_id=STATION,
-            photo=photo,
-            uploader=Uploader(user_id=sender),
-        ),
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-        uploader_key=b"k" * 16,
-    )
-    assert created and accepted.duplicate_of is None
+    accepted = send_photo(conn, sender, photo, STATION)
+    assert accepted.duplicate_of is None
     return accepted.photo_id
 
 

@@ -5,37 +5,27 @@ is never read; a photo every attempt failed on ends 'unreadable'."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import psycopg
 
 from api.protocols import jobs, repository, service
 from api.protocols.repository import PhotoRow
-from api.protocols.schemas import FieldState, NewProtocolPhoto, PhotoStatus, Uploader
+from api.protocols.schemas import FieldState, PhotoStatus
 from infra import queue
 from infra.settings import get_settings
 from infra.storage import PhotoStore, photo_store
-from tests.api.protocols.conftest import ELECTION, GOOD, People, protocol_jpeg, reading
+from tests.api.protocols.conftest import (
+    GOOD,
+    People,
+    protocol_jpeg,
+    reading,
+    send_photo,
+)
 
 
 def _upload(conn: psycopg.Connection, sender: int | None, seed: int) -> service.Accepted:
-    settings = get_settings()
-    accepted, _ = service.accept(
-        conn,
-        photo_store(settings),
-        NewProtocolPhoto(
-            photo_id=str(uuid.uuid4()),
-            election_id=ELECTION,
-            precinct_id="p1",
-            photo=protocol_jpeg(seed),
-            uploader=Uploader(user_id=sender),
-        ),
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-        uploader_key=b"k" * 16,
-    )
-    return accepted
+    return send_photo(conn, sender, protocol_jpeg(seed))
 
 
 def test_a_queued_photo_is_read_by_the_reader_it_is_given_and_recorded_once(

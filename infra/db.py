@@ -1,18 +1,27 @@
 """Connections to PostgreSQL: one pool per process, opened on first use.
 
 The pool checks a connection before lending it (``ConnectionPool.check_connection``,
-one round trip) when it has lain idle in the pool CHECK_IDLE_SECONDS or more: after
+one round trip) when its previous loan began CHECK_IDLE_SECONDS ago or more: after
 a database restart its connections are all dead, and each would otherwise fail the
 request that drew it (a 500, /healthz included) before the pool noticed. A
 connection that died while idle lay idle at least as long as the restart took
 (PostgreSQL stops, then starts: 0.24 s at the fastest, an idle embedded cluster
-on this machine, median of 5), so one lent again sooner, under load, has just
-served a request and needs no check: the check's round trip is saved on most
-requests (two pool loans per upload). Should one slip through all the same, its
-request is answered 503 with Retry-After (api.main), never 500, and the pool drops
-the connection. While the database is down a request waits for a connection up
-to WAIT_SECONDS and is then answered 503 with Retry-After (api.main), rather than
-hang for the pool's default 30 s, past a phone's own timeout."""
+on this machine, median of 5), and the time since its previous loan began is
+never shorter than the time it lay idle since that loan ended; so one lent again
+sooner, under load, has just served a request and needs no check: the check's
+round trip is saved on most requests (two pool loans per upload). Should one slip
+through all the same, its request is answered 503 with Retry-After (api.main),
+never 500, and the pool drops the connection. While the database is down a
+request waits for a connection up to WAIT_SECONDS and is then answered 503 with
+Retry-After (api.main), rather than hang for the pool's default 30 s, past a
+phone's own timeout.
+
+The loan's start is noted by the check itself, not when the connection comes
+back: a pool with a ``reset`` callback hands every returned connection to its
+worker thread (psycopg_pool's ReturnConnection task), a thread hand-off on each
+of an upload's two loans, and the connection is lent again only once that thread
+ran (py-spy on bench/ingest.py: the pool's worker and its wake-ups were about 5%
+of the API's CPU)."""
 
 from __future__ import annotations
 
@@ -39,22 +48,21 @@ CHECK_IDLE_SECONDS = 0.1
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
-_idle_since: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
-_idle_lock = threading.Lock()
-
-
-def _returned(conn: psycopg.Connection) -> None:
-    """The pool's reset callback: the connection is idle in the pool from now."""
-    with _idle_lock:
-        _idle_since[conn] = time.monotonic()
+_lent_at: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+_lent_lock = threading.Lock()
 
 
 def _check(conn: psycopg.Connection) -> None:
-    """The pool's check: a round trip, unless the connection was lent out less than
-    CHECK_IDLE_SECONDS ago (a new connection is checked)."""
-    with _idle_lock:
-        since = _idle_since.get(conn)
-    if since is None or time.monotonic() - since >= CHECK_IDLE_SECONDS:
+    """The pool's check, run as the connection is lent: a round trip, unless its
+    previous loan began less than CHECK_IDLE_SECONDS ago (a new connection is
+    checked). A connection whose check fails is not lent (the pool drops it), and
+    one whose loan broke it is dropped when it comes back: either way it is not
+    here again."""
+    now = time.monotonic()
+    with _lent_lock:
+        since = _lent_at.get(conn)
+        _lent_at[conn] = now
+    if since is None or now - since >= CHECK_IDLE_SECONDS:
         ConnectionPool.check_connection(conn)
 
 
@@ -70,7 +78,6 @@ def get_pool() -> ConnectionPool:
                 open=True,
                 name="golos",
                 check=_check,
-                reset=_returned,
                 timeout=WAIT_SECONDS,
             )
         return _pool

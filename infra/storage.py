@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from infra.files import atomic_writer
+from infra.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -105,14 +105,11 @@ class LocalPhotoStore:
         # crash cannot lose a photo whose submission is already committed. Two uploads
         # of one photo at once both write the same bytes; the second rename is harmless.
         try:
-            with atomic_writer(path, "wb", permissions=0o600, durable=True) as handle:
-                handle.write(data)
-                handle.flush()  # the last write: nothing changes the times set next
-                # Dated before the rename: the file never shows its precise time under
-                # its key.
-                os.utime(handle.fileno(), (hour, hour))
+            # Dated before the rename: the file never shows its precise time under
+            # its key.
+            atomic_write_bytes(path, data, permissions=0o600, durable=True, mtime=hour)
         except OSError as exc:
-            # atomic_writer has removed its temporary file: nothing half-written stays.
+            # atomic_write_bytes has removed its temporary file: nothing half-written stays.
             if unavailable(exc):
                 raise StoreUnavailable(
                     f"the photo store cannot take photos: {exc.strerror}"

@@ -32,7 +32,7 @@ from api.submissions import abuse, jobs, repository
 from api.submissions.schemas import HOLD_REASONS, NewSubmission, Reason, Status, SubmissionStatus
 from infra import queue, ratelimit
 from infra.storage import PhotoStore
-from ocr.images import ImageRejected, prepare_photo
+from ocr.images import ImageRejected, PreparedPhoto, prepare_photo
 
 # Re-encoding a photo (WEBP, HEIC, the rare JPEG that cannot be stripped) decodes
 # it, which takes up to a few hundred MB for the largest accepted ones: bound how
@@ -53,15 +53,30 @@ _LIMITED = {
 }
 
 
-def request_digest(new: NewSubmission, voter: bytes) -> str:
-    """What makes a retry 'the same request' (IETF Idempotency-Key semantics). Pure."""
+def request_digest(new: NewSubmission, voter: bytes, photo_sha256: bytes) -> str:
+    """What makes a retry 'the same request' (IETF Idempotency-Key semantics): its
+    fields, its voter and ``photo_sha256``, the hash of the photo as stored (without
+    its metadata: two sends of one picture are one request whatever metadata rode
+    along). Pure."""
     h = hashlib.sha256()
     for part in (new.election_id, new.precinct_id, ",".join(sorted(new.declared_choice))):
         h.update(part.encode())
         h.update(b"\x00")
     h.update(voter)
-    h.update(hashlib.sha256(new.photo).digest())
+    h.update(photo_sha256)
     return h.hexdigest()
+
+
+def _same_request(stored: str, digest: str, new: NewSubmission) -> bool:
+    """Whether a stored request digest is this request's. Also a digest stored before
+    the digest hashed the stored photo rather than the file as sent (an upgrade during
+    an election: a phone's retry across it is still the same request). The earlier
+    form is computed only when the current one differs, which a retry of a request
+    stored since never does."""
+    if hmac.compare_digest(stored, digest):
+        return True
+    before = request_digest(new, new.voter_key, hashlib.sha256(new.photo).digest())
+    return hmac.compare_digest(stored, before)
 
 
 def _parse_submission_id(value: str) -> uuid.UUID:
@@ -113,12 +128,14 @@ def as_sender_sees(status: SubmissionStatus) -> SubmissionStatus:
 _HOLD_REASONS = frozenset({Reason.QUARANTINED, *HOLD_REASONS})
 
 
-def _existing(conn: psycopg.Connection, sid: uuid.UUID, digest: str) -> SubmissionStatus | None:
+def _existing(
+    conn: psycopg.Connection, sid: uuid.UUID, digest: str, new: NewSubmission
+) -> SubmissionStatus | None:
     """The state of an earlier request with this id, if it was the same request."""
     stored = repository.request_digest(conn, sid)
     if stored is None:
         return None
-    if stored != digest:
+    if not _same_request(stored, digest, new):
         raise Invalid(
             "submission_id",
             "this id was already used for a different submission; generate a new id",
@@ -164,22 +181,23 @@ def accept(
     """
     sid = _parse_submission_id(new.submission_id)
     voter = new.voter_key
-    digest = request_digest(new, voter)
     election = _election_now(conn, new.election_id, new.precinct_id)
     if new.precinct_id not in election.precincts:
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, election.template)
+    # Stripped first: the request's digest hashes the photo as it will be stored, so
+    # the photo is hashed once, not also as sent.
+    clean = _prepared(new.photo, max_bytes, max_pixels)
+    digest = request_digest(new, voter, bytes.fromhex(clean.sha256))
 
     try:
         counted = ratelimit.counting(conn, [(per_voter, voter), (per_network, network)])
         with counted as taken:
-            status, created = _store(
-                conn, store, new, sid, digest, max_bytes, max_pixels, network, job_queue
-            )
+            status, created = _store(conn, store, new, clean, sid, digest, network, job_queue)
             if not created:
                 taken.undo()
     except ratelimit.Exceeded as exc:
-        earlier = _existing(conn, sid, digest)
+        earlier = _existing(conn, sid, digest, new)
         conn.rollback()  # a read only: nothing held open
         if earlier is not None:
             return as_sender_sees(earlier), False
@@ -266,29 +284,29 @@ def forget_elections() -> None:
         _elections.clear()
 
 
-def _store(
-    conn: psycopg.Connection,
-    store: PhotoStore,
-    new: NewSubmission,
-    sid: uuid.UUID,
-    digest: str,
-    max_bytes: int,
-    max_pixels: int,
-    network: bytes,
-    job_queue: queue.App | None,
-) -> tuple[SubmissionStatus, bool]:
-    """Strip the photo, then in one transaction: record the submission, store the
-    photo, count its arrival for the quarantine, queue its job; (its status, whether
-    it is new)."""
-    voter = new.voter_key
+def _prepared(photo: bytes, max_bytes: int, max_pixels: int) -> PreparedPhoto:
+    """The photo without its metadata, checked from its header (``prepare_photo``);
+    a refusal names the field: 413 for size, 422 otherwise."""
     try:
-        clean = prepare_photo(
-            new.photo, max_bytes=max_bytes, max_pixels=max_pixels, decoding=_decoding
-        )
+        return prepare_photo(photo, max_bytes=max_bytes, max_pixels=max_pixels, decoding=_decoding)
     except ImageRejected as exc:
         error = TooLarge if exc.reason in _TOO_LARGE else Invalid
         raise error("photo", exc.reason + ": " + str(exc)) from exc
 
+
+def _store(
+    conn: psycopg.Connection,
+    store: PhotoStore,
+    new: NewSubmission,
+    clean: PreparedPhoto,
+    sid: uuid.UUID,
+    digest: str,
+    network: bytes,
+    job_queue: queue.App | None,
+) -> tuple[SubmissionStatus, bool]:
+    """In one transaction: record the submission, store its (stripped) photo, count
+    its arrival for the quarantine, queue its job; (its status, whether it is new)."""
+    voter = new.voter_key
     key = clean.sha256
     with conn.transaction():
         # A retry of a request still being stored is told so, not made to wait.
@@ -309,7 +327,7 @@ def _store(
             )
         if not inserted:
             # The same id arrived concurrently and won; answer as for any retry.
-            concurrent = _existing(conn, sid, digest)
+            concurrent = _existing(conn, sid, digest, new)
             assert concurrent is not None
             return as_sender_sees(concurrent), False
         # Written once the row is in, inside the transaction: a refused request leaves

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.deps import settings_dep
+from api.submissions import service
+from api.submissions.schemas import NewSubmission
 from infra.settings import get_settings
 from infra.storage import photo_store
 
@@ -100,6 +103,50 @@ def test_same_id_with_other_content_is_refused(
     other = submit(photo, sid=sid, choice="lukashenko")
     assert other.status_code == 422
     assert other.json()["detail"]["field"] == "submission_id"
+    assert _stored(conn) == (1, 1)
+
+
+def _with_comment(jpeg: bytes, text: bytes) -> bytes:
+    """The JPEG with a comment segment (metadata the upload strips) after its SOI."""
+    return jpeg[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + jpeg[2:]
+
+
+def test_a_retry_whose_photo_differs_only_in_metadata_is_the_same_request(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    sid, photo = str(uuid.uuid4()), ballot_photo(["tsikhanouskaya"])
+    first = submit(_with_comment(photo, b"sent at 10:02:17"), sid=sid)
+    again = submit(_with_comment(photo, b"sent at 10:04:51"), sid=sid)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = submit(ballot_photo(["tsikhanouskaya"], seed=7), sid=sid)
+    assert other.status_code == 422 and other.json()["detail"]["field"] == "submission_id"
+    assert _stored(conn) == (1, 1)
+
+
+def test_a_retry_of_a_request_stored_before_the_digest_hashed_the_stored_photo_is_replayed(
+    conn: psycopg.Connection, submit: Callable, ballot_photo: Callable
+) -> None:
+    # A phone's retry across an upgrade: the row's digest hashes the file as sent.
+    sid, photo = str(uuid.uuid4()), ballot_photo(["tsikhanouskaya"])
+    assert submit(photo, sid=sid).status_code == 202
+    conn.commit()
+    row = conn.execute("SELECT voter_key FROM submissions WHERE id = %s", (sid,)).fetchone()
+    assert row is not None
+    sent = NewSubmission(
+        submission_id=sid,
+        election_id="by-2020-president",
+        precinct_id="p1",
+        declared_choice=["tsikhanouskaya"],
+        photo=photo,
+        voter_key=bytes(row[0]),
+    )
+    before = service.request_digest(sent, sent.voter_key, hashlib.sha256(photo).digest())
+    conn.execute("UPDATE submissions SET request_digest = %s WHERE id = %s", (before, sid))
+    conn.commit()
+    again = submit(photo, sid=sid)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert submit(photo, sid=sid, choice="lukashenko").status_code == 422
     assert _stored(conn) == (1, 1)
 
 

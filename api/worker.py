@@ -129,6 +129,7 @@ async def _until_empty(settings: Settings, ballots_only: bool) -> None:
             await app.run_worker_async(
                 wait=False,
                 concurrency=1,
+                fetch_job_polling_interval=queue.FETCH_POLL_SECONDS,
                 install_signal_handlers=True,
                 queues=_queues(ballots_only),  # type: ignore[arg-type]  # None: every queue
             )
@@ -175,6 +176,7 @@ async def _work(app: queue.App, stop: asyncio.Event, ballots_only: bool) -> None
         app.run_worker_async(
             wait=True,
             concurrency=1,
+            fetch_job_polling_interval=queue.FETCH_POLL_SECONDS,
             install_signal_handlers=False,
             queues=_queues(ballots_only),  # type: ignore[arg-type]  # None: every queue
         )

@@ -44,6 +44,13 @@ WAIT_SECONDS = 5.0
 # but slow worker for dead only runs its job twice, which the pipeline allows.
 STALLED_AFTER_SECONDS = 15.0
 
+# How often a waiting worker looks for new jobs. Queueing a job notifies no one
+# (migration 0019: a NOTIFY made every upload's commit wait in one database-wide
+# line: bench/queue_notify.py), so a job queued while every worker waits is taken
+# within this time; busy workers take the next job as soon as they finish one.
+# Each look is one indexed query per waiting worker: ten idle workers, 20 a second.
+FETCH_POLL_SECONDS = 0.5
+
 
 # The queue of the photos' reading (ballots and protocols: a worker that reads one
 # reads the other; api.worker's ballots-only workers listen to it alone), and how

@@ -108,3 +108,22 @@ def test_a_job_queued_in_a_transaction_is_taken_by_a_worker(conn: psycopg.Connec
             return job.task_name, job.task_kwargs
 
     assert asyncio.run(taken()) == (submission_jobs.PROCESS_TASK, {"submission_id": str(sid)})
+
+
+def test_queueing_a_job_notifies_no_one(conn: psycopg.Connection) -> None:
+    # A NOTIFY would make every upload's commit wait in one database-wide line
+    # (migration 0019). Listening on every channel procrastinate announces jobs on.
+    app = queue_app(get_settings())
+    with psycopg.connect(get_settings().dsn, autocommit=True) as listener:
+        listener.execute('LISTEN "procrastinate_any_queue_v1"')
+        listener.execute(f'LISTEN "procrastinate_queue_v1#{queue.PHOTOS_QUEUE}"')
+        with conn.transaction():
+            queue.defer_in_transaction(
+                conn, app, submission_jobs.PROCESS_TASK, lock="n", priority=1, submission_id="a"
+            )
+        conn.commit()
+        # The control: a NOTIFY on that channel does arrive.
+        conn.execute("SELECT pg_notify('procrastinate_any_queue_v1', 'control')")
+        conn.commit()
+        heard = [n.payload for n in listener.notifies(timeout=2.0, stop_after=2)]
+    assert heard == ["control"]

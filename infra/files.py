@@ -63,8 +63,9 @@ def atomic_write_bytes(
 
     On the raw descriptor, without ``atomic_writer``'s buffered file object and
     ``tempfile``'s name generator: the upload path writes every photo through here,
-    and the lean path cost 0.3 ms less CPU per 300 KB photo (user and system time,
-    200 photos, /tmp/plan-style micro-benchmark on this machine's ext4)."""
+    and this costs a fifth less CPU per 300 KB photo (a photo store's put: 1.05 ms
+    of user and system time before, 0.84 ms after; median of 5 rounds of 150
+    photos on one core of this machine, ext4)."""
     # A name no one else picks: random, beside the target (the same filesystem).
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC

@@ -20,8 +20,8 @@ The loan's start is noted by the check itself, not when the connection comes
 back: a pool with a ``reset`` callback hands every returned connection to its
 worker thread (psycopg_pool's ReturnConnection task), a thread hand-off on each
 of an upload's two loans, and the connection is lent again only once that thread
-ran (py-spy on bench/ingest.py: the pool's worker and its wake-ups were about 5%
-of the API's CPU)."""
+ran (py-spy on bench/ingest.py: the pool's worker thread and the tasks handed to
+it were about 4% of the API's samples)."""
 
 from __future__ import annotations
 

@@ -92,6 +92,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -603,6 +604,41 @@ def _ms(samples: list[float]) -> tuple[float, float]:
     )
 
 
+@dataclass
+class LookupCounts:
+    """One lookup's work, counted by wrapping the repository's two queries: the
+    candidates LOOKUP_KEYS returned, the batches of stored readings read, the
+    readings read, the candidates confirmed."""
+
+    rows: int = 0
+    batches: int = 0
+    readings: int = 0
+    confirmed: int = 0
+
+    def reset(self) -> None:
+        self.rows = self.batches = self.readings = self.confirmed = 0
+
+    def row(self) -> tuple[int, int, int, int]:
+        return self.rows, self.batches, self.readings, self.confirmed
+
+    def wrap_keys(self, keys_of: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+        def counted(*args: Any) -> list[Any]:
+            rows = keys_of(*args)
+            self.rows += len(rows)
+            return rows
+
+        return counted
+
+    def wrap_readings(self, readings_of: Callable[..., dict[Any, Any]]) -> Callable[..., Any]:
+        def counted(*args: Any) -> dict[Any, Any]:
+            readings = readings_of(*args)
+            self.batches += 1
+            self.readings += len(readings)
+            return readings
+
+        return counted
+
+
 def time_lookups(
     photos: int,
     queries: list[tuple[str, BallotReading, BallotReading | None]],
@@ -611,7 +647,9 @@ def time_lookups(
     runs: int,
     seed: int,
 ) -> dict[str, object]:
-    """Loads the election and times each query's lookup + confirmation."""
+    """Loads the election and times each query's lookup + confirmation; with each
+    copy lookup's counts (see LookupCounts) for the slowest."""
+    from api.submissions import repository
     from api.submissions.duplicates import Candidate, find_near_duplicate, parse_fingerprint
 
     rng = np.random.default_rng([seed, 4])
@@ -676,16 +714,23 @@ def time_lookups(
         per_run: dict[str, list[tuple[float, float]]] = defaultdict(list)
         found: dict[str, int] = defaultdict(int)
         total: dict[str, int] = defaultdict(int)
+        counts = LookupCounts()
+        keys_of, readings_of = repository.near_duplicate_candidate_keys, repository.stored_readings
+        repository.near_duplicate_candidate_keys = counts.wrap_keys(keys_of)
+        repository.stored_readings = counts.wrap_readings(readings_of)
+        copy_lookups: list[tuple[float, str, tuple[int, int, int, int]]] = []
         for _ in range(runs):
             samples: dict[str, list[float]] = defaultdict(list)
             for (kind, query, _original), (key, paper_key) in zip(queries, asked, strict=True):
                 assert query.fingerprint is not None
 
                 def same(candidate: Candidate, query: BallotReading = query) -> bool:
+                    counts.confirmed += 1
                     if candidate.reading is None:
                         return False
                     return same_photo(query, BallotReading.model_validate(candidate.reading))
 
+                counts.reset()
                 t0 = time.perf_counter()
                 match = find_near_duplicate(
                     conn,
@@ -698,13 +743,18 @@ def time_lookups(
                 elapsed = time.perf_counter() - t0
                 conn.rollback()
                 group = kind if kind in ("honest", "random") else "copy"
+                if group == "copy":
+                    copy_lookups.append((elapsed, kind, counts.row()))
                 samples[group].append(elapsed)
                 samples["all"].append(elapsed)
                 found[group] += match is not None
                 total[group] += 1
             for group, values in samples.items():
                 per_run[group].append(_ms(values))
+        repository.near_duplicate_candidate_keys = keys_of
+        repository.stored_readings = readings_of
         out["runs"] = dict(per_run)
+        out["slowest_copies"] = sorted(copy_lookups, reverse=True)[:5]
         out["found"] = dict(found)
         out["total"] = dict(total)
         drop_election(conn, ELECTION)
@@ -909,6 +959,16 @@ def main(argv: list[str] | None = None) -> None:
             f"{med['random'] + slope * candidates + confirm * reach:.1f} ms (median cost; "
             f"{med['random'] + slope * candidates + confirm_p90 * reach:.1f} ms at the p90)"
         )
+    slowest = timing["slowest_copies"]
+    assert isinstance(slowest, list)
+    print(
+        "  slowest copy lookups (all runs): "
+        + "; ".join(
+            f"{ms * 1000:.1f} ms {kind} ({rows} candidates, {readings} readings read in "
+            f"{batches} batches, {confirmed} confirmed)"
+            for ms, kind, (rows, batches, readings, confirmed) in slowest
+        )
+    )
     found, total = timing["found"], timing["total"]
     assert isinstance(found, dict) and isinstance(total, dict)
     print(

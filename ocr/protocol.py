@@ -41,7 +41,8 @@ The steps, in order of cost:
 5. **Joint reading** (:func:`joint_reading`, pure): among the fields'
    alternatives, the combination that satisfies the form's checks is preferred
    when it is nearly as likely as the best reading; a failing reading is never
-   made to pass by an unlikely alternative, and keeps its failing checks.
+   made to pass by an unlikely alternative, and keeps its failing checks, whose
+   fields are then suspected in proportion to their odds of being misread.
 6. **Verdict**: ``read`` when every field has a value, else ``partial``.
 """
 
@@ -189,6 +190,11 @@ INK_LEVEL = 170  # reference pixels darker than this are print (rules, labels)
 # on the tuning photos (bench/protocol_reader.py's TUNING_SEED, 60 clear and 20 hard
 # photos per design, 3,520 fields): no value given at or above 0.98 was wrong; at
 # 0.97 two were (0.971, 0.973: a 1 touching the next digit lost), at 0.95 four.
+# Re-measured with the lone digits' map and failing checks' suspicion (clear
+# photos of seeds 5, 7 and 23, 4,752 fields): two values given wrong, both wrong
+# before too (seed 23: 16 read as 6, a touching 1 lost; 81 read as 8, a 1 against
+# its square's side inpainted with the rule); seed 7's 103 read as 105 (0.990, a
+# lone 3 taken for a 5) is withheld by the sum it breaks.
 CONFIDENT = 0.98
 MAX_DIGITS = 6
 EDGE_PAD = 0.15  # paper added around a cleaned cell, a share of its size
@@ -282,7 +288,8 @@ def joint_reading(
     value among the readings considered (the best one, weighed as failing or
     holding, and the repairs). An equality that holds on the values kept raises
     its fields' confidences (``_corroborated``), whether or not the other checks
-    hold; not on a repair, which the checks chose.
+    hold; not on a repair, which the checks chose. A check still failing lowers
+    its fields' confidences (``_suspected``).
     """
     expanded = [_expand(c, option_ids) for c in checks]
     best: dict[str, int | None] = {
@@ -319,7 +326,8 @@ def joint_reading(
         # Kept as read, failing: an equality that holds still vouches for its own
         # fields (a misreading hides only behind an exactly compensating one, and
         # the check that fails is another).
-        return JointReading(best, _corroborated(own, expanded, best, equality_odds), [], False)
+        corroborated = _corroborated(own, expanded, best, equality_odds)
+        return JointReading(best, _suspected(corroborated, expanded, best, prior), [], False)
     # Posterior weights: the best reading (failing: 1 - prior) against each repair
     # (holding: prior), relative to the best reading's probability.
     readings = [best, *(v for _, v, _ in repairs)]
@@ -337,6 +345,37 @@ def joint_reading(
     final = _holds(expanded, chosen)
     # No corroboration here: the checks chose the repair, they cannot also vouch for it.
     return JointReading(dict(chosen), confidence, changed, None if None in final else True)
+
+
+def _suspected(
+    confidence: Mapping[str, float],
+    expanded: Sequence[tuple[list[str], str, list[str]]],
+    values: Mapping[str, int | None],
+    prior: float,
+) -> dict[str, float]:
+    """Confidences lowered for the fields of a check that fails. Pure.
+
+    A check fails either because the protocol's own arithmetic is wrong (1 -
+    ``prior``) or because one of its fields is misread (``prior`` times that
+    field's odds of being wrong); each field keeps the probability that the
+    failure is not its own misreading, at most its confidence. A misread lone
+    digit (seed 7: 103 read as 105 at 0.990, no alternative repairing the sum) is
+    then no longer given; a field the protocol's own error put in a failing
+    check loses little when it was read with confidence."""
+    out = dict(confidence)
+    for (left, _, right), ok in zip(expanded, _holds(expanded, values), strict=True):
+        if ok is not False:
+            continue
+        names = list(dict.fromkeys([*left, *right]))
+        odds = {
+            f: (1 - p) / p for f in names if (p := min(max(confidence.get(f, 0.0), 0.0), 1.0)) > 0.0
+        }
+        if len(odds) < len(names):  # a field read at no confidence explains it all
+            continue
+        total = (1 - prior) + prior * sum(odds.values())
+        for f, o in odds.items():
+            out[f] = min(out[f], 1.0 - prior * o / total)
+    return out
 
 
 def _corroborated(

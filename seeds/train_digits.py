@@ -11,8 +11,8 @@ Writers are kept apart (``seeds.handwriting``):
 
 - training: ``writers(TRAIN_SEED, 300)``, numbers in printed cells, half of them
   degraded as a phone photo shows them;
-- calibration (the digits' temperature, the numbers' isotonic map):
-  ``writers(CALIBRATION_SEED, 60)``, never trained on;
+- calibration (the digits' temperature, the numbers' isotonic map, the lone
+  digits' map): ``writers(CALIBRATION_SEED, 60)``, never trained on;
 - evaluation (``bench/digits.py``, the tests): ``NAMED_WRITERS`` and
   ``writers(EVALUATION_SEED, n)``, used by neither.
 
@@ -37,6 +37,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ocr.digits import (
+    CONFUSABLE,
     JUNK,
     MODEL_PATH,
     N_CLASSES,
@@ -266,12 +267,15 @@ def number_scores(model: DigitModel, cells: list[Cell]) -> tuple[np.ndarray, np.
     return np.array(scores), np.array(right, dtype=np.float64)
 
 
-def fit_isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_isotonic(
+    scores: np.ndarray, right: np.ndarray, edges: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """A monotone map from the top reading's log-odds to the share right, fitted
     on held-out numbers by pool-adjacent-violators; each block's share is
     (right + 0.5) / (n + 1), so a block without errors still claims less than
     certainty, the less the fewer numbers it holds. Returns the knots (block
-    medians) and values."""
+    medians; with ``edges``, each block's first and last log-odds, so that a
+    block's share holds across all of it) and values."""
     t = np.array([log_odds(float(p)) for p in scores])
     order = np.argsort(t, kind="stable")
     t, y = t[order], right[order]
@@ -283,10 +287,70 @@ def fit_isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.
             blocks[-1] = [blocks[-1][0] + s, blocks[-1][1] + n, a, blocks[-1][3]]
     knots_t, knots_p = [], []
     for s, n, a, b in blocks:
-        knots_t.append(float(np.median(t[int(a) : int(b) + 1])))
-        knots_p.append((s + 0.5) / (n + 1))
+        share = (s + 0.5) / (n + 1)
+        if edges:
+            knots_t += [float(t[int(a)]), float(t[int(b)])]
+            knots_p += [share, share]
+        else:
+            knots_t.append(float(np.median(t[int(a) : int(b) + 1])))
+            knots_p.append(share)
     p = np.maximum.accumulate(np.array(knots_p))
     return np.array(knots_t, np.float32), p.astype(np.float32)
+
+
+def lone_digit_cell(writer: Writer, rng: np.random.Generator, degraded: float) -> Cell:
+    """One digit in a box about as wide as high, as a square of a row of digit
+    squares holds it; degraded like a phone photo with probability ``degraded``.
+    Pure."""
+    height = int(rng.integers(34, 76))
+    cell = number_cell(
+        str(int(rng.integers(10))), writer, rng,
+        cell_height=height, cell_width=int(height * rng.uniform(1.0, 1.6)),
+    )  # fmt: skip
+    if rng.random() < degraded:
+        return Cell(
+            degrade_cell(cell.gray, rng, float(rng.uniform(0.3, 1.0))), cell.text, cell.owner
+        )
+    return cell
+
+
+def lone_scores(model: DigitModel, cells: list[Cell]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each lone digit's top reading as ``ocr.digits.read_number(cell, 1)`` finds it:
+    its uncalibrated probability, whether it is right, and the digit read (-1 for
+    none)."""
+    scores, right, top = [], [], []
+    for cell in cells:
+        analysis, _, _ = analyse_cell(cell.gray, 1)
+        p, ok, digit = 0.0, False, -1
+        if analysis.pieces:
+            probs = piece_probabilities(model, np.stack([q.features for q in analysis.pieces]))
+            readings = joint_readings(analysis, probs, 1)
+            if readings:
+                p, ok, digit = readings[0][1], readings[0][0] == cell.text, int(readings[0][0])
+        scores.append(p)
+        right.append(ok)
+        top.append(digit)
+    return np.array(scores), np.array(right, dtype=np.float64), np.array(top)
+
+
+def calibrate_lone(
+    model: DigitModel, seed: int = 0, cells: int = 8000, say: Callable[[str], None] = print
+) -> DigitModel:
+    """Fit the lone digits' isotonic map (for a top digit outside CONFUSABLE; a 1
+    or a 7 keeps the numbers' map) on lone digits of the calibration writers, each
+    block's share held across the whole block; deterministic from ``seed``."""
+    rng = np.random.default_rng([seed, 3])
+    hands = writers(CALIBRATION_SEED, 60)
+    lone = [lone_digit_cell(hands[i % len(hands)], rng, 0.5) for i in range(cells)]
+    scores, right, top = lone_scores(model, lone)
+    chosen = ~np.isin(top, sorted(CONFUSABLE))
+    knots, values = fit_isotonic(scores[chosen], right[chosen], edges=True)
+    say(
+        f"lone digits: {int(chosen.sum())} not in {sorted(CONFUSABLE)}, right "
+        f"{float(right[chosen].mean()):.4f}, top block {values[-1]:.5f} from log-odds "
+        f"{knots[-2]:.2f}"
+    )
+    return replace(model, lone_t=knots, lone_p=values)
 
 
 def calibrate(
@@ -310,7 +374,8 @@ def calibrate(
         f"temperature {temperature:.3f}, {len(knots)} calibration knots, top block "
         f"{values[-1]:.5f}; calibration numbers right {float(right.mean()):.4f}"
     )
-    return replace(model, calib_t=knots, calib_p=values)
+    model = replace(model, calib_t=knots, calib_p=values)
+    return calibrate_lone(model, seed, 2 * calibration_cells, say)
 
 
 def build(
@@ -356,7 +421,16 @@ def main() -> None:
     parser.add_argument(
         "--recalibrate", type=Path, help="only refit the calibration of this model file"
     )
+    parser.add_argument(
+        "--recalibrate-lone", type=Path, help="only refit the lone digits' maps of this model file"
+    )
     args = parser.parse_args()
+    if args.recalibrate_lone:
+        model = calibrate_lone(
+            load_model(args.recalibrate_lone), args.seed, 2 * args.calibration_cells
+        )
+        save_model(model, args.out)
+        return
     if args.recalibrate:
         model = calibrate(load_model(args.recalibrate), args.seed, args.calibration_cells)
         save_model(model, args.out)

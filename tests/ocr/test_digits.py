@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocr.digits import MODEL_PATH, NumberReading, load_model, read_number
+from ocr.digits import (
+    CONFUSABLE,
+    LONE_PART,
+    MODEL_PATH,
+    NumberReading,
+    load_model,
+    read_number,
+)
 from seeds.handwriting import (
     NAMED_WRITERS,
     Cell,
@@ -110,6 +117,39 @@ def test_an_ambiguous_digit_yields_alternatives() -> None:
     assert len(reading.alternatives) >= 2
     probs = [p for _, p in reading.alternatives]
     assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-9
+
+
+def _square(digit: str, writer: Writer) -> np.ndarray:
+    """One digit in a box about as wide as high, as a row of digit squares holds it."""
+    return number_cell(digit, writer, np.random.default_rng(5), cell_height=60, cell_width=80).gray
+
+
+@pytest.mark.parametrize("writer", NAMED_WRITERS[:4], ids=lambda w: w.name)
+def test_a_lone_digit_is_surer_than_a_number_unless_it_is_a_one_or_a_seven(writer: Writer) -> None:
+    model = load_model()
+    assert len(model.lone_t) >= 2 and np.all(np.diff(model.lone_p) >= 0)
+    assert model.lone_p[-1] < 1.0
+    for digit in "0123456789":
+        lone, number = read_number(_square(digit, writer), 1), read_number(_square(digit, writer))
+        assert lone.value == number.value == int(digit)
+        if int(digit) in CONFUSABLE:  # taken for each other: the numbers' map
+            assert lone.confidence == pytest.approx(number.confidence)
+        else:
+            assert lone.confidence >= number.confidence and lone.confidence > 0.9999
+
+
+def test_a_lone_digit_read_with_a_stray_mark_dropped_is_never_sure() -> None:
+    # A 7 whose faint bar broke off reads as a sure 1 once the bar is dropped as a
+    # stray mark: a lone digit read from part of its box's ink is worth LONE_PART.
+    writer = next(w for w in NAMED_WRITERS if w.name == "slanted")
+    for digit in "2357":
+        cell = _square(digit, writer)
+        assert read_number(cell, 1).confidence > 0.99
+        marked = cell.copy()
+        cv2.line(marked, (8, 8), (16, 9), 60, 2)  # a short stroke apart from the digit
+        reading = read_number(marked, 1)
+        assert reading.value == int(digit)
+        assert reading.confidence <= LONE_PART
 
 
 def test_a_long_number_beyond_max_digits_gets_no_value_of_that_length() -> None:

@@ -191,7 +191,8 @@ def test_the_joint_reading_never_makes_the_arithmetic_pass_with_an_improbable_al
     assert joint.values["a"] == 40
     assert joint.changed == []
     assert joint.holds is False  # reported, never corrected
-    assert joint.confidence["a"] == pytest.approx(0.97)
+    # but the failing sum is evidence against its least sure field
+    assert 0.5 < joint.confidence["a"] < 0.9
 
 
 def test_a_sum_that_holds_corroborates_its_fields_but_not_the_others() -> None:
@@ -281,5 +282,25 @@ def test_an_equality_that_holds_vouches_for_its_fields_when_another_check_fails(
     joint = joint_reading(alternatives, CHECKS, OPTIONS)
     assert joint.holds is False
     assert joint.values["ballots_cast"] == 100
+    assert joint.confidence["a"] > 0.99 and joint.confidence["b"] > 0.99
+    # ballots_cast: raised by the sum, then doubted with ballots_issued by the
+    # inequality they break together
+    assert 0.9 < joint.confidence["ballots_cast"] < 0.98
+    assert joint.confidence["ballots_issued"] < 0.98
+
+
+def test_a_failing_sum_withholds_a_nearly_sure_field_but_not_a_sure_one() -> None:
+    # "invalid" is 5 where the sum needs 4; no alternative repairs it. A field at
+    # 0.99 may be the misreading; one at 0.9999 is all but surely the protocol's own.
+    alternatives = {
+        "ballots_cast": [(100, 0.9999)],
+        "ballots_issued": [(102, 0.9999)],
+        "invalid": [(5, 0.99), (3, 0.004)],
+        "a": [(46, 0.9999)],
+        "b": [(50, 0.9999)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.holds is False and joint.values["invalid"] == 5
+    assert joint.confidence["invalid"] < 0.98
     assert joint.confidence["a"] > 0.99 and joint.confidence["ballots_cast"] > 0.99
-    assert joint.confidence["ballots_issued"] == pytest.approx(0.99)
+    assert joint.confidence["ballots_issued"] == pytest.approx(0.9999)  # not in the sum

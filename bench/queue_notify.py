@@ -139,9 +139,10 @@ def main() -> None:
                 f" (embedded PostgreSQL, fsync on), {writers} photo writers beside",
                 results,
             )
-        shutil.rmtree(photos)
+        shutil.rmtree(photos, ignore_errors=True)
     finally:
         cluster.stop()
+        shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -249,20 +249,17 @@ def _check_header(stripped: strip.Stripped, max_pixels: int, min_side: int) -> N
         )
 
 
-def prepare_photo(
+def strip_photo(
     data: bytes,
     *,
     max_bytes: int = 15_000_000,
     max_pixels: int = 40_000_000,
     min_side: int = 200,
-    decoding: AbstractContextManager[object] | None = None,
-) -> PreparedPhoto:
-    """Validate an upload from its header and remove its metadata, without decoding a
-    pixel for JPEG and PNG (``ocr.strip``); other formats, and JPEGs that cannot be
-    stripped losslessly, are re-encoded (``sanitize_photo``, which decodes, holding
-    ``decoding``: the caller's bound on how many decode at once). A broken container is
-    ``ImageRejected("malformed_image")``; pixels that do not decode are found later,
-    by whoever decodes the stored photo. Deterministic.
+) -> PreparedPhoto | None:
+    """``prepare_photo``'s cheap part: a JPEG or PNG validated from its header and
+    stripped of its metadata without decoding a pixel (``ocr.strip``); None for a
+    photo that must be decoded and re-encoded instead (other formats, JPEGs that
+    cannot be stripped losslessly). Refusals as ``prepare_photo``'s. Deterministic.
     """
     if len(data) > max_bytes:
         raise ImageRejected(
@@ -274,19 +271,11 @@ def prepare_photo(
         elif data.startswith(strip.PNG_SIGNATURE):
             stripped = strip.strip_png(data)
         else:
-            stripped = None
+            return None
     except strip.Malformed as exc:
         raise ImageRejected("malformed_image", f"The image file is damaged: {exc}.") from exc
     except strip.NotStrippable:
-        stripped = None
-    if stripped is None:
-        with decoding if decoding is not None else nullcontext():
-            clean = sanitize_photo(
-                data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side
-            )
-        return PreparedPhoto(
-            clean.jpeg, clean.sha256, "JPEG", clean.width, clean.height, None, reencoded=True
-        )
+        return None
     _check_header(stripped, max_pixels, min_side)
     return PreparedPhoto(
         stripped.data,
@@ -296,6 +285,31 @@ def prepare_photo(
         stripped.height,
         stripped.orientation,
         reencoded=False,
+    )
+
+
+def prepare_photo(
+    data: bytes,
+    *,
+    max_bytes: int = 15_000_000,
+    max_pixels: int = 40_000_000,
+    min_side: int = 200,
+    decoding: AbstractContextManager[object] | None = None,
+) -> PreparedPhoto:
+    """Validate an upload from its header and remove its metadata, without decoding a
+    pixel for JPEG and PNG (``strip_photo``); other formats, and JPEGs that cannot be
+    stripped losslessly, are re-encoded (``sanitize_photo``, which decodes, holding
+    ``decoding``: the caller's bound on how many decode at once). A broken container is
+    ``ImageRejected("malformed_image")``; pixels that do not decode are found later,
+    by whoever decodes the stored photo. Deterministic.
+    """
+    stripped = strip_photo(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side)
+    if stripped is not None:
+        return stripped
+    with decoding if decoding is not None else nullcontext():
+        clean = sanitize_photo(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side)
+    return PreparedPhoto(
+        clean.jpeg, clean.sha256, "JPEG", clean.width, clean.height, None, reencoded=True
     )
 
 

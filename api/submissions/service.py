@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, overload
 
 import psycopg
 
@@ -32,7 +32,7 @@ from api.submissions import abuse, jobs, repository
 from api.submissions.schemas import HOLD_REASONS, NewSubmission, Reason, Status, SubmissionStatus
 from infra import queue, ratelimit
 from infra.storage import PhotoStore
-from ocr.images import ImageRejected, PreparedPhoto, prepare_photo
+from ocr.images import ImageRejected, PreparedPhoto, prepare_photo, strip_photo
 
 # Re-encoding a photo (WEBP, HEIC, the rare JPEG that cannot be stripped) decodes
 # it, which takes up to a few hundred MB for the largest accepted ones: bound how
@@ -185,14 +185,21 @@ def accept(
     if new.precinct_id not in election.precincts:
         raise Invalid("precinct_id", f"unknown precinct {new.precinct_id!r} in this election")
     check_choice(new.declared_choice, election.template)
-    # Stripped first: the request's digest hashes the photo as it will be stored, so
-    # the photo is hashed once, not also as sent.
-    clean = _prepared(new.photo, max_bytes, max_pixels)
-    digest = request_digest(new, voter, bytes.fromhex(clean.sha256))
+    # Stripped first (JPEG, PNG: cheap, no pixel decoded): the request's digest hashes
+    # the photo as it will be stored, so the photo is hashed once. A photo that must
+    # be decoded and re-encoded is, only past the limits (a flood of them refused
+    # costs no decoding); its digest hashes the file as sent.
+    clean = _prepared(new.photo, max_bytes, max_pixels, reencode=False)
+    photo_sha256 = (
+        hashlib.sha256(new.photo).digest() if clean is None else bytes.fromhex(clean.sha256)
+    )
+    digest = request_digest(new, voter, photo_sha256)
 
     try:
         counted = ratelimit.counting(conn, [(per_voter, voter), (per_network, network)])
         with counted as taken:
+            if clean is None:
+                clean = _prepared(new.photo, max_bytes, max_pixels, reencode=True)
             status, created = _store(conn, store, new, clean, sid, digest, network, job_queue)
             if not created:
                 taken.undo()
@@ -284,10 +291,23 @@ def forget_elections() -> None:
         _elections.clear()
 
 
-def _prepared(photo: bytes, max_bytes: int, max_pixels: int) -> PreparedPhoto:
-    """The photo without its metadata, checked from its header (``prepare_photo``);
-    a refusal names the field: 413 for size, 422 otherwise."""
+@overload
+def _prepared(
+    photo: bytes, max_bytes: int, max_pixels: int, *, reencode: Literal[True]
+) -> PreparedPhoto: ...
+@overload
+def _prepared(
+    photo: bytes, max_bytes: int, max_pixels: int, *, reencode: Literal[False]
+) -> PreparedPhoto | None: ...
+def _prepared(
+    photo: bytes, max_bytes: int, max_pixels: int, *, reencode: bool
+) -> PreparedPhoto | None:
+    """The photo without its metadata, checked from its header; without ``reencode``,
+    None for a photo that must be decoded and re-encoded (``strip_photo``). A
+    refusal names the field: 413 for size, 422 otherwise."""
     try:
+        if not reencode:
+            return strip_photo(photo, max_bytes=max_bytes, max_pixels=max_pixels)
         return prepare_photo(photo, max_bytes=max_bytes, max_pixels=max_pixels, decoding=_decoding)
     except ImageRejected as exc:
         error = TooLarge if exc.reason in _TOO_LARGE else Invalid

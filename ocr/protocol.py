@@ -58,7 +58,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -415,8 +415,19 @@ class _Plan:
     header: HeaderPlan
 
 
+_T = TypeVar("_T")
 _plans: dict[str, _Plan] = {}
 _plans_lock = threading.Lock()
+PLANS_KEPT = 8  # templates whose plans a process keeps (one election has one or two)
+
+
+def _keep(cache: dict[str, _T], key: str, value: _T) -> None:
+    """Remember ``value`` under ``key`` in one of this module's per-template caches,
+    the oldest entries dropped beyond PLANS_KEPT."""
+    with _plans_lock:
+        cache[key] = value
+        while len(cache) > PLANS_KEPT:
+            cache.pop(next(iter(cache)))
 
 
 def _plan(template: ProtocolTemplate) -> _Plan:
@@ -440,10 +451,7 @@ def _plan(template: ProtocolTemplate) -> _Plan:
     first_top = min([doc.precinct_box[1], *(b[1] for b in template.boxes.values())])
     header = plan_header(ref, first_top, list(doc.header_keywords), doc.ocr_languages)
     plan = _Plan(reference_features(ref), mask, ecc_reference, ecc_mask, header)
-    with _plans_lock:
-        _plans[key] = plan
-        while len(_plans) > 8:
-            _plans.pop(next(iter(_plans)))
+    _keep(_plans, key, plan)
     return plan
 
 
@@ -745,10 +753,7 @@ def _squares(template: ProtocolTemplate) -> _Squares:
     widest = max((b - a for spans in found.values() for a, b in spans), default=0)
     radius = max(WIDE_SEARCH, widest + SQUARE_SLACK) if widest else WIDE_SEARCH
     squares = _Squares(found, radius)
-    with _plans_lock:
-        _squares_known[key] = squares
-        while len(_squares_known) > 8:
-            _squares_known.pop(next(iter(_squares_known)))
+    _keep(_squares_known, key, squares)
     return squares
 
 

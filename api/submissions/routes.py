@@ -13,8 +13,24 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.accounts.schemas import Principal, Role
-from api.deps import AppSettings, Conn, JobQueue, Pool, Store, require
-from api.errors import BadRequest, Forbidden, Invalid, TooLarge, UnsupportedMediaType
+from api.deps import (
+    AppSettings,
+    Conn,
+    Credentials,
+    JobQueue,
+    Pool,
+    Store,
+    require,
+    require_in_call,
+)
+from api.errors import (
+    BadRequest,
+    Forbidden,
+    GolosError,
+    Invalid,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from api.submissions import jobs, service
 from api.submissions.schemas import (
     NewSubmission,
@@ -168,16 +184,22 @@ async def submit(
     store: Store,
     settings: AppSettings,
     job_queue: JobQueue,
-    voter: Annotated[Principal, require(Role.VOTER)],
+    credentials: Annotated[Credentials, require_in_call(Role.VOTER)],
 ) -> SubmissionAccepted:
     """Submit a ballot photo, as the verified voter of the device token. Idempotent on
     ``submission_id``: a retry returns the first result (200) and is never counted
     twice; the same id with other content (or from another voter) is refused. New
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
-    # blocking work (stripping the photo, the database) runs in the thread pool.
-    fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
-    new = _new_submission(fields, voter)
+    # blocking work (who sent it, stripping the photo, the database) runs in one
+    # call to the thread pool. A body that cannot be read is answered there too,
+    # once the caller is known: a stranger or another role is told 401 or 403
+    # whatever they sent, as on every other route.
+    try:
+        fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
+        unreadable: GolosError | None = None
+    except GolosError as exc:
+        fields, unreadable = {}, exc
     # The caller's network, as a keyed hash only (its address is never kept).
     network = ratelimit.network_key(
         settings.app_key(), request.client.host if request.client else None
@@ -185,10 +207,13 @@ async def submit(
 
     def accept() -> tuple[SubmissionStatus, bool]:
         with pool.connection() as conn:  # committed here, before the job is queued
+            voter = credentials.principal(conn)
+            if unreadable is not None:
+                raise unreadable
             return service.accept(
                 conn,
                 store,
-                new,
+                _new_submission(fields, voter),
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
                 network=network,

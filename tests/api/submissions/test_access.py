@@ -62,6 +62,33 @@ def test_an_upload_is_refused_for_an_expired_token_a_token_of_no_kind_or_a_cooki
     assert _count(conn) == 0
 
 
+def test_a_stranger_or_another_role_is_refused_before_their_body_is_judged(
+    conn: psycopg.Connection,
+    client: TestClient,
+    device_token: Callable,
+    account: Callable,
+) -> None:
+    # The upload looks its caller up in the same database call as the rest of its
+    # work, after the body is read; the answer still puts who is calling first.
+    def post(headers: dict[str, str], body: bytes = b"not a form", kind: str = "text/plain") -> int:
+        answer = client.post(
+            "/v1/submissions", content=body, headers={"Content-Type": kind, **headers}
+        )
+        return answer.status_code
+
+    assert post({}) == 401
+    assert post({"Authorization": "Bearer golos_vt_forged"}) == 401
+    assert post(account("observer")) == 403
+    assert post(account("admin")) == 403
+    voter = {"Authorization": f"Bearer {device_token('+375291000031')}"}
+    assert post(voter) == 415  # the body's own fault, told to the one who may send
+    too_large = b"x" * (get_settings().max_upload_bytes + 128 * 1024)
+    form = "multipart/form-data; boundary=x"
+    assert post({"Authorization": "Bearer golos_vt_forged"}, too_large, form) == 401
+    assert post(voter, too_large, form) == 413
+    assert _count(conn) == 0
+
+
 def test_a_voter_reads_only_their_own_submission(
     client: TestClient,
     submit: Callable,

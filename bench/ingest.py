@@ -16,16 +16,27 @@ log, as ``golos serve``):
 - the real API (``api.main:create_app``);
 - a bare FastAPI app whose one endpoint only parses the same multipart body;
 
-and drives both, alternately, with the same asyncio httpx client running in a
-process of its own: --concurrency requests in flight, --count uploads a run (each
-a new submission: its own id, a unique photo), --runs runs each. Prints for both,
-side by side, accepted uploads per second, p50 and p99 latency, and the real API's
-share of the bare endpoint's throughput: the median of the runs. Then starts
+and drives both, alternately, with the same client running in a process of its
+own: --concurrency requests in flight, --count uploads a run (each a new
+submission: its own id, a unique photo), --runs runs each. The client (--client):
+
+- ``raw`` (default): each upload on a connection of its own, as phones send them,
+  written on the socket by hand: 0.2-0.5 ms of CPU per upload, so the servers
+  have the cores;
+- ``httpx``: httpx's AsyncClient on 32 kept-alive connections, as the first
+  figures of issue 11 were measured: 6-8 ms of CPU per upload on this machine,
+  as much as the API itself, on the same two cores (and the kernel spread its
+  connections 31/1 or 24/8 over two processes).
+
+Prints for both, side by side, accepted uploads per second, p50 and p99
+latency, and the real API's share of the bare endpoint's throughput: the median
+of the runs. Then starts
 --workers worker processes (``golos worker --processes N``) on the uploaded
 backlog and prints how many photos they read per second over --drain-seconds.
 
     .venv/bin/python bench/ingest.py [--api-processes 2] [--workers 2]
         [--concurrency 32] [--count 1000] [--runs 3] [--drain-seconds 60] [--networks 250]
+        [--client raw|httpx]
 
 Everything listens on and is sent to 127.0.0.1 only.
 """
@@ -53,6 +64,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -221,23 +233,83 @@ async def _drive(
     return elapsed, latencies, codes
 
 
-def _client(url: str, path: str, concurrency: int, out: Any) -> None:
+async def _drive_raw(
+    url: str, requests: list[tuple[str, str, bytes]], concurrency: int
+) -> tuple[float, list[float], dict[int | str, int]]:
+    """``_drive``'s work written on the socket by hand, as phones send it: each upload
+    on a connection of its own (a phone sends one or two; a proxy in front would
+    not pool them either), its status line and Content-Length parsed and its body
+    read; the requests' bytes made before the clock starts. A few per cent of
+    httpx's CPU per request, so the client does not take the cores the servers are
+    measured on. A connection of its own also lets the kernel hand each upload to
+    whichever API process accepts first: 32 kept-alive connections were spread
+    31/1, 24/8 over two processes (``ss -tnp``), one process working for both."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    heads = [
+        (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"X-Forwarded-For: {address}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("ascii")
+        for token, address, body in requests
+    ]
+    latencies: list[float] = []
+    codes: dict[int | str, int] = {}
+    todo = iter(range(len(requests)))
+
+    async def one_client() -> None:
+        for i in todo:
+            started = time.perf_counter()
+            writer: asyncio.StreamWriter | None = None
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(heads[i])
+                writer.write(requests[i][2])
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                outcome: int | str = int(head[9:12])
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                # Counted, as a phone would see it (no answer), not fatal to the run.
+                outcome = type(exc).__name__
+            finally:
+                if writer is not None:
+                    writer.close()
+            latencies.append(time.perf_counter() - started)
+            codes[outcome] = codes.get(outcome, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, codes
+
+
+CLIENTS = {"raw": _drive_raw, "httpx": _drive}
+
+
+def _client(url: str, path: str, concurrency: int, kind: str, out: Any) -> None:
     with open(path, "rb") as handle:
         requests = pickle.load(handle)
     started = time.process_time()
-    elapsed, latencies, codes = asyncio.run(_drive(url, requests, concurrency))
+    elapsed, latencies, codes = asyncio.run(CLIENTS[kind](url, requests, concurrency))
     # The client's own CPU: it shares the machine's cores with the servers.
     out.put((elapsed, latencies, codes, time.process_time() - started))
 
 
 def run_client(
-    url: str, path: Path, concurrency: int, watched: tuple[int, ...] = ()
+    url: str, path: Path, concurrency: int, watched: tuple[int, ...] = (), kind: str = "raw"
 ) -> dict[str, Any]:
     """Run the client on the requests in ``path``; with ``watched`` pids, also the CPU
     seconds each (and its children) used meanwhile."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    process = ctx.Process(target=_client, args=(url, str(path), concurrency, out))
+    process = ctx.Process(target=_client, args=(url, str(path), concurrency, kind, out))
     before = [cpu_seconds(pid) for pid in watched]
     process.start()
     while True:  # the client's answer, or an error if it died without one
@@ -375,6 +447,12 @@ def main() -> None:
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="raw",
+        help="raw: requests written on the socket by hand; httpx: httpx's AsyncClient",
+    )
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="golos-bench-ingest-"))
@@ -460,11 +538,19 @@ def main() -> None:
             server("api.main:create_app", args.api_processes, env, log) as (real_url, real_pid),
             server("bench.ingest:bare_app", args.api_processes, env, log) as (bare_url, bare_pid),
         ):
-            run_client(real_url, files[0], args.concurrency)  # warm-up (not counted)
+            run_client(real_url, files[0], args.concurrency, kind=args.client)  # warm-up
             for run in range(args.runs):
-                bare.append(run_client(bare_url, files[run + 1], args.concurrency, (bare_pid,)))
+                bare.append(
+                    run_client(bare_url, files[run + 1], args.concurrency, (bare_pid,), args.client)
+                )
                 real.append(
-                    run_client(real_url, files[run + 1], args.concurrency, (real_pid, postmaster))
+                    run_client(
+                        real_url,
+                        files[run + 1],
+                        args.concurrency,
+                        (real_pid, postmaster),
+                        args.client,
+                    )
                 )
                 print(
                     f"  run {run + 1}: real {real[-1]['rate']:.0f}/s"

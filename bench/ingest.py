@@ -30,13 +30,16 @@ submission: its own id, a unique photo), --runs runs each. The client (--client)
 
 Prints for both, side by side, accepted uploads per second, p50 and p99
 latency, and the real API's share of the bare endpoint's throughput: the median
-of the runs. Then starts
+of the runs. Then --runs paced runs of the real API: uploads sent at --rate a
+second (Poisson arrivals, each on its own connection, however many are in
+flight), for latency at that load: with a fixed number in flight, latency is
+that number over the throughput by construction. Then starts
 --workers worker processes (``golos worker --processes N``) on the uploaded
 backlog and prints how many photos they read per second over --drain-seconds.
 
     .venv/bin/python bench/ingest.py [--api-processes 2] [--workers 2]
         [--concurrency 32] [--count 1000] [--runs 3] [--drain-seconds 60] [--networks 250]
-        [--client raw|httpx]
+        [--client raw|httpx] [--rate 200]
 
 Everything listens on and is sent to 127.0.0.1 only.
 """
@@ -50,6 +53,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import random
 import secrets
 import shutil
 import signal
@@ -233,17 +237,8 @@ async def _drive(
     return elapsed, latencies, codes
 
 
-async def _drive_raw(
-    url: str, requests: list[tuple[str, str, bytes]], concurrency: int
-) -> tuple[float, list[float], dict[int | str, int]]:
-    """``_drive``'s work written on the socket by hand, as phones send it: each upload
-    on a connection of its own (a phone sends one or two; a proxy in front would
-    not pool them either), its status line and Content-Length parsed and its body
-    read; the requests' bytes made before the clock starts. A few per cent of
-    httpx's CPU per request, so the client does not take the cores the servers are
-    measured on. A connection of its own also lets the kernel hand each upload to
-    whichever API process accepts first: 32 kept-alive connections were spread
-    31/1, 24/8 over two processes (``ss -tnp``), one process working for both."""
+def _raw_requests(url: str, requests: list[tuple[str, str, bytes]]) -> tuple[str, int, list[bytes]]:
+    """Each upload's head, made before the clock starts: (host, port, heads)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     heads = [
@@ -256,6 +251,45 @@ async def _drive_raw(
         ).encode("ascii")
         for token, address, body in requests
     ]
+    return host, port, heads
+
+
+async def _upload_raw(host: str, port: int, head: bytes, body: bytes) -> int | str:
+    """One upload on a connection of its own: the answer's status, or the name of
+    the error that left it without one (counted, as a phone would see it, not fatal
+    to the run)."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head)
+        writer.write(body)
+        await writer.drain()
+        answer = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in answer.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        return int(answer[9:12])
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        return type(exc).__name__
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def _drive_raw(
+    url: str, requests: list[tuple[str, str, bytes]], concurrency: int
+) -> tuple[float, list[float], dict[int | str, int]]:
+    """``_drive``'s work written on the socket by hand, as phones send it: each upload
+    on a connection of its own (a phone sends one or two; a proxy in front would
+    not pool them either), its status line and Content-Length parsed and its body
+    read; the requests' bytes made before the clock starts. A few per cent of
+    httpx's CPU per request, so the client does not take the cores the servers are
+    measured on. A connection of its own also lets the kernel hand each upload to
+    whichever API process accepts first: 32 kept-alive connections were spread
+    31/1, 24/8 over two processes (``ss -tnp``), one process working for both."""
+    host, port, heads = _raw_requests(url, requests)
     latencies: list[float] = []
     codes: dict[int | str, int] = {}
     todo = iter(range(len(requests)))
@@ -263,25 +297,7 @@ async def _drive_raw(
     async def one_client() -> None:
         for i in todo:
             started = time.perf_counter()
-            writer: asyncio.StreamWriter | None = None
-            try:
-                reader, writer = await asyncio.open_connection(host, port)
-                writer.write(heads[i])
-                writer.write(requests[i][2])
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                await reader.readexactly(length)
-                outcome: int | str = int(head[9:12])
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                # Counted, as a phone would see it (no answer), not fatal to the run.
-                outcome = type(exc).__name__
-            finally:
-                if writer is not None:
-                    writer.close()
+            outcome = await _upload_raw(host, port, heads[i], requests[i][2])
             latencies.append(time.perf_counter() - started)
             codes[outcome] = codes.get(outcome, 0) + 1
 
@@ -290,26 +306,62 @@ async def _drive_raw(
     return time.perf_counter() - started, latencies, codes
 
 
+async def _drive_paced(
+    url: str, requests: list[tuple[str, str, bytes]], rate: float
+) -> tuple[float, list[float], dict[int | str, int]]:
+    """The uploads sent at ``rate`` a second, as phones that do not wait for each
+    other do (Poisson arrivals, seeded), however many are in flight: latency at a
+    given load, not at a given number in flight. Each latency runs from the
+    moment its upload was due, so a client that falls behind cannot hide the
+    wait (no coordinated omission)."""
+    host, port, heads = _raw_requests(url, requests)
+    arrivals = random.Random(1)
+    latencies: list[float] = []
+    codes: dict[int | str, int] = {}
+
+    async def one(i: int, due: float) -> None:
+        outcome = await _upload_raw(host, port, heads[i], requests[i][2])
+        latencies.append(time.perf_counter() - due)
+        codes[outcome] = codes.get(outcome, 0) + 1
+
+    started = due = time.perf_counter()
+    tasks = []
+    for i in range(len(requests)):
+        due += arrivals.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started, latencies, codes
+
+
 CLIENTS = {"raw": _drive_raw, "httpx": _drive}
 
 
-def _client(url: str, path: str, concurrency: int, kind: str, out: Any) -> None:
+def _client(url: str, path: str, concurrency: int, kind: str, rate: float, out: Any) -> None:
     with open(path, "rb") as handle:
         requests = pickle.load(handle)
     started = time.process_time()
-    elapsed, latencies, codes = asyncio.run(CLIENTS[kind](url, requests, concurrency))
+    if rate:
+        elapsed, latencies, codes = asyncio.run(_drive_paced(url, requests, rate))
+    else:
+        elapsed, latencies, codes = asyncio.run(CLIENTS[kind](url, requests, concurrency))
     # The client's own CPU: it shares the machine's cores with the servers.
     out.put((elapsed, latencies, codes, time.process_time() - started))
 
 
 def run_client(
-    url: str, path: Path, concurrency: int, watched: tuple[int, ...] = (), kind: str = "raw"
+    url: str,
+    path: Path,
+    concurrency: int,
+    watched: tuple[int, ...] = (),
+    kind: str = "raw",
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     """Run the client on the requests in ``path``; with ``watched`` pids, also the CPU
     seconds each (and its children) used meanwhile."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    process = ctx.Process(target=_client, args=(url, str(path), concurrency, kind, out))
+    process = ctx.Process(target=_client, args=(url, str(path), concurrency, kind, rate, out))
     before = [cpu_seconds(pid) for pid in watched]
     process.start()
     while True:  # the client's answer, or an error if it died without one
@@ -446,6 +498,12 @@ def main() -> None:
         "--networks", type=int, default=250, help="networks the phones send from (/24 each)"
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="uploads a second sent to the real API in its paced runs (0: none)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--client",
@@ -475,7 +533,8 @@ def main() -> None:
     from infra.storage import photo_store
 
     settings = get_settings()
-    total = args.count * (args.runs + 1)  # one warm-up run of the real API
+    paced = args.runs if args.rate else 0
+    total = args.count * (args.runs + 1 + paced)  # one warm-up run of the real API
     voters = -(-total // args.per_voter)
     print(
         f"ingest: {args.api_processes} API processes (uvicorn, no access log),"
@@ -511,7 +570,7 @@ def main() -> None:
             flush=True,
         )
         files = []
-        for run in range(args.runs + 1):
+        for run in range(args.runs + 1 + paced):
             requests = []
             for i in range(args.count):
                 n = run * args.count + i
@@ -533,6 +592,7 @@ def main() -> None:
         log = scratch / "servers.log"
         real: list[dict[str, Any]] = []
         bare: list[dict[str, Any]] = []
+        steady: list[dict[str, Any]] = []  # the real API at --rate
         postmaster = int((settings.pg_dir / "data" / "postmaster.pid").read_text().split()[0])
         with (
             server("api.main:create_app", args.api_processes, env, log) as (real_url, real_pid),
@@ -559,8 +619,24 @@ def main() -> None:
                     f" {bare[-1]['codes']}",
                     flush=True,
                 )
+            for run in range(paced):
+                steady.append(
+                    run_client(
+                        real_url,
+                        files[args.runs + 1 + run],
+                        args.concurrency,
+                        (real_pid, postmaster),
+                        rate=args.rate,
+                    )
+                )
+                print(
+                    f"  paced run {run + 1}: real at {args.rate:.0f}/s offered:"
+                    f" {steady[-1]['rate']:.0f}/s accepted, p50 {steady[-1]['p50']:.0f} ms,"
+                    f" p99 {steady[-1]['p99']:.0f} ms {steady[-1]['codes']}",
+                    flush=True,
+                )
 
-        if any(isinstance(code, str) for r in real + bare for code in r["codes"]):
+        if any(isinstance(code, str) for r in real + bare + steady for code in r["codes"]):
             # Uploads that got no answer: what the servers said about them.
             said = [
                 line
@@ -587,6 +663,13 @@ def main() -> None:
             f"{med(bare, 'p50'):>10.0f}{med(bare, 'p99'):>10.0f}"
         )
         print(f"  real / bare: {statistics.median(ratios):.0%}")
+        if paced:
+            label = f"real API, {args.rate:.0f}/s sent"
+            print(
+                f"  {label:<28}{med(steady, 'rate'):>12.0f}"
+                f"{med(steady, 'p50'):>10.0f}{med(steady, 'p99'):>10.0f}"
+                f"   (paced: Poisson arrivals, {args.count} a run, {paced} runs)"
+            )
         api_ms = statistics.median(1000 * r["cpu"][0] / args.count for r in real)
         pg_ms = statistics.median(1000 * r["cpu"][1] / args.count for r in real)
         bare_ms = statistics.median(1000 * b["cpu"][0] / args.count for b in bare)

@@ -65,7 +65,11 @@ Method (printed again with the figures):
    k2 of its second as expected at N (the last photo's, the worst: N x
    P(surfaced on the stroke keys), the larger of the observed and the model's,
    Poisson), each with a real honest reading from the sample and a paper key of
-   another sheet (random bits), and for a copy its original; the other rows are
+   another sheet (random bits), at the key distances of the sample's surfaced
+   honest pairs (drawn with replacement; --planting uniform draws them uniformly
+   up to each key's limit instead, which puts most of them far closer than honest
+   pairs sit: keys d bits apart are C(64, d) many, so surfaced pairs crowd near
+   the limits), and for a copy its original; the other rows are
    random keys (one copy of each original is timed, the transforms in turn,
    each original planted once). At most --max-planted candidates are planted per lookup (each
    carries a ~3 KB reading); when more are expected, the time per candidate
@@ -383,6 +387,9 @@ class PairStats:
     paper_key_near: int = 0  # pairs whose paper keys are within PAPER_KEY_BITS
     sent: int = 0  # pairs the pipeline would send to review: all keys and same_photo
     scene_only: int = 0  # pairs whose evidence beside the strokes and paper passes
+    # The surfaced pairs' key distances: (first, second; None where either photo has
+    # no second key), where the lookups' planted candidates are put (--planting).
+    distances: list[tuple[int, int | None]] = field(default_factory=list)
 
     def surface(self) -> tuple[float, float]:
         """P(surfaced) observed, and its 95% upper bound."""
@@ -459,6 +466,9 @@ def pair_stats(
         )  # same_photo without its index tests
         stats.first_only += d <= k
         stats.surfaced += d <= k and near
+        if d <= k and near:
+            apart = None if key_a is None or key_b is None else hamming(key_a, key_b)
+            stats.distances.append((d, apart))
         stats.confirmed_all += confirmed
         stats.both += d <= k and near and confirmed
         stats.sent += same_photo(ra, rb)
@@ -646,9 +656,13 @@ def time_lookups(
     candidates: float,
     runs: int,
     seed: int,
+    distances: list[tuple[int, int | None]] | None = None,
 ) -> dict[str, object]:
     """Loads the election and times each query's lookup + confirmation; with each
-    copy lookup's counts (see LookupCounts) for the slowest."""
+    copy lookup's counts (see LookupCounts) for the slowest. The planted
+    candidates sit at key distances drawn from ``distances`` (a surfaced pair's
+    missing second distance taken at the limit), or, without, at distances drawn
+    uniformly up to each key's limit."""
     from api.submissions import repository
     from api.submissions.duplicates import Candidate, find_near_duplicate, parse_fingerprint
 
@@ -686,10 +700,15 @@ def time_lookups(
             other = honest_pool[int(rng.integers(len(honest_pool)))]
             if other is query:
                 continue
+            if distances:
+                d1, d2 = distances[int(rng.integers(len(distances)))]
+                d2 = k2 if d2 is None else d2
+            else:
+                d1, d2 = int(rng.integers(0, k + 1)), int(rng.integers(0, k2 + 1))
             keys.append(
                 (
-                    flip(rng, value, int(rng.integers(0, k + 1))),
-                    flip(rng, asked[-1][0], int(rng.integers(0, k2 + 1)), KEY_LENGTH),
+                    flip(rng, value, d1),
+                    flip(rng, asked[-1][0], d2, KEY_LENGTH),
                     random_paper(),  # near on both stroke keys, on another sheet
                 )
             )
@@ -773,6 +792,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photos", type=int, default=1_000_000, help="election size")
     parser.add_argument("--lookups", type=int, default=100, help="timed lookups of each kind")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--planting",
+        choices=("sample", "uniform"),
+        default="sample",
+        help="the planted candidates' key distances: those of the sample's surfaced honest"
+        " pairs, or uniform up to each key's limit (far more of them close to the query)",
+    )
     parser.add_argument(
         "--max-planted",
         type=int,
@@ -924,7 +950,26 @@ def main(argv: list[str] | None = None) -> None:
         f"(--max-planted); 'random' lookups have none",
         flush=True,
     )
-    timing = time_lookups(args.photos, queries, pool, planted_mean, args.runs, args.seed)
+    if args.planting == "sample" and not real.distances:
+        print("  the sample surfaced no honest pair: planting uniform instead", flush=True)
+    if args.planting == "sample" and real.distances:
+        where = real.distances
+        firsts = [d for d, _ in where]
+        seconds = [KEY_BITS if d is None else d for _, d in where]
+        print(
+            f"  planted at the key distances of the sample's {len(where)} surfaced honest "
+            f"pairs, drawn with replacement (first key: median {statistics.median(firsts):.0f}"
+            f" of {NEAR_DUPLICATE_BITS} bits, second: median {statistics.median(seconds):.0f} of"
+            f" {KEY_BITS}; uniform draws up to the limits would have medians"
+            f" {NEAR_DUPLICATE_BITS / 2:.1f} and {KEY_BITS / 2:.0f})",
+            flush=True,
+        )
+    else:
+        where = []
+        print("  planted at distances drawn uniformly up to each key's limit", flush=True)
+    timing = time_lookups(
+        args.photos, queries, pool, planted_mean, args.runs, args.seed, where or None
+    )
     print(
         f"  loaded {timing['rows']:,} rows ({timing['planted']:,} planted candidates) in "
         f"{timing['load_s']:.0f} s"

@@ -93,7 +93,8 @@ JobQueue = Annotated[queue.App, Depends(queue_dep)]
 # A caller proves who they are in one of three ways (api.accounts.schemas.Via):
 # an account's browser session (cookie), an account's API token or a voter's device
 # token (both ``Authorization: Bearer``, told apart by their prefix). Every route
-# declares who may call it with exactly one of ``require(role, ...)`` or ``PUBLIC``
+# declares who may call it with exactly one of ``require(role, ...)``,
+# ``require_in_call(role, ...)`` or ``PUBLIC``
 # (tests/api/test_authorisation.py walks every route and checks both the declaration
 # and that everyone else is refused). The roles show in the OpenAPI schema as the
 # security requirement's role list (OpenAPI 3.1 allows role names for non-OAuth

@@ -1,12 +1,13 @@
 """Who may call each route, as the OpenAPI schema says it.
 
-Every route declares its callers with exactly one of ``api.deps.require(...)`` or
-``api.deps.PUBLIC``; both are dependency functions carrying ``golos_roles`` (the
-roles admitted, or None for anyone). :func:`route_access` finds those declarations
-in a route's dependency tree; :func:`describe_security` writes them into the
-schema: a route with roles lists its roles as the scopes of each security scheme
-(as FastAPI already does), a public route says that no credential is needed
-(OpenAPI's empty requirement ``{}`` first, then the optional schemes).
+Every route declares its callers with exactly one of ``api.deps.require(...)``,
+``api.deps.require_in_call(...)`` or ``api.deps.PUBLIC``; all are dependency
+functions carrying ``golos_roles`` (the roles admitted, or None for anyone).
+:func:`route_access` finds those declarations in a route's dependency tree;
+:func:`describe_security` writes them into the schema: a route with roles lists
+its roles as the scopes of each security scheme (as FastAPI already does), a
+public route says that no credential is needed (OpenAPI's empty requirement
+``{}`` first, then the optional schemes).
 """
 
 from __future__ import annotations

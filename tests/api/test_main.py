@@ -13,8 +13,7 @@ from fastapi.testclient import TestClient
 from psycopg_pool import PoolTimeout
 
 from api import errors
-from api.accounts.schemas import Principal, Role, Via
-from api.deps import conn_dep, pool_dep, principal_dep, queue_dep
+from api.deps import conn_dep
 from api.elections.schemas import ElectionNotFound
 from api.errors import GolosError
 from api.main import database_unreachable
@@ -198,13 +197,9 @@ def test_the_upload_documents_every_field_of_its_multipart_body(app: FastAPI) ->
 
 
 @pytest.mark.parametrize("missing", sorted(FORM_FIELDS))
-def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing: str) -> None:
-    # Refused before any database work: the pool and the queue are never used.
-    app.dependency_overrides[pool_dep] = lambda: None
-    app.dependency_overrides[queue_dep] = lambda: None
-    app.dependency_overrides[principal_dep] = lambda: Principal(
-        role=Role.VOTER, via=Via.DEVICE, voter_key=b"k" * 32, election_id="by-2020-president"
-    )
+def test_every_documented_field_is_one_the_upload_requires(
+    client: TestClient, conn: psycopg.Connection, device_token: Callable[..., str], missing: str
+) -> None:
     fields = {
         "election_id": "by-2020-president",
         "precinct_id": "p1",
@@ -217,9 +212,14 @@ def test_every_documented_field_is_one_the_upload_requires(app: FastAPI, missing
     if not files:
         data["filler"] = "x"  # still a multipart body
         files = {"other": ("x.txt", b"", "text/plain")}
-    response = TestClient(app).post("/v1/submissions", data=data, files=files)
+    voter = {"Authorization": f"Bearer {device_token('+375291000041')}"}
+    response = client.post("/v1/submissions", data=data, files=files, headers=voter)
     assert response.status_code in (400, 422)
     assert response.json()["detail"]["field"] == missing
+    # Refused before anything was stored or counted.
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM submissions").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM rate_limits").fetchone() == (0,)
 
 
 def test_no_page_of_the_api_loads_scripts_from_a_cdn(app: FastAPI) -> None:

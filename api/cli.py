@@ -85,6 +85,45 @@ def db_status() -> None:
     typer.echo(EmbeddedPostgres(settings.pg_dir).status())
 
 
+@db_app.command("warm-wal")
+def db_warm_wal(
+    size: Annotated[str, typer.Option(help="log to write, e.g. 512MB or 4GB")] = "1GB",
+) -> None:
+    """Before a peak (election morning): write SIZE of write-ahead log once and
+    checkpoint, so that commits reuse log segments instead of waiting while new
+    ones are created (infra/wal.py, infra/CAPACITY.md section 4)."""
+    import psycopg
+
+    from infra.pg import EmbeddedPostgres
+    from infra.wal import keep_at_least, parse_size, warm_wal
+
+    settings = get_settings()
+    try:
+        wanted = parse_size(size)
+    except ValueError as exc:
+        raise _fail(f"--size: {exc}", 2) from None
+    if settings.embedded:
+        ensure_database()
+        dsn = EmbeddedPostgres(settings.pg_dir).admin_dsn()
+    else:
+        dsn = settings.dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if settings.embedded and keep_at_least(conn, wanted):
+            typer.echo(f"min_wal_size raised to {size} (the embedded cluster's configuration)")
+        try:
+            warmed = warm_wal(conn, wanted)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(
+        f"wrote {warmed.written // 1024**2} MB of log ({warmed.segments} segments);"
+        + (
+            " checkpointed: they are recycled"
+            if warmed.checkpointed
+            else " no right to CHECKPOINT here: the next scheduled checkpoint recycles them"
+        )
+    )
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations."""

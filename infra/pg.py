@@ -194,6 +194,10 @@ class EmbeddedPostgres:
     def dsn(self) -> str:
         return f"postgresql://{APP_ROLE}@/{DATABASE}?host={self.socket_dir}"
 
+    def admin_dsn(self) -> str:
+        """The cluster's superuser, on its maintenance database (``golos db warm-wal``)."""
+        return f"postgresql://{ADMIN_ROLE}@/postgres?host={self.socket_dir}"
+
     def stop(self) -> None:
         if self.running():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -119,6 +119,18 @@ def test_db_status_names_the_external_database(database: str) -> None:
     assert "external database" in result.stdout
 
 
+def test_db_warm_wal_writes_the_log_and_says_who_recycles_it(database: str) -> None:
+    result = golos("db", "warm-wal", "--size", "32MB")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "segments" in result.stdout
+    # The platform's role may not CHECKPOINT: the command says what happens instead.
+    assert "next scheduled checkpoint" in result.stdout
+    refused = golos("db", "warm-wal", "--size", "lots")
+    assert refused.returncode == 2 and "--size" in refused.stderr
+    too_much = golos("db", "warm-wal", "--size", "64GB")
+    assert too_much.returncode == 1 and "min_wal_size" in too_much.stderr
+
+
 def test_embedded_database_starts_and_stops(database: str) -> None:
     import tempfile
 

@@ -39,7 +39,11 @@ backlog and prints how many photos they read per second over --drain-seconds.
 
     .venv/bin/python bench/ingest.py [--api-processes 2] [--workers 2]
         [--concurrency 32] [--count 1000] [--runs 3] [--drain-seconds 60] [--networks 250]
-        [--client raw|httpx] [--rate 200]
+        [--client raw|httpx] [--rate 200] [--warm-wal 1GB]
+
+Before the runs, --warm-wal of write-ahead log is written and recycled, as
+``golos db warm-wal`` does before the polls open: on a fresh cluster every commit
+waits while PostgreSQL creates a new log segment (infra/CAPACITY.md section 4).
 
 Everything listens on and is sent to 127.0.0.1 only.
 """
@@ -506,6 +510,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--warm-wal",
+        default="1GB",
+        help="write-ahead log written and recycled before the runs, as `golos db warm-wal`"
+        " before the polls open (0: none, a fresh cluster's new segments stall commits)",
+    )
+    parser.add_argument(
         "--client",
         choices=sorted(CLIENTS),
         default="raw",
@@ -552,6 +562,20 @@ def main() -> None:
     )
     ensure_database()
     try:
+        if args.warm_wal != "0":
+            import psycopg
+
+            from infra.wal import keep_at_least, parse_size, warm_wal
+
+            admin_dsn = EmbeddedPostgres(settings.pg_dir).admin_dsn()
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                keep_at_least(admin, parse_size(args.warm_wal))
+                warmed = warm_wal(admin, parse_size(args.warm_wal))
+            print(
+                f"  write-ahead log: {warmed.written // 1024**2} MB written and recycled"
+                " before the runs (golos db warm-wal, as before the polls open)",
+                flush=True,
+            )
         started = time.perf_counter()
         folder = scratch / "election"
         _write_election(folder)

@@ -22,6 +22,7 @@ where it connects, and, for the checkpoint, a superuser or ``pg_checkpoint``
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -31,6 +32,7 @@ WARM_TABLE = "golos_wal_warmup"
 # Bytes of filler per row: under PostgreSQL's TOAST threshold (≈ 2 KB), so a row
 # is stored and logged as it is, not compressed (a compressed row logs far less).
 ROW_BYTES = 1900
+RELOAD_SECONDS = 10.0  # how long a configuration reload is waited for
 BATCH_ROWS = 20_000  # ≈ 38 MB of log a statement: a few segments each
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
@@ -120,4 +122,12 @@ def keep_at_least(conn: psycopg.Connection, size: int) -> bool:
             sql.SQL("ALTER SYSTEM SET max_wal_size = {}").format(sql.Literal(f"{2 * megabytes}MB"))
         )
     conn.execute("SELECT pg_reload_conf()")
+    # The reload is a signal: this session sees the new value only once the
+    # postmaster has passed it on (a few milliseconds; a fresh-clone test run
+    # read the old value right after the reload).
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while _setting_bytes(conn, "min_wal_size") < size:
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL did not take the new min_wal_size (reload)")
+        time.sleep(0.02)
     return True

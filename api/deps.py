@@ -21,6 +21,7 @@ import psycopg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from api.accounts.schemas import Principal, Role, Via
 from api.errors import Forbidden, Unauthorized
@@ -244,44 +245,69 @@ def require(*roles: Role) -> Any:
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a caller sent to prove who they are, looked up by the route itself, in
-    the one call to the thread pool where it does its database work
-    (``require_in_call``)."""
+    """Who a caller of a ``require_in_call`` route is, or is still to be looked up:
+    the route does that in the one call to the thread pool where it does its
+    database work."""
 
-    token: str | None  # Authorization: Bearer
-    session: str | None  # the session cookie
     roles: tuple[Role, ...]  # who may call the route
+    device_token: str | None = None  # authentic (tagged by this server), not yet looked up
+    known: Principal | None = None  # any other credential, already looked up and admitted
 
     def principal(self, conn: psycopg.Connection) -> Principal:
-        """The caller, if they may call the route (``conn`` holds nothing
-        uncommitted): 401 for an unknown, expired or revoked credential, 403 for
-        another role. A browser session is refused like another role: these routes
-        check no CSRF token, so no role that logs in with a session may be allowed
-        on them."""
-        principal = admit(lookup_principal(conn, self.token, self.session), self.roles)
-        if principal.via is Via.SESSION:
-            raise Forbidden("authorization", "send the device token, not a browser session")
-        return principal
+        """The caller (``conn`` holds nothing uncommitted): the one already known, or
+        the device token's voter, 401 if that token expired or was revoked."""
+        if self.known is not None:
+            return self.known
+        return admit(lookup_principal(conn, self.device_token, None), self.roles)
+
+
+def _admit_in_call(principal: Principal | None, roles: tuple[Role, ...]) -> Principal:
+    """``admit``, and a browser session refused like another role (403): these routes
+    check no CSRF token, so no role that logs in with a session may call them. Pure."""
+    admitted = admit(principal, roles)
+    if admitted.via is Via.SESSION:
+        raise Forbidden("authorization", "send the device token, not a browser session")
+    return admitted
 
 
 def require_in_call(*roles: Role) -> Any:
-    """``require(*roles)`` for an async route that does its database work in one
-    call to the thread pool (the upload): the caller's credentials, which the route
-    looks up there first (``Credentials.principal``), before it judges the body. A
-    credential missing altogether is refused (401) before the body is read.
+    """``require(*roles)`` for an async route that reads a large body and then does its
+    database work in one call to the thread pool (the upload).
+
+    A voter's device token is only checked for its tag here (pure: a forged one is
+    refused, 401, before the body is read) and looked up by the route, in that one
+    call (``Credentials.principal``); a token that expired or was revoked is refused
+    there, after the body. Any other credential (an account's token, a browser
+    session) is looked up here, before the body, as ``require`` does; so is a missing
+    one. A stranger or another role is thus told 401 or 403 whatever body they sent,
+    and nobody but a voter this server verified can make it read one.
 
     Why: ``require``'s lookup is a call to the thread pool of its own. On the upload,
     the busiest route, that hand-off was 7% of the API's CPU (py-spy on
     bench/ingest.py; the calls to the thread pool together, 14%)."""
+    from api.voters import service as voters
+
     scopes = [*map(str, roles)]
 
     async def dependency(  # the schemes' scopes as ``require``'s: defaults, see there
+        pool: Pool,
+        settings: AppSettings,
         bearer: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=scopes),
         session: str | None = Security(_session_cookie, scopes=scopes),
     ) -> Credentials:
-        if bearer is None and not session:
+        token = bearer.credentials if bearer else None
+        if (
+            token is not None
+            and Role.VOTER in roles
+            and token.startswith(voters.DEVICE_TOKEN_PREFIX)
+        ):
+            if not voters.device_token_authentic(settings.app_key(), token):
+                raise Unauthorized("authorization", "unknown, expired or revoked token")
+            return Credentials(roles, device_token=token)
+        if token is None and not session:
             raise Unauthorized("authorization", "log in (or verify your phone) first")
-        return Credentials(bearer.credentials if bearer else None, session, roles)
+        caller = await run_in_threadpool(principal_dep, pool, bearer, session)
+        return Credentials(roles, known=_admit_in_call(caller, roles))
 
     dependency.golos_roles = frozenset(roles)  # type: ignore[attr-defined]
     return Depends(dependency)

@@ -227,8 +227,9 @@ class Settings(BaseSettings):
         return key
 
     def app_key(self) -> bytes:
-        """The key that signs CSRF tokens (api/web.py). Set GOLOS_SECRET_KEY in
-        production (every API process must share it); unset, generated once into
+        """The key that signs CSRF tokens (api/web.py) and tags device tokens
+        (api/voters/service.py: changing it revokes them all). Set GOLOS_SECRET_KEY
+        in production (every API process must share it); unset, generated once into
         the data folder."""
         if self.secret_key is not None:
             key = self.secret_key.get_secret_value().encode()

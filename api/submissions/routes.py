@@ -192,9 +192,10 @@ async def submit(
     submissions are limited per voter and per network (429 with Retry-After)."""
     # Async: the body is streamed and capped in memory on the event loop; the
     # blocking work (who sent it, stripping the photo, the database) runs in one
-    # call to the thread pool. A body that cannot be read is answered there too,
-    # once the caller is known: a stranger or another role is told 401 or 403
-    # whatever they sent, as on every other route.
+    # call to the thread pool. Only a caller with an authentic device token gets
+    # here (``require_in_call``); their voter is looked up in that call, first. A
+    # body that cannot be read is answered there too, once the caller is known: an
+    # expired or revoked token is told 401 whatever they sent.
     try:
         fields = await read_form(request, settings.max_upload_bytes + FORM_OVERHEAD)
         unreadable: GolosError | None = None

@@ -7,7 +7,10 @@ A voter proves a phone number by a one-time code sent by the configured verifier
   election (the same key their submissions carry), never the number itself;
 * the code only as an HMAC of the challenge and the code (a stolen table cannot be
   replayed, and a 6-digit code is not left to a dictionary);
-* the device token only as its SHA-256 (a 256-bit random value).
+* the device token only as its SHA-256 (a 256-bit random value). The token also
+  carries a tag, an HMAC of its random part with the server's secret
+  (``device_token_authentic``): a token nobody issued is refused without a query,
+  before the upload's body is read. Changing GOLOS_SECRET_KEY revokes every token.
 
 Abuse control: a code lives ``CODE_TTL_SECONDS``, takes ``MAX_ATTEMPTS`` guesses, and
 one phone gets ``MAX_CHALLENGES_PER_WINDOW`` codes per election per hour (429 with
@@ -19,6 +22,7 @@ audit log names people, and voters must not be named.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -39,6 +43,11 @@ from infra import ratelimit
 from infra.settings import get_settings
 
 DEVICE_TOKEN_PREFIX = "golos_vt_"
+# A device token: the prefix, 43 characters of randomness (token_urlsafe(32): 256
+# bits) and a 22-character tag (128 bits of HMAC-SHA-256, base64url).
+_TOKEN_RANDOM_CHARS = 43
+_TOKEN_TAG_CHARS = 22
+_TOKEN_TAG_CONTEXT = b"golos device token v1\0"
 # A code is valid this long: enough for a slow SMS, short enough for 6 digits.
 CODE_TTL_SECONDS = 10 * 60
 CODE_DIGITS = 6
@@ -191,11 +200,36 @@ def confirm(
     raise wrong
 
 
+def _token_tag(app_key: bytes, random_part: str) -> str:
+    """The tag a device token carries after its random part. Pure."""
+    mac = hmac.new(app_key, _TOKEN_TAG_CONTEXT + random_part.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode("ascii")
+
+
+def new_device_token(app_key: bytes) -> str:
+    """A fresh device token, tagged with ``app_key`` (the server's secret)."""
+    random_part = secrets.token_urlsafe(32)
+    return DEVICE_TOKEN_PREFIX + random_part + _token_tag(app_key, random_part)
+
+
+def device_token_authentic(app_key: bytes, token: str) -> bool:
+    """Whether a server holding ``app_key`` issued ``token``: its tag matches its
+    random part. Says nothing of expiry or revocation (the database does); it lets a
+    forged token be refused without a query and before a body is read. Pure."""
+    if not token.startswith(DEVICE_TOKEN_PREFIX):
+        return False
+    rest = token[len(DEVICE_TOKEN_PREFIX) :]
+    if len(rest) != _TOKEN_RANDOM_CHARS + _TOKEN_TAG_CHARS or not rest.isascii():
+        return False
+    random_part, tag = rest[:_TOKEN_RANDOM_CHARS], rest[_TOKEN_RANDOM_CHARS:]
+    return hmac.compare_digest(tag, _token_tag(app_key, random_part))
+
+
 def _new_token(
     conn: psycopg.Connection, election_id: str, key: bytes, days: int
 ) -> tuple[str, datetime]:
     repository.delete_expired_tokens(conn)
-    token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_device_token(get_settings().app_key())
     expires = repository.insert_token(conn, token_sha256(token), election_id, key, days)
     return token, expires
 
@@ -210,7 +244,10 @@ def issue_device_token(conn: psycopg.Connection, election_id: str, phone: str) -
 
 
 def device_principal(conn: psycopg.Connection, token: str) -> Principal | None:
-    """The voter behind a device token, or None when it is unknown or expired."""
+    """The voter behind a device token, or None when it is forged, unknown or
+    expired (a forged one without a query)."""
+    if not device_token_authentic(get_settings().app_key(), token):
+        return None
     found = repository.token_voter(conn, token_sha256(token))
     if found is None:
         return None

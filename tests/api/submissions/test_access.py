@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.elections.service import load_election
@@ -87,6 +93,78 @@ def test_a_stranger_or_another_role_is_refused_before_their_body_is_judged(
     assert post({"Authorization": "Bearer golos_vt_forged"}, too_large, form) == 401
     assert post(voter, too_large, form) == 413
     assert _count(conn) == 0
+
+
+@pytest.fixture
+def served(app: FastAPI, loaded: str) -> Iterator[tuple[str, int]]:
+    """``app`` under uvicorn on 127.0.0.1 (a real socket, so a test sees what the
+    server reads of a body and when it answers)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# The first 64 KiB of a photo's part, as a phone sends it.
+_PHOTO_PART = (
+    b'--x\r\nContent-Disposition: form-data; name="photo"; filename="b.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n" + b"\xff" * (64 * 1024)
+)
+
+
+def _answer_to_a_body_begun(address: tuple[str, int], headers: dict[str, str]) -> int:
+    """The status the server answers after the first 64 KiB of an upload declared
+    just under the size cap, the rest never sent. Fails (socket timeout) if the
+    server waits for the rest of the body first."""
+    declared = get_settings().max_upload_bytes
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    with socket.create_connection(address, timeout=20) as sock:
+        sock.sendall(
+            (
+                "POST /v1/submissions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: multipart/form-data; boundary=x\r\n{head}"
+                f"Content-Length: {declared}\r\n\r\n"
+            ).encode()
+            + _PHOTO_PART
+        )
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
+
+
+def test_only_a_verified_voter_can_make_the_server_read_a_body(
+    served: tuple[str, int], device_token: Callable, account: Callable
+) -> None:
+    # A flood of invented tokens costs the server no body read and no query.
+    forged = "golos_vt_" + "A" * 65  # the shape of a token, not this server's tag
+    assert _answer_to_a_body_begun(served, {"Authorization": f"Bearer {forged}"}) == 401
+    assert _answer_to_a_body_begun(served, {}) == 401
+    assert _answer_to_a_body_begun(served, account("observer")) == 403
+    assert _answer_to_a_body_begun(served, {"Cookie": "golos_session=golos_s_x"}) == 401
+    assert _answer_to_a_body_begun(served, {"Authorization": "Bearer something"}) == 401
+    # A verified voter's body is read: no answer before the rest of it.
+    voter = {"Authorization": f"Bearer {device_token('+375291000032')}"}
+    with socket.create_connection(served, timeout=20) as sock:
+        sock.sendall(
+            b"POST /v1/submissions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: {voter['Authorization']}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=x\r\n"
+            + b"Content-Length: 100000\r\n\r\n"
+            + _PHOTO_PART
+        )
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)  # still waiting for the rest of the voter's body
 
 
 def test_a_voter_reads_only_their_own_submission(

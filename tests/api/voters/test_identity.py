@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.voters.service import normalise_voter_id, voter_key
+from api.voters.service import (
+    DEVICE_TOKEN_PREFIX,
+    device_token_authentic,
+    new_device_token,
+    normalise_voter_id,
+    voter_key,
+)
 
 SECRET = b"k" * 32
 
@@ -26,3 +32,23 @@ def test_keys_differ_per_election_and_per_secret(phone: str) -> None:
     assert key != voter_key(SECRET, "b", phone)
     assert key != voter_key(b"j" * 32, "a", phone)
     assert phone.encode() not in key and phone[1:].encode() not in key
+
+
+def test_a_device_token_is_authentic_only_whole_and_under_its_own_secret() -> None:
+    token = new_device_token(SECRET)
+    assert token.startswith(DEVICE_TOKEN_PREFIX)
+    assert device_token_authentic(SECRET, token)
+    assert not device_token_authentic(b"j" * 32, token)  # another server, or a new secret
+    assert not device_token_authentic(SECRET, token[:-1])
+    assert not device_token_authentic(SECRET, token + "A")
+    assert not device_token_authentic(SECRET, "golos_vt_forged")
+    assert not device_token_authentic(SECRET, "golos_at_" + token[len(DEVICE_TOKEN_PREFIX) :])
+    assert new_device_token(SECRET) != token
+
+
+@given(st.data())
+def test_no_changed_character_keeps_a_device_token_authentic(data: st.DataObject) -> None:
+    token = new_device_token(SECRET)
+    at = data.draw(st.integers(len(DEVICE_TOKEN_PREFIX), len(token) - 1))
+    other = data.draw(st.characters(codec="utf-8").filter(lambda c: c != token[at]))
+    assert not device_token_authentic(SECRET, token[:at] + other + token[at + 1 :])

@@ -64,20 +64,20 @@ Method (printed again with the figures):
    as many earlier honest photos are planted within k bits of its first key and
    k2 of its second as expected at N (the last photo's, the worst: N x
    P(surfaced on the stroke keys), the larger of the observed and the model's,
-   Poisson), each with a real honest reading from the sample and a paper key of
-   another sheet (random bits), at the key distances of the sample's surfaced
-   honest pairs (drawn with replacement; --planting uniform draws them uniformly
-   up to each key's limit instead, which puts most of them far closer than honest
-   pairs sit: keys d bits apart are C(64, d) many, so surfaced pairs crowd near
-   the limits), and for a copy its original; the other rows are
-   random keys (one copy of each original is timed, the transforms in turn,
-   each original planted once). At most --max-planted candidates are planted per lookup (each
-   carries a ~3 KB reading); when more are expected, the time per candidate
-   (honest lookups minus 'random' lookups, which have none, over the planted
-   mean) extrapolates to the expected count. The time is find_near_duplicate
-   with the pipeline's confirmation (same_photo on the stored readings) of the
-   candidates the paper key lets through. Median and p99 per run, and the
-   median over runs.
+   Poisson), each with a real honest reading from the sample (and that photo's
+   page pose) and a paper key of another sheet (random bits), at the key
+   distances of the sample's surfaced honest pairs (drawn with replacement;
+   --planting uniform draws them uniformly up to each key's limit instead,
+   which puts most of them far closer than honest pairs sit: keys d bits apart
+   are C(64, d) many, so surfaced pairs crowd near the limits), and for a copy
+   its original; the other rows are random keys (one copy of each original is
+   timed, the transforms in turn, each original planted once). At most
+   --max-planted candidates are planted per lookup (each carries a ~3 KB
+   reading); when more are expected, the time per candidate (honest lookups
+   minus 'random' lookups, which have none, over the planted mean) extrapolates
+   to the expected count. The time is find_near_duplicate with the pipeline's
+   confirmation (same_photo on the stored readings) of the candidates the paper
+   key lets through. Median and p99 per run, and the median over runs.
 
 --quick: small sample and 100,000 photos, for development.
 """
@@ -552,10 +552,11 @@ def load_election(
     conn: object,
     keys: list[tuple[int, int, int | None]],
     readings: list[str | None],
+    poses: list[list[float] | None] | None = None,
 ) -> list[uuid.UUID]:
     """Verified submissions with these unsigned (first, second, paper) keys (and
-    stored readings), their fingerprints and bands; returns their ids (in order:
-    earlier first)."""
+    stored readings and page poses), their fingerprints and bands; returns their
+    ids (in order: earlier first)."""
     import psycopg
 
     from api.submissions.duplicates import bands, key_text, to_signed
@@ -576,15 +577,17 @@ def load_election(
         subs,
     )
     del subs
+    null = chr(92) + "N"
     prints = [
         f"{sid}\t{ELECTION}\t{to_signed(v)}\t{key_text(w)}\t"
-        f"{key_text(x, PAPER_LENGTH) if x is not None else chr(92) + 'N'}\n"
-        for sid, (v, w, x) in zip(ids, keys, strict=True)
+        f"{key_text(x, PAPER_LENGTH) if x is not None else null}\t"
+        f"{null if pose is None else '{' + ','.join(map(str, pose)) + '}'}\n"
+        for sid, (v, w, x), pose in zip(ids, keys, poses or [None] * len(ids), strict=True)
     ]
     _copy_rows(
         conn,
         "photo_fingerprints",
-        "submission_id, election_id, fingerprint, scene_key, paper_key",
+        "submission_id, election_id, fingerprint, scene_key, paper_key, pose",
         prints,
     )
     del prints
@@ -685,6 +688,7 @@ def time_lookups(
 
     keys: list[tuple[int, int, int | None]] = []
     texts: list[str | None] = []
+    poses: list[list[float] | None] = []
     asked: list[tuple[int, int | None]] = []  # each query's second and paper keys
     planted = 0
     once: set[int] = set()
@@ -713,6 +717,7 @@ def time_lookups(
                 )
             )
             texts.append(other.model_dump_json())
+            poses.append(other.pose)  # another photo's: honest look-alikes lie as they fall
             planted += 1
         if original is not None and original.fingerprint is not None and id(original) not in once:
             once.add(id(original))  # one election holds the original once, whatever its copies
@@ -720,15 +725,18 @@ def time_lookups(
                 (parse_fingerprint(original.fingerprint), second(original), paper(original))
             )
             texts.append(original.model_dump_json())
+            poses.append(original.pose)
     filler = max(0, photos - len(keys))
     random_keys = rng.integers(0, 2**64, size=filler, dtype=np.uint64).tolist()
     keys = [(int(v), random_key(), random_paper()) for v in random_keys] + keys
     none: list[str | None] = [None] * len(random_keys)
     texts = none + texts
+    no_pose: list[list[float] | None] = [None] * len(random_keys)
+    poses = no_pose + poses
     out: dict[str, object] = {"planted": planted, "rows": len(keys)}
     with bench_connection() as conn:
         started = time.perf_counter()
-        load_election(conn, keys, texts)
+        load_election(conn, keys, texts, poses)
         out["load_s"] = time.perf_counter() - started
         per_run: dict[str, list[tuple[float, float]]] = defaultdict(list)
         found: dict[str, int] = defaultdict(int)
@@ -758,6 +766,7 @@ def time_lookups(
                     confirm=same,
                     scene_key=key,
                     paper_key=paper_key,
+                    pose=query.pose,
                 )
                 elapsed = time.perf_counter() - t0
                 conn.rollback()

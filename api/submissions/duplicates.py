@@ -44,14 +44,15 @@ the candidates as they are confirmed, and the writes) is in repository.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import psycopg
 
 from api.submissions import repository
 from api.submissions.schemas import Status
-from ocr.reader import NEAR_DUPLICATE_BITS
+from ocr.ink import pose_distance
+from ocr.reader import NEAR_DUPLICATE_BITS, NEAR_DUPLICATE_POSE_DEG
 from ocr.scene import (
     KEY_BITS,
     KEY_LENGTH,
@@ -185,19 +186,21 @@ def find_near_duplicate(
     scene_bits: int = KEY_BITS,
     paper_key: int | None = None,
     paper_bits: int = PAPER_KEY_BITS,
+    pose: Sequence[float] | None = None,
 ) -> Match | None:
     """The first candidate within `bits` bits, and within `scene_bits` on the
     second key and `paper_bits` on the paper key where both photos have one, other
     than `exclude`, that `confirm` accepts: without `confirm`, the closest on the
-    first key (the oldest on a tie); with it, in confirmation_order, the stored
-    readings read a few at a time as the confirmation goes."""
+    first key (the oldest on a tie); with it, in confirmation_order (`pose`: the
+    new photo's page pose), the stored readings read a few at a time as the
+    confirmation goes."""
     params = lookup_params(
         election_id, fingerprint, exclude, bits, scene_key, scene_bits, paper_key, paper_bits
     )
     rows = repository.near_duplicate_candidate_keys(conn, params)
     if confirm is None:
         return Match(rows[0].submission_id, rows[0].distance) if rows else None
-    ordered = confirmation_order(rows, bits, scene_bits)
+    ordered = confirmation_order(rows, bits, scene_bits, pose)
     start, size = 0, FIRST_BATCH
     while start < len(ordered):
         batch = ordered[start : start + size]
@@ -214,19 +217,36 @@ FIRST_BATCH = 2  # readings fetched for the first candidates; each next batch tw
 
 
 def confirmation_order(
-    rows: list[repository.CandidateKeys], bits: int, scene_bits: int
+    rows: list[repository.CandidateKeys],
+    bits: int,
+    scene_bits: int,
+    pose: Sequence[float] | None = None,
 ) -> list[repository.CandidateKeys]:
-    """The candidates in the order they are confirmed: the closest on both stroke
-    keys together first (each key's distance over its limit; a row without a
-    second key counts it at the limit), the oldest first on a tie (the rows come
-    oldest first within a distance). A re-used photo keeps both keys closer to its
-    original than the honest look-alikes near the limits, so its original is
-    confirmed first even where no paper key prunes them (a photo whose paper
-    clipped). Pure."""
+    """The candidates in the order they are confirmed: those whose page lies in
+    the frame as in the new photo (`pose`, within NEAR_DUPLICATE_POSE_DEG) first,
+    then the closest on both stroke keys together (each key's distance over its
+    limit; a row without a second key counts it at the limit), the oldest first on
+    a tie (the rows come oldest first within a distance).
 
-    def closeness(row: repository.CandidateKeys) -> float:
+    A re-saved, rescaled, cropped or brightened copy keeps its original's pose to a
+    tenth of a degree, while two honest photos lie that close in about 1 pair in
+    2,000 (ocr.ink.page_pose); a copy keeps both stroke keys closer to its original
+    than most honest look-alikes, though a brightened one's second key drifts as
+    far as a sixth of them. So the original is confirmed first even where no paper
+    key prunes the look-alikes (a photo whose paper clipped to white). Only the
+    order changes: every candidate is still confirmed until one is accepted. Pure."""
+
+    def same_pose(row: repository.CandidateKeys) -> bool:
+        return (
+            pose is not None
+            and row.pose is not None
+            and len(row.pose) == len(pose)
+            and pose_distance(row.pose, pose) <= NEAR_DUPLICATE_POSE_DEG
+        )
+
+    def closeness(row: repository.CandidateKeys) -> tuple[bool, float]:
         second = scene_bits if row.scene_distance is None else row.scene_distance
-        return row.distance / max(1, bits) + second / max(1, scene_bits)
+        return not same_pose(row), row.distance / max(1, bits) + second / max(1, scene_bits)
 
     return sorted(rows, key=closeness)
 
@@ -241,9 +261,10 @@ def record_fingerprint(
     bits: int = NEAR_DUPLICATE_BITS,
     scene_key: int | None = None,
     paper_key: int | None = None,
+    pose: Sequence[float] | None = None,
 ) -> None:
-    """Store a submission's fingerprint, second key and paper key (None: none) and
-    its bands (replacing any earlier reading's)."""
+    """Store a submission's fingerprint, second key, paper key and page pose (None:
+    none) and its bands (replacing any earlier reading's)."""
     old = repository.delete_fingerprint(conn, submission_id)
     if old is not None:
         numbers, values = band_rows(to_unsigned(old.fingerprint), bits)
@@ -259,6 +280,7 @@ def record_fingerprint(
         match.distance if match else None,
         key,
         key_text(paper_key, PAPER_LENGTH),
+        pose,
     )
     numbers, values = band_rows(fingerprint, bits)
     repository.insert_bands(conn, election_id, bits, submission_id, signed, numbers, values, key)
@@ -294,12 +316,14 @@ def check_and_record(
     bits: int = NEAR_DUPLICATE_BITS,
     confirm: Confirm | None = None,
     scene: str | None = None,
+    pose: Sequence[float] | None = None,
 ) -> Match | None:
     """Inside the caller's transaction: the earlier submission this photo nearly
     duplicates (within `bits`, its second key from the reading's `scene`
-    descriptor within KEY_BITS, and accepted by `confirm`), if any; either way the
-    photo's keys are recorded (with the match, for the reviewer). Holds the
-    election's lock until the transaction ends."""
+    descriptor within KEY_BITS, and accepted by `confirm`, those in the reading's
+    `pose` first), if any; either way the photo's keys and pose are recorded (with
+    the match, for the reviewer). Holds the election's lock until the transaction
+    ends."""
     value = parse_fingerprint(fingerprint)
     key = scene_key_value(scene)
     paper = paper_key_value(scene)
@@ -314,8 +338,17 @@ def check_and_record(
         confirm=confirm,
         scene_key=key,
         paper_key=paper,
+        pose=pose,
     )
     record_fingerprint(
-        conn, election_id, submission_id, value, match, bits=bits, scene_key=key, paper_key=paper
+        conn,
+        election_id,
+        submission_id,
+        value,
+        match,
+        bits=bits,
+        scene_key=key,
+        paper_key=paper,
+        pose=pose,
     )
     return match

@@ -126,7 +126,13 @@ def _near_duplicate(
         return same_photo(reading, BallotReading.model_validate(candidate.reading))
 
     match = check_and_record(
-        conn, pending.election_id, sid, reading.fingerprint, confirm=same, scene=reading.scene
+        conn,
+        pending.election_id,
+        sid,
+        reading.fingerprint,
+        confirm=same,
+        scene=reading.scene,
+        pose=reading.pose,
     )
     return match is not None
 

@@ -392,15 +392,17 @@ def insert_fingerprint(
     distance: int | None,
     scene_key: str | None = None,
     paper_key: str | None = None,
+    pose: Sequence[float] | None = None,
 ) -> None:
     """Record a read photo's fingerprint (signed), second key (bit(256) input),
-    paper key (bit(512) input; None: none) and the match found for it, if any."""
+    paper key (bit(512) input; None: none), page pose and the match found for it,
+    if any."""
     conn.execute(
         """
         INSERT INTO photo_fingerprints
             (submission_id, election_id, fingerprint, near_duplicate_of, distance, scene_key,
-             paper_key)
-        VALUES (%s, %s, %s, %s, %s, %s::bit(256), %s::bit(512))
+             paper_key, pose)
+        VALUES (%s, %s, %s, %s, %s, %s::bit(256), %s::bit(512), %s::real[])
         """,
         (
             submission_id,
@@ -410,6 +412,7 @@ def insert_fingerprint(
             distance,
             scene_key,
             paper_key,
+            None if pose is None else list(pose),
         ),
     )
 
@@ -963,6 +966,7 @@ class CandidateKeys(NamedTuple):
     submission_id: uuid.UUID
     distance: int  # first key (fingerprint) bits
     scene_distance: int | None  # second key bits; None where either photo has none
+    pose: list[float] | None  # the page's pose in the candidate photo (ocr.ink.page_pose)
 
 
 # The rows equal on some band (one index range seek per band) within k bits and,
@@ -975,8 +979,9 @@ class CandidateKeys(NamedTuple):
 # a few at a time (stored_readings), so a lookup that the first candidates settle
 # (a copy and its original) reads no other reading (each ~4 KB, nearly all of
 # it the scene descriptor: READINGS), even where no paper key prunes the rest.
+# The candidate's pose (infra/migrations/0020) comes from the row already joined.
 LOOKUP_KEYS = """
-    SELECT c.submission_id, c.distance, c.scene_distance
+    SELECT c.submission_id, c.distance, c.scene_distance, f.pose
     FROM (
         SELECT DISTINCT b.submission_id,
                bit_count((b.fingerprint # %(v)s)::bit(64))::int AS distance,

@@ -13,6 +13,7 @@ from api.submissions import repository
 from api.submissions.duplicates import (
     FIRST_BATCH,
     Candidate,
+    check_and_record,
     find_near_duplicate,
     record_fingerprint,
 )
@@ -92,4 +93,77 @@ def test_readings_are_read_in_growing_batches_until_one_is_confirmed(
     assert batches == [FIRST_BATCH, 2 * FIRST_BATCH, 7 - 3 * FIRST_BATCH]
     assert sorted(c.submission_id for c in seen) == sorted(ids)
     assert all(c.reading == {"note": f"honest {ids.index(c.submission_id)}"} for c in seen)
+    conn.rollback()
+
+
+POSE = [0.4, 90.2, -179.7, -89.9]  # the page's four sides in the photo, degrees
+
+
+def test_a_candidate_in_the_new_photos_pose_is_confirmed_first(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    """A brightened copy whose paper clipped: no paper key prunes the look-alikes,
+    and its original sits further than they do on the second key. The original lies
+    in the frame as the copy does (a tenth of a degree off), the look-alikes do not
+    (nor one read without a pose): the original is confirmed first, alone."""
+    look_alikes = [_submission(conn, f"look-alike {i}") for i in range(4)]
+    poses: list[list[float] | None] = [
+        [p + 3.0 for p in POSE],
+        [p - 0.8 for p in POSE],  # just outside the pose limit
+        [*POSE[:3], POSE[3] + 2.0],  # three sides alike, the fourth not
+        None,
+    ]
+    for i, (sid, pose) in enumerate(zip(look_alikes, poses, strict=True)):
+        record_fingerprint(conn, ELECTION, sid, BASE ^ (1 << i), scene_key=SCENE, pose=pose)
+    original = _submission(conn, "original")
+    record_fingerprint(
+        conn,
+        ELECTION,
+        original,
+        BASE ^ 0b1110000,
+        scene_key=SCENE ^ ((1 << KEY_BITS) - 1),
+        pose=[p + 0.1 for p in POSE],
+    )
+    seen: list[uuid.UUID] = []
+
+    def accept_the_original(candidate: Candidate) -> bool:
+        seen.append(candidate.submission_id)
+        return candidate.reading == {"note": "original"}
+
+    found = find_near_duplicate(
+        conn, ELECTION, BASE, confirm=accept_the_original, scene_key=SCENE, pose=POSE
+    )
+    assert found == (original, 3)
+    assert seen == [original]
+    # Without the new photo's pose, the stroke keys alone order them, as before.
+    seen.clear()
+    assert find_near_duplicate(conn, ELECTION, BASE, confirm=accept_the_original, scene_key=SCENE)
+    assert seen == [*look_alikes, original]
+    conn.rollback()
+
+
+def _no(candidate: Candidate) -> bool:
+    return False
+
+
+def test_the_pose_recorded_with_a_photo_orders_the_lookups_after_it(
+    conn: psycopg.Connection, loaded: str
+) -> None:
+    look_alike = _submission(conn, "look-alike")
+    record_fingerprint(conn, ELECTION, look_alike, BASE ^ 1, scene_key=SCENE, pose=None)
+    original = _submission(conn, "original")
+    fingerprint = f"{BASE ^ 0b110:016x}"
+    assert check_and_record(conn, ELECTION, original, fingerprint, confirm=_no, pose=POSE) is None
+    row = conn.execute(
+        "SELECT pose FROM photo_fingerprints WHERE submission_id = %s", (original,)
+    ).fetchone()
+    assert row is not None and row[0] == pytest.approx(POSE, abs=1e-4)
+    seen: list[uuid.UUID] = []
+
+    def refuse(candidate: Candidate) -> bool:
+        seen.append(candidate.submission_id)
+        return False
+
+    find_near_duplicate(conn, ELECTION, BASE, confirm=refuse, pose=POSE)
+    assert seen == [original, look_alike]
     conn.rollback()

@@ -307,6 +307,19 @@ def pose_distance(a: Sequence[float], b: Sequence[float]) -> float:
     return max(abs((x - y + 180.0) % 360.0 - 180.0) for x, y in zip(a, b, strict=True))
 
 
+def poses_within(a: Sequence[float], b: Sequence[float], limit: float) -> bool:
+    """``pose_distance(a, b) <= limit``, stopping at the first side further apart
+    (two photographs' poses nearly always differ on the first side: the
+    near-duplicate lookup orders ~200 candidates by it). Pure."""
+    if len(a) != len(b):
+        return False
+    # A loop, not all(...): the generator doubles the cost (1.5 against 2.9 us).
+    for x, y in zip(a, b, strict=True):  # noqa: SIM110
+        if abs((x - y + 180.0) % 360.0 - 180.0) > limit:
+            return False
+    return True
+
+
 def scene_fingerprint(
     plan: InkPlan,
     photo: np.ndarray,

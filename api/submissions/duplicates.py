@@ -51,7 +51,7 @@ import psycopg
 
 from api.submissions import repository
 from api.submissions.schemas import Status
-from ocr.ink import pose_distance
+from ocr.ink import poses_within
 from ocr.reader import NEAR_DUPLICATE_BITS, NEAR_DUPLICATE_POSE_DEG
 from ocr.scene import (
     KEY_BITS,
@@ -236,17 +236,14 @@ def confirmation_order(
     key prunes the look-alikes (a photo whose paper clipped to white). Only the
     order changes: every candidate is still confirmed until one is accepted. Pure."""
 
-    def same_pose(row: repository.CandidateKeys) -> bool:
-        return (
-            pose is not None
-            and row.pose is not None
-            and len(row.pose) == len(pose)
-            and pose_distance(row.pose, pose) <= NEAR_DUPLICATE_POSE_DEG
-        )
-
     def closeness(row: repository.CandidateKeys) -> tuple[bool, float]:
         second = scene_bits if row.scene_distance is None else row.scene_distance
-        return not same_pose(row), row.distance / max(1, bits) + second / max(1, scene_bits)
+        posed = (
+            pose is not None
+            and row.pose is not None
+            and poses_within(row.pose, pose, NEAR_DUPLICATE_POSE_DEG)
+        )
+        return not posed, row.distance / max(1, bits) + second / max(1, scene_bits)
 
     return sorted(rows, key=closeness)
 

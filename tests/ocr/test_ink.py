@@ -18,6 +18,7 @@ from ocr.ink import (
     page_pose,
     plan_ink,
     pose_distance,
+    poses_within,
     scene_fingerprint,
     to_hex,
 )
@@ -87,6 +88,17 @@ def test_to_hex_and_hamming_agree(bits: list[bool], other: int) -> None:
 def test_page_pose_and_pose_distance() -> None:
     assert page_pose(np.eye(3), (400, 500)) == [0.0, 90.0, 180.0, -90.0]
     assert abs(pose_distance([179.9, 0.0], [-179.9, 0.3]) - 0.3) < 1e-9  # wraps at 180
+
+
+_SIDE = st.floats(-180.0, 180.0, allow_nan=False)
+
+
+@given(st.lists(_SIDE, min_size=4, max_size=4), st.lists(_SIDE, min_size=4, max_size=4))
+def test_poses_within_a_limit_agree_with_their_distance(a: list[float], b: list[float]) -> None:
+    for limit in (0.5, 5.0, 90.0):
+        assert poses_within(a, b, limit) == (pose_distance(a, b) <= limit)
+    assert poses_within(a, [x + 0.25 for x in a], 0.5)
+    assert not poses_within(a, a[:3], 180.0)  # another number of sides: never alike
 
 
 def test_ink_needs_neither_the_template_nor_the_reader() -> None:

@@ -21,6 +21,7 @@ from infra import db
 from infra.pages import DEFAULT_LANGUAGE, LANGUAGES
 from infra.progress import progress_bar
 from infra.settings import get_settings
+from infra.threads import one_thread_per_process
 from tally.vocab import FlagKind
 
 app = typer.Typer(
@@ -282,7 +283,7 @@ def ocr_ballot(
     """Read ballot photos against a ballot template (ballot-template/1)."""
     from ocr.reader import read_ballot_files
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    one_thread_per_process()
     # A template that cannot be loaded makes every photo unreadable with the reason
     # (spec); the command still answers for each photo and exits 0.
     for result in read_ballot_files(template_dir, photos):
@@ -308,7 +309,7 @@ def ocr_protocol(
     (protocol-template/1)."""
     from ocr.protocol import read_protocol_files
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    one_thread_per_process()
     # As for ballots: a template that cannot be loaded makes every photo unreadable
     # with the reason; the command answers for each photo and exits 0.
     for result in read_protocol_files(template_dir, photos):

@@ -36,6 +36,7 @@ from api.worker import queue_app
 from infra import db
 from infra.settings import get_settings
 from infra.storage import StoreUnavailable, photo_store
+from infra.threads import one_thread_per_process
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _freeze_once() -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Codes that are not really sent must not go unnoticed (GOLOS_VERIFIER=dev).
     warn_if_development(get_settings())
+    one_thread_per_process()  # one process per core (infra.threads)
     # Made here, before the first request: the dependencies that hand them out run
     # on the event loop (api.deps), where opening them would block it.
     db.get_pool()

@@ -53,6 +53,7 @@ from api.submissions import repository as submissions
 from infra import db, queue
 from infra.progress import Progress
 from infra.settings import Settings, get_settings
+from infra.threads import one_thread_per_process
 
 # How often the progress bar of `golos worker --until-empty` counts the backlog:
 # each count scans the waiting submissions' index, so not every second.
@@ -204,9 +205,9 @@ async def run_worker(wait: bool, ballots_only: bool = False) -> None:
     (``backoff_seconds``) and connects again, catching up at once (stalled jobs,
     submissions without a job). With ``wait=False`` a failure raises instead.
     """
-    # Tesseract may start a thread per core for each photo; with one process per
-    # core, the threads of several processes would only contend.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    # Tesseract and OpenBLAS may start a thread per core for each call; with one
+    # process per core, the threads of several processes would only contend.
+    one_thread_per_process()
     settings = get_settings()
     if not wait:
         await _until_empty(settings, ballots_only)

@@ -37,6 +37,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before Tesseract is ever start
 
 import numpy as np
 
+from infra.threads import one_thread_per_process
 from ocr.header import TEXT_HEIGHT, run_tesseract
 from ocr.reader import read_ballot
 from ocr.template import LoadedTemplate, load_template
@@ -210,6 +211,7 @@ def _summary(name: str, values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    one_thread_per_process()  # as the workers (infra.threads); forked readers inherit it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-design", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)

@@ -106,6 +106,7 @@ if str(ROOT) not in sys.path:
 
 from duplicate_index import bench_connection, drop_election, flip, new_election  # noqa: E402
 
+from infra.threads import one_thread_per_process  # noqa: E402
 from ocr import reader  # noqa: E402
 from ocr.images import decode_gray  # noqa: E402
 from ocr.ink import (  # noqa: E402
@@ -793,6 +794,7 @@ def time_lookups(
 
 
 def main(argv: list[str] | None = None) -> None:
+    one_thread_per_process()  # as the workers that run the lookups (infra.threads)
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sample, 100,000 photos")
     parser.add_argument("--honest", type=int, default=480, help="realistic honest photos")

@@ -24,7 +24,6 @@ a value on clear photos, no ``read`` on a photo that is not a protocol.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from scipy.stats import beta
 
+from infra.threads import one_thread_per_process
 from ocr.protocol import ProtocolReading, Verdict, read_protocol
 from ocr.protocol_template import ProtocolTemplate, load_protocol_template
 from seeds.protocol import DESIGNS, write_election_folder
@@ -176,7 +176,7 @@ def main() -> None:
         print(f"warning: seed {TUNING_SEED} is the one the thresholds were tuned on")
     if args.quick:
         args.clear, args.hard, args.not_protocols, args.runs = 10, 4, 4, 1
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    one_thread_per_process()
     overall = Tally()
     throughput: list[float] = []
     stage_totals: dict[str, float] = defaultdict(float)

@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image
 
+from infra.threads import one_thread_per_process
 from ocr.reader import read_ballot
 from ocr.template import LoadedTemplate, load_template
 from seeds.generate import SEED_DIR
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    one_thread_per_process()
     runs = [run(make_photos(args.photos, seed), args.processes) for seed in range(args.runs)]
     print(f"seeded reader: {args.photos} photos x {args.runs} runs, {args.processes} processes")
     for key in runs[0]:

@@ -27,7 +27,14 @@ from infra.migrate import migrate
 from infra.pg import EmbeddedPostgres
 from infra.settings import get_settings
 from infra.storage import photo_store
+from infra.threads import one_thread_per_process
 from ocr.template import BallotTemplate, load_template
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test session runs as every Golos process does: one Tesseract and one
+    BLAS thread (infra.threads)."""
+    one_thread_per_process()
 
 
 @pytest.fixture(scope="session")

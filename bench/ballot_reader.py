@@ -33,8 +33,6 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before Tesseract is ever started
-
 import numpy as np
 
 from infra.threads import one_thread_per_process

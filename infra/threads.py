@@ -33,8 +33,11 @@ def one_thread_per_process() -> None:
     kept (an operator's choice). Idempotent."""
     for name in _ENVIRONMENT:
         os.environ.setdefault(name, "1")
+    value = os.environ["OPENBLAS_NUM_THREADS"]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"OPENBLAS_NUM_THREADS must be a whole number of threads, not {value!r}")
     import numpy  # noqa: F401  (its BLAS loaded, so that the limit reaches it)
 
     # The libraries already loaded (numpy's OpenBLAS at least): their thread pools
-    # set to one thread now, for the rest of the process.
-    threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
+    # set to that many threads now, for the rest of the process.
+    threadpool_limits(limits=int(value), user_api="blas")

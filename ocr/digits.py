@@ -158,7 +158,9 @@ class DigitModel:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Pure. einsum's own loops, not BLAS: for a cell's few pieces a threaded
-        BLAS costs a hundred times more on a busy machine than it computes."""
+        BLAS costs a hundred times more on a busy machine than it computes. Golos's
+        own processes run one BLAS thread (infra.threads); this keeps the reader
+        as fast where it is imported without that."""
         z = (x - self.mean) / self.scale
         h = np.maximum(np.einsum("ij,jk->ik", z, self.w1, optimize=False) + self.b1, 0)
         h = np.maximum(np.einsum("ij,jk->ik", h, self.w2, optimize=False) + self.b2, 0)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from threadpoolctl import threadpool_info
 
 from infra.threads import one_thread_per_process
@@ -19,12 +20,13 @@ PROBE = (
 )
 
 
-def probe(env: dict[str, str]) -> dict[str, object]:
+def probe(env: dict[str, str]) -> tuple[list[int], str]:
+    """The BLAS libraries' thread counts and OMP_THREAD_LIMIT in a fresh process."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
     )
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    found = json.loads(done.stdout)
+    return [int(n) for n in found["blas"]], str(found["omp"])
 
 
 def clean_environment() -> dict[str, str]:
@@ -40,13 +42,21 @@ def test_the_test_session_runs_one_blas_thread_as_the_workers_do() -> None:
 
 
 def test_a_fresh_process_gets_one_blas_thread_and_one_tesseract_thread() -> None:
-    found = probe(clean_environment())
-    assert found["blas"] and all(n == 1 for n in found["blas"])  # type: ignore[attr-defined]
-    assert found["omp"] == "1"
+    blas, omp = probe(clean_environment())
+    assert blas and all(n == 1 for n in blas)
+    assert omp == "1"
 
 
 def test_an_operators_own_thread_counts_are_kept() -> None:
     env = {**clean_environment(), "OPENBLAS_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "3"}
-    found = probe(env)
-    assert found["blas"] and all(n == 2 for n in found["blas"])  # type: ignore[attr-defined]
-    assert found["omp"] == "3"
+    blas, omp = probe(env)
+    assert blas and all(n == 2 for n in blas)
+    assert omp == "3"
+
+
+def test_a_thread_count_that_is_not_a_number_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "all")
+    with pytest.raises(ValueError, match=r"OPENBLAS_NUM_THREADS.*'all'"):
+        one_thread_per_process()

@@ -38,7 +38,12 @@ The steps, all pure:
    of a row of digit squares) has a map of its own, fitted on lone digits of the
    same writers: with no segmentation to get wrong it is right far more often
    than a number with the same score; except a 1 or a 7, which are taken for
-   each other (``CONFUSABLE``) and keep the numbers' map.
+   each other (``CONFUSABLE``) and go by the map of all numbers. Likewise a number
+   every blob of which was read whole as one digit (nothing cut, nothing
+   dropped) has a map of its own: of 15,482 calibration numbers, the 13,286 read
+   whole were right 93.7% of the time, the 2,196 that needed a cut or a drop
+   49.8%, so one map for both put the clean readings too low and the cut ones
+   too high.
 
 An empty cell is ``empty``; a lone dash is ``dash`` (on a protocol both may mean
 zero: that is the form's reader's decision, not this one's).
@@ -74,7 +79,11 @@ N_EXTRA = 4
 BEAM = 8
 MIN_CONTRAST = 0.14  # ink darker than its paper by less than this is no ink
 SHEARS = np.linspace(-0.5, 0.7, 13)
-# Lone digits read as one of these keep the numbers' map: of 8,000 lone digits of
+# Lone digits read as one of these go by the map of all numbers, whole or cut (not
+# the whole numbers' map: it gave tuning seed 23's 3722, its 7 read as 1 in a
+# square, as 3122 at 0.980; nor a map fitted on the 1,589 lone digits of 8,000
+# read as 1 or 7, which withheld 6 to 8% more of ru-2018's fields on the tuning
+# photos, none of them wrongly read): of 8,000 lone digits of
 # the calibration writers (seeds/train_digits.py), 43 of the 48 misread with a
 # score above even odds were a 7 read as 1 or a 1 read as 7 (up to log-odds 6.3),
 # the five others (3 as 5, 2 as 9, ...) all under 3.1. In the squares of the clear
@@ -155,6 +164,15 @@ class DigitModel:
     # none: the number's map
     lone_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     lone_p: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # the same for a number every blob of which was read whole as one digit (no cut,
+    # nothing dropped); none: the numbers' map. With it, the numbers' map is fitted on
+    # the readings that cut or dropped a blob only.
+    whole_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    whole_p: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # and over every number, whole or cut: a lone 1 or 7 (CONFUSABLE) goes by it;
+    # none: the numbers' map
+    all_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    all_p: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Pure. einsum's own loops, not BLAS: for a cell's few pieces a threaded
@@ -185,6 +203,10 @@ def load_model(path: Path = MODEL_PATH) -> DigitModel:
         calib_p=arrays.get("calib_p", np.zeros(0, np.float32)),
         lone_t=arrays.get("lone_t", np.zeros(0, np.float32)),
         lone_p=arrays.get("lone_p", np.zeros(0, np.float32)),
+        whole_t=arrays.get("whole_t", np.zeros(0, np.float32)),
+        whole_p=arrays.get("whole_p", np.zeros(0, np.float32)),
+        all_t=arrays.get("all_t", np.zeros(0, np.float32)),
+        all_p=arrays.get("all_p", np.zeros(0, np.float32)),
     )
 
 
@@ -204,6 +226,10 @@ def save_model(model: DigitModel, path: Path = MODEL_PATH) -> None:
         calib_p=model.calib_p.astype(np.float32),
         lone_t=model.lone_t.astype(np.float32),
         lone_p=model.lone_p.astype(np.float32),
+        whole_t=model.whole_t.astype(np.float32),
+        whole_p=model.whole_p.astype(np.float32),
+        all_t=model.all_t.astype(np.float32),
+        all_p=model.all_p.astype(np.float32),
     )
     load_model.cache_clear()
 
@@ -504,12 +530,17 @@ def log_odds(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _calibrate(model: DigitModel, p: float, lone: int | None = None) -> float:
+def _calibrate(model: DigitModel, p: float, lone: int | None = None, whole: bool = False) -> float:
     """The probability that a top reading of raw probability ``p`` is right; for a
     lone digit ``lone`` (read with max_digits=1) outside CONFUSABLE, by the lone
-    digits' map. Pure."""
+    digits' map; for a number every blob of which was read whole (``whole``), by
+    the whole numbers' map. Pure."""
     if lone is not None and lone not in CONFUSABLE and len(model.lone_t):
         return float(np.interp(log_odds(p), model.lone_t, model.lone_p))
+    if lone is not None and lone in CONFUSABLE and len(model.all_t):
+        return float(np.interp(log_odds(p), model.all_t, model.all_p))
+    if whole and len(model.whole_t):
+        return float(np.interp(log_odds(p), model.whole_t, model.whole_p))
     if not len(model.calib_t):
         return p
     return float(np.interp(log_odds(p), model.calib_t, model.calib_p))
@@ -519,8 +550,16 @@ def joint_readings(
     analysis: Analysis, probs: np.ndarray, max_digits: int, k: int = BEAM
 ) -> list[tuple[str, float]]:
     """The top-k digit strings with their (uncalibrated) probabilities. Pure."""
+    return [(s, p) for s, p, _ in joint_readings_whole(analysis, probs, max_digits, k)]
+
+
+def joint_readings_whole(
+    analysis: Analysis, probs: np.ndarray, max_digits: int, k: int = BEAM
+) -> list[tuple[str, float, bool]]:
+    """The top-k digit strings with their (uncalibrated) probabilities, and whether
+    every blob was read whole as one digit (no blob cut, none dropped). Pure."""
     logp = np.log(np.clip(probs, 1e-30, 1.0))
-    beam: list[tuple[str, float]] = [("", 0.0)]
+    beam: list[tuple[str, float, bool]] = [("", 0.0, True)]
     for bi, hyps in enumerate(analysis.hypotheses):
         options: dict[str, float] = {}
         junk = -math.inf  # the whole blob as no digit at all: a stamp's arc, a speck
@@ -549,13 +588,20 @@ def joint_readings(
         if not options:
             return []
         best = sorted(options.items(), key=lambda t: -t[1])[:k]
+        # a blob's one-character options come from its whole-blob hypothesis only
+        # (a cut gives two digits or more, a drop none)
         beam = sorted(
-            ((s + t, lp + lq) for s, lp in beam for t, lq in best if len(s + t) <= max_digits),
+            (
+                (s + t, lp + lq, whole and len(t) == 1)
+                for s, lp, whole in beam
+                for t, lq in best
+                if len(s + t) <= max_digits
+            ),
             key=lambda t: -t[1],
         )[:k]
         if not beam:
             return []
-    return [(s, math.exp(lp)) for s, lp in beam if s]
+    return [(s, math.exp(lp), whole) for s, lp, whole in beam if s]
 
 
 def split_share(readings: list[tuple[str, float]]) -> float:
@@ -588,15 +634,17 @@ def read_number(
     if not analysis.pieces:
         return NumberReading(None, 0.0, [])
     probs = piece_probabilities(model, np.stack([p.features for p in analysis.pieces]))
-    readings = joint_readings(analysis, probs, max_digits)
-    if not readings:
+    scored = joint_readings_whole(analysis, probs, max_digits)
+    if not scored:
         return NumberReading(None, 0.0, [])
+    readings = [(s, p) for s, p, _ in scored]
     raw: dict[int, float] = {}
     for s, p in readings:
         raw[int(s)] = max(raw.get(int(s), 0.0), p)
     ranked = sorted(raw.items(), key=lambda t: -t[1])
     value, top = ranked[0]
-    confidence = _calibrate(model, top, value if max_digits == 1 else None)
+    whole = scored[0][2] and int(scored[0][0]) == value
+    confidence = _calibrate(model, top, value if max_digits == 1 else None, whole)
     if max_digits == 1 and len(analysis.hypotheses) > 1:
         confidence = min(confidence, LONE_PART)  # another blob was dropped
     share = split_share(readings)

@@ -118,17 +118,24 @@ def test_a_photo_that_is_not_a_protocol_is_never_read(
     assert not _given(reading)
 
 
-def test_a_crossed_out_field_abstains_rather_than_guesses(
+def test_crossed_out_fields_are_given_their_rewritten_values_only_when_the_sum_vouches(
     by_protocol: ProtocolTemplate,
 ) -> None:
     photo, labels = _photo(by_protocol, seed=5, corrections=1.0)
-    assert labels.corrected, "every field was crossed out and rewritten"
+    assert len(labels.corrected) == len(labels.figures), "every field was crossed out"
     reading = read_protocol(by_protocol, photo)
     for field, struck in labels.corrected.items():
         value = reading.fields[field].value
         assert value != struck, f"{field}: the struck-out number was given"
         assert value in (None, labels.figures[field])
-    assert reading.verdict != Verdict.READ or _given(reading) == labels.figures
+    given = _given(reading)
+    # The sum (ballots cast = invalid + the options' votes) holds on the rewritten
+    # values and vouches for them; the other fields, which no equality checks, wait
+    # for people.
+    sum_fields = {"ballots_cast", "invalid", *by_protocol.option_ids}
+    assert set(given) == sum_fields
+    assert {f"corrected:{f}" for f in given} <= set(reading.reasons)
+    assert reading.verdict == Verdict.PARTIAL
 
 
 def test_a_field_under_the_stamp_is_read_right_or_not_at_all(

@@ -645,7 +645,7 @@ def read_number(
         raw[int(s)] = max(raw.get(int(s), 0.0), p)
     ranked = sorted(raw.items(), key=lambda t: -t[1])
     value, top = ranked[0]
-    whole = scored[0][2] and int(scored[0][0]) == value
+    whole = scored[0][2]  # the top value is the top string's (scored: best first)
     confidence = _calibrate(model, top, value if max_digits == 1 else None, whole)
     if max_digits == 1 and len(analysis.hypotheses) > 1:
         confidence = min(confidence, LONE_PART)  # another blob was dropped

@@ -216,6 +216,68 @@ def test_a_sum_that_holds_corroborates_its_fields_but_not_the_others() -> None:
     assert joint.confidence["ballots_issued"] == pytest.approx(0.9)  # only an inequality
 
 
+RECONCILED = [
+    Check(("ballots_received",), ">=", ("ballots_issued", "ballots_cancelled")),
+    Check(("ballots_cast",), "<=", ("ballots_issued",)),
+]
+
+
+def test_an_inequality_met_exactly_by_different_numbers_vouches_for_them() -> None:
+    # received 1210 = issued 1190 + cancelled 20: a misreading lands on the tie by chance only
+    alternatives = {
+        "ballots_received": [(1210, 0.95)],
+        "ballots_issued": [(1190, 0.95)],
+        "ballots_cancelled": [(20, 0.95)],
+        "ballots_cast": [(1180, 0.95)],
+    }
+    joint = joint_reading(alternatives, RECONCILED, [])
+    assert joint.holds is True
+    for f in ("ballots_received", "ballots_issued", "ballots_cancelled"):
+        assert joint.confidence[f] >= CONFIDENT
+    assert joint.confidence["ballots_cast"] == pytest.approx(0.95)  # 1180 < 1190: slack
+
+
+def test_an_inequality_met_with_room_to_spare_vouches_for_nothing() -> None:
+    alternatives = {
+        "ballots_received": [(1250, 0.95)],
+        "ballots_issued": [(1190, 0.95)],
+        "ballots_cancelled": [(20, 0.95)],
+        "ballots_cast": [(1180, 0.95)],
+    }
+    joint = joint_reading(alternatives, RECONCILED, [])
+    assert joint.holds is True
+    assert all(c == pytest.approx(0.95) for c in joint.confidence.values())
+
+
+def test_a_tie_between_two_equal_numbers_vouches_for_neither() -> None:
+    # cast = issued, and received = issued with none cancelled: the same digits in
+    # the same hand would be misread the same way, so the tie proves nothing
+    alternatives = {
+        "ballots_received": [(1190, 0.95)],
+        "ballots_issued": [(1190, 0.95)],
+        "ballots_cancelled": [(0, 0.95)],
+        "ballots_cast": [(1190, 0.95)],
+    }
+    joint = joint_reading(alternatives, RECONCILED, [])
+    assert joint.holds is True
+    assert all(c == pytest.approx(0.95) for c in joint.confidence.values())
+
+
+def test_a_tie_vouches_less_than_an_equality_and_never_for_a_corrected_reading() -> None:
+    # a corrected figure (capped at 0.9) in a tie stays under CONFIDENT: only an
+    # equality of the form lifts it over
+    alternatives = {
+        "ballots_received": [(1210, 0.9)],
+        "ballots_issued": [(1190, 0.95)],
+        "ballots_cancelled": [(20, 0.95)],
+    }
+    joint = joint_reading(alternatives, RECONCILED[:1], [])
+    assert 0.9 < joint.confidence["ballots_received"] < CONFIDENT
+    sum_of = Check(("ballots_received",), "==", RECONCILED[0].right)
+    equal = joint_reading(alternatives, [sum_of], [])
+    assert equal.confidence["ballots_received"] > joint.confidence["ballots_received"]
+
+
 def test_a_field_without_a_reading_leaves_its_checks_undecided() -> None:
     alternatives = {
         "ballots_cast": [(100, 0.99)],

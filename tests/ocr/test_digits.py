@@ -20,6 +20,7 @@ from ocr.digits import (
     load_model,
     piece_probabilities,
     read_number,
+    stray_probability,
 )
 from seeds.handwriting import (
     NAMED_WRITERS,
@@ -223,3 +224,25 @@ def test_training_is_deterministic_from_its_seed(tmp_path: Path) -> None:
         assert x.files == y.files
         for k in x.files:
             assert np.array_equal(x[k], y[k]), k
+
+
+def test_the_junk_class_takes_a_rings_dashes_and_specks_for_no_digit_but_not_a_digit() -> None:
+    ring = np.full((76, 76), 235, np.uint8)
+    for angle in range(150, 215, 12):
+        cv2.ellipse(ring, (140, 38), (110, 110), 0, angle, angle + 6, 150, 2, cv2.LINE_AA)
+    specks = np.full((76, 76), 235, np.uint8)
+    cv2.circle(specks, (20, 30), 2, 150, -1)
+    cv2.circle(specks, (50, 55), 2, 150, -1)
+    assert stray_probability(np.full((76, 76), 235, np.uint8)) == 1.0
+    assert stray_probability(ring) > 0.9 and stray_probability(specks) > 0.9
+    rng = np.random.default_rng(4)
+    for writer in NAMED_WRITERS:
+        for digit in "0123456789":
+            ink = np.asarray(write_number(digit, writer, rng, 40).convert("LA"), np.float64)
+            h, w = ink.shape[:2]
+            cell = np.full((h + 30, w + 50), 235.0)
+            alpha = ink[..., 1] / 255
+            cell[15 : 15 + h, 25 : 25 + w] = cell[15 : 15 + h, 25 : 25 + w] * (1 - alpha) + (
+                ink[..., 0] * alpha
+            )
+            assert stray_probability(cell.astype(np.uint8)) < 0.5, (writer.name, digit)

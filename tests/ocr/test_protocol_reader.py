@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocr.protocol import (
     CONFIDENT,
@@ -276,6 +278,47 @@ def test_a_tie_vouches_less_than_an_equality_and_never_for_a_corrected_reading()
     sum_of = Check(("ballots_received",), "==", RECONCILED[0].right)
     equal = joint_reading(alternatives, [sum_of], [])
     assert equal.confidence["ballots_received"] > joint.confidence["ballots_received"]
+
+
+STANDARD = [
+    Check(("ballots_cast",), "==", ("invalid", "@options")),
+    Check(("ballots_cast",), "<=", ("ballots_issued",)),
+    Check(("ballots_received",), ">=", ("ballots_issued", "ballots_cancelled")),
+]
+JOINT_FIELDS = ["ballots_cast", "ballots_issued", "ballots_received", "ballots_cancelled",
+                "invalid", "a", "b"]  # fmt: skip
+
+
+def _cell_readings() -> st.SearchStrategy[list[tuple[int, float]]]:
+    """A cell's readings as the digit reader gives them: distinct values, best first,
+    probabilities summing to at most 1; sometimes none."""
+    return st.lists(
+        st.tuples(st.integers(0, 60), st.floats(0.001, 1.0)), max_size=3, unique_by=lambda t: t[0]
+    ).map(
+        lambda alts: [
+            (v, p / max(1.0, sum(q for _, q in alts)))
+            for v, p in sorted(alts, key=lambda t: -t[1])
+        ]
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({f: _cell_readings() for f in JOINT_FIELDS}))
+def test_the_joint_reading_keeps_every_confidence_a_probability_and_every_value_read(
+    alternatives: dict[str, list[tuple[int, float]]],
+) -> None:
+    joint = joint_reading(alternatives, STANDARD, OPTIONS)
+    for f, alts in alternatives.items():
+        assert 0.0 <= joint.confidence[f] <= 1.0
+        if alts:
+            assert joint.values[f] in {v for v, _ in alts}
+        else:
+            assert joint.values[f] is None and joint.confidence[f] == 0.0
+    if joint.changed == [] and joint.holds is not False:
+        # kept as read, no check failing: the checks can only vouch, never doubt
+        for f, alts in alternatives.items():
+            if alts:
+                assert joint.confidence[f] >= alts[0][1] - 1e-12
 
 
 def test_a_field_without_a_reading_leaves_its_checks_undecided() -> None:

@@ -137,20 +137,29 @@ def test_a_stamp_ring_alone_is_not_a_number() -> None:
 
 
 def test_an_ambiguous_digit_yields_alternatives() -> None:
+    # A 1 and a 7 written over each other, six times over: one overlay may look
+    # like a plain 7 (seed 6 and 11 did, to both the model trained 2026-12-04 and
+    # its predecessor), but the reader is not sure of such overlays as a rule, and
+    # the 1 stays among the alternatives.
     w = NAMED_WRITERS[0]
-    rng = np.random.default_rng(6)
-    one = write_number("1", with_variants(w, (0, 1, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
-    seven = write_number("7", with_variants(w, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
-    cell = _blank().astype(np.float32)
-    for image in (one, seven):  # a 1 and a 7 written over each other
-        a = np.asarray(image.getchannel("A"), dtype=np.float32)[:32, :26] / 255
-        region = cell[9 : 9 + a.shape[0], 60 : 60 + a.shape[1]]
-        region[...] = region * (1 - a) + 30 * a
-    reading = read_number(cell.astype(np.uint8))
-    assert reading.confidence < 0.99
-    assert len(reading.alternatives) >= 2
-    probs = [p for _, p in reading.alternatives]
-    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-9
+    confidences, with_one = [], 0
+    for seed in range(6, 12):
+        rng = np.random.default_rng(seed)
+        one = write_number("1", with_variants(w, (0, 1, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
+        seven = write_number("7", with_variants(w, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
+        cell = _blank().astype(np.float32)
+        for image in (one, seven):
+            a = np.asarray(image.getchannel("A"), dtype=np.float32)[:32, :26] / 255
+            region = cell[9 : 9 + a.shape[0], 60 : 60 + a.shape[1]]
+            region[...] = region * (1 - a) + 30 * a
+        reading = read_number(cell.astype(np.uint8))
+        assert len(reading.alternatives) >= 2
+        probs = [p for _, p in reading.alternatives]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-9
+        confidences.append(reading.confidence)
+        with_one += any(v == 1 for v, _ in reading.alternatives)
+    assert float(np.median(confidences)) < 0.98
+    assert with_one >= 4
 
 
 def _square(digit: str, writer: Writer) -> np.ndarray:

@@ -4,10 +4,10 @@
 
 Deterministic from the seed (single-threaded BLAS, OPENBLAS_NUM_THREADS=1, gives
 bit-identical weights: two builds were compared; several threads may differ in
-the last bits). About 14 minutes of CPU on one core (36,000 cells, 126,000
-pieces, 22 epochs; then 16,000 calibration numbers, which the numbers' two maps need near
-certainty, and 8,000 lone digits); the weights file
-is about 0.7 MB.
+the last bits). About 26 minutes of CPU on one core (measured 2026-12-04: the
+36,000 cells' 130,000 pieces 11 minutes, 22 epochs 5, then 16,000 calibration
+numbers, which the numbers' two maps need near certainty, and 8,000 lone digits
+10); the weights file is about 0.7 MB.
 
 Writers are kept apart (``seeds.handwriting``):
 

@@ -534,9 +534,18 @@ def number_cell(
     return Cell(np.clip(gray, 0, 255).astype(np.uint8), text, owner)
 
 
-def degrade_cell(gray: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+def degrade_cell(
+    gray: np.ndarray,
+    rng: np.random.Generator,
+    strength: float = 1.0,
+    *,
+    min_scale: float = 0.55,
+    max_blur: float = 1.3,
+) -> np.ndarray:
     """A cell as a phone photo gives it after alignment: low contrast, uneven light,
-    blur, lower resolution, noise, JPEG, sometimes a stamp's ink across it. Pure."""
+    blur, lower resolution, noise, JPEG, sometimes a stamp's ink across it. At full
+    ``strength`` the cell is seen at down to ``min_scale`` of its resolution and
+    blurred by up to ``max_blur`` pixels (sigma). Pure."""
     g: np.ndarray = gray.astype(np.float32)
     h, w = g.shape
     if rng.random() < 0.35 * strength:  # a violet stamp's ring and lettering, in gray
@@ -557,12 +566,12 @@ def degrade_cell(gray: np.ndarray, rng: np.random.Generator, strength: float = 1
     gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :] * float(rng.normal(0, 0.12)) * strength
     gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None] * float(rng.normal(0, 0.12)) * strength
     g = g * (1 + gx + gy) - float(rng.uniform(0, 50)) * strength
-    scale = 1.0 - float(rng.uniform(0, 0.45)) * strength
+    scale = 1.0 - float(rng.uniform(0, 1.0 - min_scale)) * strength
     if scale < 0.97:
         size = (max(4, int(w * scale)), max(4, int(h * scale)))
         small = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
         g = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    sigma = float(rng.uniform(0, 1.3)) * strength
+    sigma = float(rng.uniform(0, max_blur)) * strength
     if sigma > 0.2:
         g = cv2.GaussianBlur(g, (0, 0), sigma)
     g += rng.normal(0, 1 + 4 * strength, g.shape).astype(np.float32)

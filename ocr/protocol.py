@@ -26,7 +26,10 @@ The steps, in order of cost:
 3. **Header check.** Tesseract reads the printed title's keywords
    (``header_keywords``: ПРОТОКОЛ / ПРАТАКОЛ ...) where the fit puts them, as the
    ballot reader does: a ballot, another form or a blank page is
-   ``not_a_protocol``. Blur is only judged when the keywords are not read.
+   ``not_a_protocol``. Blur is only judged when the keywords are not read; a
+   title read whose smaller words are too soft for Tesseract passes when the
+   keywords' places match the form's print blurred as much (``header_by_print``;
+   the reasons say ``header_blurred``): the cells' own confidences decide.
 4. **Each cell.** Its neighbourhood is warped at reference scale; the residual
    shift is found from the printed rules (long runs of ink), first for all cells
    together, then per cell near a plane through their shifts (a row of squares
@@ -113,6 +116,7 @@ __all__ = [
     "JointReading",
     "ProtocolReading",
     "Verdict",
+    "header_by_print",
     "joint_reading",
     "read_protocol",
     "read_protocol_files",
@@ -163,6 +167,18 @@ BLURRY_EDGES = 0.24  # whole-photo edge steepness under which a failure is put t
 BLUR_MAX = 0.1 * TEXT_HEIGHT  # header blur (sigma, crop pixels) beyond which nobody reads
 BLUR_DOUBTFUL = 0.08 * TEXT_HEIGHT
 UNCLEAR_RATIO = 0.65  # a keyword read this well (under MIN_RATIO) is damaged, not absent
+# A header whose title is read where the form prints it, but whose smaller words are
+# too soft for Tesseract (blur from BLUR_DOUBTFUL), is the form's when its keyword
+# crops match the reference's print, blurred as the photo is, at least this well
+# (ocr.header.estimate_blur's correlation). The tuning photos (seeds 5, 7, 23: 540
+# protocols, 810 photos that are not) had three such headers (the subtitle's
+# "голосования" read at 0.21 to 0.76 at an estimated blur of 4), matching at 0.906
+# to 0.911; their 14 fields were lost to "blurred". Other print in the keywords'
+# places -- each reference shifted by up to 300 px, another design's page --
+# matched at 0.77 at most (blurred by up to 5 px), the reference itself at 0.86 or more.
+# No photo that is not a protocol got this far: the page fit rejected all 810.
+PRINT_MATCH = 0.85
+PRINT_BLUR_MAX = 5.0  # crop pixels: beyond, the reference's own match nears PRINT_MATCH
 
 FIRST_SIDE = 1000  # ORB's first search, as the ballot reader's
 SECOND_SIDE = 1600  # and its second, for a page filling little of the frame
@@ -1284,8 +1300,10 @@ def _stored_size(image_bytes: bytes, orientation: int | None) -> tuple[int, int]
 
 def _header(
     plan: _Plan, template: ProtocolTemplate, photo: np.ndarray, homography: np.ndarray
-) -> ProtocolReading | None:
-    """None when the title's keywords are read; else the rejecting reading."""
+) -> tuple[ProtocolReading | None, list[str]]:
+    """(None, notes) when the header is the form's: its keywords read, or the title
+    read and the rest too soft for Tesseract but matching the form's print (notes:
+    ``header_blurred``); else (the rejecting reading, [])."""
     doc = template.document
     found = check_keywords(
         plan.header, photo, homography, list(doc.header_keywords), doc.ocr_languages
@@ -1293,9 +1311,30 @@ def _header(
     weakest = min(found.values())
     if weakest >= MIN_RATIO:
         # Read: however soft the print looks, the cells decide what can be read.
-        return None
+        return None, []
     crops = keyword_crops(plan.header, photo, homography)
-    blur, _ = estimate_blur(crops, plan.header.reference_blurs)
+    blur, match = estimate_blur(crops, plan.header.reference_blurs)
+    if header_by_print(max(found.values()), blur, match):
+        return None, ["header_blurred"]
+    return _rejected_header(found, blur), []
+
+
+def header_by_print(best_keyword: float, blur: float, match: float) -> bool:
+    """Whether a header whose keywords are not all read is the form's all the same:
+    its best keyword read (``best_keyword``, similarity), the failure put to blur
+    (``blur``, crop pixels) and the keyword crops matching the form's print blurred
+    as much (``match``, correlation). Pure."""
+    return (
+        best_keyword >= MIN_RATIO
+        and BLUR_DOUBTFUL <= blur <= PRINT_BLUR_MAX
+        and match >= PRINT_MATCH
+    )
+
+
+def _rejected_header(found: dict[str, float], blur: float) -> ProtocolReading:
+    """The reading of a photo whose header is not the form's, or cannot be told.
+    Pure."""
+    weakest = min(found.values())
     if blur > BLUR_MAX:
         return _reading(Verdict.UNREADABLE, ["blurred"])
     if blur >= BLUR_DOUBTFUL:
@@ -1323,7 +1362,7 @@ def _read_gray(
         if edge_sharpness(small) < BLURRY_EDGES:
             return _reading(Verdict.UNREADABLE, ["blurred", "alignment_failed"])
         return _reading(Verdict.NOT_A_PROTOCOL, ["alignment_failed", problem or "no_fit"])
-    rejected = _header(plan, template, photo, homography)
+    rejected, notes = _header(plan, template, photo, homography)
     start = _lap(timings, "header_ocr", start)
     if rejected is not None:
         return rejected
@@ -1340,7 +1379,7 @@ def _read_gray(
     precinct_cell = found.pop(PRECINCT)
     cells = found
     start = _lap(timings, "cells", start)
-    reasons: list[str] = []
+    reasons: list[str] = list(notes)
     if all(c.reason == "cut_off" for c in cells.values()):
         return _reading(Verdict.UNREADABLE, ["cut_off"])
     alternatives = {

@@ -17,6 +17,7 @@ from ocr.protocol import (
     CONFIDENT,
     ProtocolReading,
     Verdict,
+    header_by_print,
     joint_reading,
     read_protocol,
     read_protocol_files,
@@ -44,6 +45,19 @@ CLEAR = PhotoConditions(
     ballot_fraction=0.88,
 )
 
+# The soft end of a clear photo (seeds.photos.random_conditions): 1,230 px, the page
+# 72% of it, blurred by 1.45 px. The title reads; the subtitle's smaller words do not.
+SOFT = PhotoConditions(
+    rotation_deg=5.0,
+    perspective=0.02,
+    blur_sigma=1.45,
+    light_gradient=0.1,
+    shadow=False,
+    jpeg_quality=80,
+    long_side=1230,
+    ballot_fraction=0.72,
+)
+
 
 @pytest.fixture(scope="module")
 def by_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -56,7 +70,10 @@ def by_protocol(by_folder: Path) -> ProtocolTemplate:
 
 
 def _photo(
-    template: ProtocolTemplate, seed: int, corrections: float = 0.0
+    template: ProtocolTemplate,
+    seed: int,
+    corrections: float = 0.0,
+    conditions: PhotoConditions = CLEAR,
 ) -> tuple[bytes, ProtocolLabels]:
     rng = np.random.default_rng(seed)
     figures = consistent_figures("by-2020", rng)
@@ -65,7 +82,7 @@ def _photo(
         figures,
         "523",
         rng,
-        CLEAR,
+        conditions,
         writer=NAMED_WRITERS[1],
         corrections=corrections,
         stamp_over_fields=0.0,
@@ -109,12 +126,13 @@ def test_each_field_carries_the_cells_corners_in_the_photo(
         assert field.quad[0][0] < field.quad[1][0] and field.quad[1][1] < field.quad[2][1]
 
 
+@pytest.mark.parametrize("conditions", [CLEAR, SOFT], ids=["clear", "soft"])
 @pytest.mark.parametrize("kind", ["ballot", "other_design", "blank_page", "text"])
 def test_a_photo_that_is_not_a_protocol_is_never_read(
-    by_protocol: ProtocolTemplate, kind: str
+    by_protocol: ProtocolTemplate, kind: str, conditions: PhotoConditions
 ) -> None:
     rng = np.random.default_rng(17)
-    photo, _ = not_a_protocol_photo("by-2020", rng, kind, CLEAR)  # type: ignore[arg-type]
+    photo, _ = not_a_protocol_photo("by-2020", rng, kind, conditions)  # type: ignore[arg-type]
     reading = read_protocol(by_protocol, photo)
     assert reading.verdict in (Verdict.NOT_A_PROTOCOL, Verdict.UNREADABLE), reading
     assert not _given(reading)
@@ -154,6 +172,35 @@ def test_a_field_under_the_stamp_is_read_right_or_not_at_all(
         for field in labels.stamped:
             if field in reading.fields:
                 assert reading.fields[field].value in (None, labels.figures[field])
+
+
+def test_a_soft_photo_whose_subtitle_tesseract_cannot_read_is_read_by_its_print(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    # Before, such a photo was "blurred" and all its fields went to people.
+    photo, labels = _photo(by_protocol, seed=0, conditions=SOFT)
+    reading = read_protocol(by_protocol, photo)
+    assert reading.verdict in (Verdict.READ, Verdict.PARTIAL), reading.reasons
+    assert "header_blurred" in reading.reasons
+    given = _given(reading)
+    assert given, "the cells decide: the clearer ones are read"
+    assert given == {f: labels.figures[f] for f in given}
+
+
+@pytest.mark.parametrize(
+    ("best_keyword", "blur", "match", "the_forms"),
+    [
+        (1.0, 4.0, 0.91, True),  # the title read, the subtitle too soft: the print decides
+        (0.7, 4.0, 0.91, False),  # no keyword read at all
+        (1.0, 4.0, 0.77, False),  # other print where the keywords should be
+        (1.0, 1.0, 0.99, False),  # sharp: a keyword not read is not there
+        (1.0, 8.0, 0.95, False),  # too soft to tell any print from another
+    ],
+)
+def test_a_header_is_the_forms_by_its_print_only_with_its_title_read_and_its_print_matching(
+    best_keyword: float, blur: float, match: float, the_forms: bool
+) -> None:
+    assert header_by_print(best_keyword, blur, match) is the_forms
 
 
 def test_broken_bytes_are_unreadable_not_an_error(by_protocol: ProtocolTemplate) -> None:
@@ -294,8 +341,7 @@ def _cell_readings() -> st.SearchStrategy[list[tuple[int, float]]]:
         st.tuples(st.integers(0, 60), st.floats(0.001, 1.0)), max_size=3, unique_by=lambda t: t[0]
     ).map(
         lambda alts: [
-            (v, p / max(1.0, sum(q for _, q in alts)))
-            for v, p in sorted(alts, key=lambda t: -t[1])
+            (v, p / max(1.0, sum(q for _, q in alts))) for v, p in sorted(alts, key=lambda t: -t[1])
         ]
     )
 

@@ -173,9 +173,9 @@ UNCLEAR_RATIO = 0.65  # a keyword read this well (under MIN_RATIO) is damaged, n
 # (ocr.header.estimate_blur's correlation). The tuning photos (seeds 5, 7, 23: 540
 # protocols, 810 photos that are not) had three such headers (the subtitle's
 # "голосования" read at 0.21 to 0.76 at an estimated blur of 4), matching at 0.906
-# to 0.911; their 14 fields were lost to "blurred". Other print in the keywords'
-# places -- each reference shifted by up to 300 px, another design's page --
-# matched at 0.77 at most (blurred by up to 5 px), the reference itself at 0.86 or more.
+# to 0.911; each lost its 14 fields to "blurred". Other print in the keywords'
+# places (each reference shifted by up to 300 px, another design's page) matched
+# at 0.77 at most, blurred by up to 5 px; the reference itself at 0.86 or more.
 # No photo that is not a protocol got this far: the page fit rejected all 810.
 PRINT_MATCH = 0.85
 PRINT_BLUR_MAX = 5.0  # crop pixels: beyond, the reference's own match nears PRINT_MATCH

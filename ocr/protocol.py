@@ -1199,16 +1199,13 @@ def _read_squares(
     # anywhere inside, not only in the middle, and none along their sides (removed
     # with the rules, see _ink_beside_rules): a thin 1 written against the square's
     # side must never be dropped from the number.
-    written = [i for i, state in enumerate(states) if state == "written"]
+    # (Only empty and doubtful squares change state below: the squares beside the
+    # written ones stay the same.)
+    around = _beside_written(states)
     sides = beside if beside is not None else [(0.0, 0.0)] * len(states)
-    if written:
-        for i in (written[0] - 1, written[-1] + 1):
-            if (
-                0 <= i < len(states)
-                and states[i] == "empty"
-                and (anywhere[i] > SQUARE_EMPTY or max(sides[i]) >= SIDE_ROWS)
-            ):
-                states[i] = "doubtful"
+    for i in around:
+        if states[i] == "empty" and (anywhere[i] > SQUARE_EMPTY or max(sides[i]) >= SIDE_ROWS):
+            states[i] = "doubtful"
     # A doubtful square in which the digit reader, looking at the whole square, finds
     # no ink at all (JPEG noise, a stamp's faded trace, a rule's remnant) is empty;
     # not one with ink along a side, which the rules' removal took with the rule
@@ -1226,11 +1223,9 @@ def _read_squares(
     # equality of the form that holds vouches for it: were the mark a digit after
     # all, the sum would fail.
     stray = False
-    written = [i for i, state in enumerate(states) if state == "written"]
-    for i in (written[0] - 1, written[-1] + 1) if written else ():
+    for i in around:
         if (
-            0 <= i < len(states)
-            and states[i] == "doubtful"
+            states[i] == "doubtful"
             and max(sides[i]) < SIDE_ROWS
             and stray_probability(_prepared(crops[i], SQUARE_MARGIN, gain)) >= STRAY_JUNK
         ):
@@ -1240,6 +1235,15 @@ def _read_squares(
     if stray and combined is not None and combined.value is not None:
         return _capped(combined)
     return combined
+
+
+def _beside_written(states: list[str]) -> list[int]:
+    """The squares just before and just after the written ones (none when nothing is
+    written). Pure."""
+    written = [i for i, state in enumerate(states) if state == "written"]
+    if not written:
+        return []
+    return [i for i in (written[0] - 1, written[-1] + 1) if 0 <= i < len(states)]
 
 
 def _core(square: np.ndarray) -> np.ndarray:

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from ocr.protocol import (
     CONFIDENT,
+    CONFIDENT_FAILING,
     ProtocolReading,
     Verdict,
+    gives,
     header_by_print,
     joint_reading,
     read_protocol,
@@ -460,3 +462,21 @@ def test_a_failing_sum_withholds_a_nearly_sure_field_but_not_a_sure_one() -> Non
     assert joint.confidence["invalid"] < 0.98
     assert joint.confidence["a"] > 0.99 and joint.confidence["ballots_cast"] > 0.99
     assert joint.confidence["ballots_issued"] == pytest.approx(0.9999)  # not in the sum
+
+
+@pytest.mark.parametrize(
+    ("confidence", "holds", "given"),
+    [
+        (CONFIDENT, True, True),
+        (CONFIDENT, None, True),  # a check that cannot be told yet does not raise the bar
+        (CONFIDENT, False, False),  # the arithmetic says something is misread
+        ((CONFIDENT + CONFIDENT_FAILING) / 2, False, False),
+        (CONFIDENT_FAILING, False, True),
+        (CONFIDENT - 0.001, True, False),
+    ],
+)
+def test_a_value_on_a_reading_whose_checks_fail_needs_more_confidence(
+    confidence: float, holds: bool | None, given: bool
+) -> None:
+    assert CONFIDENT < CONFIDENT_FAILING < 1.0
+    assert gives(confidence, holds) is given

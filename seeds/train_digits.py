@@ -247,6 +247,61 @@ def _col2im(grad_cols: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarr
     return out[:, pad : pad + h, pad : pad + w, :]
 
 
+Gradients = Callable[[list[np.ndarray], np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]]
+
+
+def _minibatch_adam(
+    gradients: Gradients,
+    params: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    rng: np.random.Generator,
+    epochs: int,
+    batch: int,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    """Train ``params`` in place by minibatch Adam on the standardised features;
+    every other epoch on freshly perturbed copies of the images (``augment``)."""
+    n = len(x)
+    adam = Adam(params, lr, weight_decay, epochs * math.ceil(n / batch))
+    for epoch in range(epochs):
+        images = augment(x, rng) if epoch % 2 == 1 else x
+        z = ((images - mean) / scale).astype(np.float32)
+        order = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            _, grads = gradients(params, z[idx], y[idx])
+            adam.step(params, grads)
+
+
+def mlp_gradients(
+    params: list[np.ndarray], z: np.ndarray, y: np.ndarray
+) -> tuple[float, list[np.ndarray]]:
+    """The mean cross-entropy of the perceptron's parameters (w1, b1, w2, b2, w3,
+    b3) on standardised feature rows z with labels y, and its gradient. Pure."""
+    w1, c1, w2, c2, w3, c3 = params
+    a1 = z @ w1 + c1
+    h1 = np.maximum(a1, 0)
+    a2 = h1 @ w2 + c2
+    h2 = np.maximum(a2, 0)
+    logits = h2 @ w3 + c3
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    m = len(y)
+    loss = float(-np.log(np.maximum(p[np.arange(m), y], 1e-30)).mean())
+    d3 = p
+    d3[np.arange(m), y] -= 1
+    d3 /= m
+    d2 = (d3 @ w3.T) * (a2 > 0)
+    d1 = (d2 @ w2.T) * (a1 > 0)
+    grads = [z.T @ d1, d1.sum(axis=0), h1.T @ d2, d2.sum(axis=0), h2.T @ d3, d3.sum(axis=0)]
+    return loss, grads
+
+
 def cnn_gradients(
     params: list[np.ndarray], z: np.ndarray, y: np.ndarray
 ) -> tuple[float, list[np.ndarray]]:
@@ -325,16 +380,7 @@ def train_cnn(
         _init(rng, hidden[1], N_CLASSES),
         np.zeros(N_CLASSES, np.float32),
     ]
-    n = len(x)
-    adam = Adam(params, lr, weight_decay, epochs * math.ceil(n / batch))
-    for epoch in range(epochs):
-        images = augment(x, rng) if epoch % 2 == 1 else x
-        z = ((images - mean) / scale).astype(np.float32)
-        order = rng.permutation(n)
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            _, grads = cnn_gradients(params, z[idx], y[idx])
-            adam.step(params, grads)
+    _minibatch_adam(cnn_gradients, params, x, y, mean, scale, rng, epochs, batch, lr, weight_decay)
     k1, c1, k2, c2, w1, b1, w2, b2, w3, b3 = params
     return DigitModel(w1, b1, w2, b2, w3, b3, mean, scale, k1=k1, c1=c1, k2=k2, c2=c2)
 
@@ -362,33 +408,7 @@ def train_mlp(
         _init(rng, hidden[1], N_CLASSES),
         np.zeros(N_CLASSES, np.float32),
     ]
-    n = len(x)
-    adam = Adam(params, lr, weight_decay, epochs * math.ceil(n / batch))
-    for epoch in range(epochs):
-        images = augment(x, rng) if epoch % 2 == 1 else x
-        z = ((images - mean) / scale).astype(np.float32)
-        order = rng.permutation(n)
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            zb, yb = z[idx], y[idx]
-            w1, c1, w2, c2, w3, c3 = params
-            a1 = zb @ w1 + c1
-            h1 = np.maximum(a1, 0)
-            a2 = h1 @ w2 + c2
-            h2 = np.maximum(a2, 0)
-            logits = h2 @ w3 + c3
-            logits -= logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            p /= p.sum(axis=1, keepdims=True)
-            d3 = p
-            d3[np.arange(len(yb)), yb] -= 1
-            d3 /= len(yb)
-            d2 = (d3 @ w3.T) * (a2 > 0)
-            d1 = (d2 @ w2.T) * (a1 > 0)
-            grads = [
-                zb.T @ d1, d1.sum(axis=0), h1.T @ d2, d2.sum(axis=0), h2.T @ d3, d3.sum(axis=0),
-            ]  # fmt: skip
-            adam.step(params, grads)
+    _minibatch_adam(mlp_gradients, params, x, y, mean, scale, rng, epochs, batch, lr, weight_decay)
     w1, c1, w2, c2, w3, c3 = params
     return DigitModel(w1, c1, w2, c2, w3, c3, mean, scale)
 

@@ -58,6 +58,12 @@ def test_pooling_keeps_each_two_by_two_blocks_maximum() -> None:
     assert pooled[0, :, :, 0].tolist() == [[10.0, 14.0], [26.0, 30.0]]
 
 
+def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n random feature rows: an image in [0, 1) and standard normal extras."""
+    image, extra = rng.random((n, SIDE * SIDE)), rng.normal(size=(n, N_EXTRA))
+    return np.concatenate([image, extra], axis=1).astype(np.float32)
+
+
 def _small_params(rng: np.random.Generator) -> list[np.ndarray]:
     flat = 3 * (SIDE // 4) ** 2 + N_EXTRA
     shapes = [(KERNEL * KERNEL, 2), (2,), (KERNEL * KERNEL * 2, 3), (3,), (flat, 6), (6,),
@@ -69,7 +75,7 @@ def test_the_training_gradients_are_the_losss_derivatives() -> None:
     """Each parameter's gradient against central differences of the loss, in float64."""
     rng = np.random.default_rng(5)
     params = _small_params(rng)
-    z = np.concatenate([rng.random((4, SIDE * SIDE)), rng.normal(size=(4, N_EXTRA))], axis=1)
+    z = _rows(rng, 4).astype(np.float64)
     y = np.array([0, 3, 7, 10])
     _, grads = cnn_gradients(params, z, y)
     eps = 1e-6
@@ -93,9 +99,7 @@ def test_the_models_scores_are_what_it_was_trained_with_and_survive_its_file(
     the training's loss; saving and loading keeps its scores (dense weights stored
     in float16)."""
     rng = np.random.default_rng(2)
-    x = np.concatenate(
-        [rng.random((64, SIDE * SIDE)), rng.normal(size=(64, N_EXTRA))], axis=1
-    ).astype(np.float32)
+    x = _rows(rng, 64)
     y = rng.integers(0, N_CLASSES, 64)
     model = train_cnn(x, y, np.random.default_rng(0), channels=(2, 3), hidden=(6, 5), epochs=1)
     assert model.k1.shape == (KERNEL * KERNEL, 2) and model.w1.shape[0] == 3 * 49 + N_EXTRA
@@ -126,9 +130,7 @@ def test_an_ensembles_scores_are_its_two_networks_mean_and_survive_its_file(
     tmp_path: Path,
 ) -> None:
     rng = np.random.default_rng(4)
-    x = np.concatenate(
-        [rng.random((40, SIDE * SIDE)), rng.normal(size=(40, N_EXTRA))], axis=1
-    ).astype(np.float32)
+    x = _rows(rng, 40)
     y = rng.integers(0, N_CLASSES, 40)
     cnn = train_cnn(x, y, np.random.default_rng(0), channels=(2, 3), hidden=(6, 5), epochs=1)
     mlp = train_mlp(x, y, np.random.default_rng(1), hidden=(8, 6), epochs=1)

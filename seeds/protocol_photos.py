@@ -219,6 +219,19 @@ def _pen(rng: np.random.Generator) -> tuple[Ink, str]:
     return (g, g, g + int(rng.integers(0, 10))), "black"
 
 
+SIGNATURE_PENS = ("any", "same", "other")
+OTHER_PEN: dict[str, Ink] = {"blue": (25, 25, 30), "black": (30, 55, 150)}
+
+
+def _signature_ink(kind: str, figures: str, ink: Ink, rng: np.random.Generator) -> Ink:
+    """A careless member's pen (see protocol_page's ``signature_pen``)."""
+    if kind == "same":
+        return ink
+    if kind == "other":
+        return OTHER_PEN[figures]
+    return _pen(rng)[0]
+
+
 def _with_pen(writer: Writer, rng: np.random.Generator) -> Writer:
     """The writer's hand with this protocol's pen: a width of its own."""
     stroke = float(np.clip(writer.stroke * rng.uniform(0.75, 1.35), 0.04, 0.14))
@@ -370,13 +383,18 @@ def protocol_page(
     stamp_over_fields: float = 0.3,
     signature_over_fields: float = 0.2,
     dash_for_zero: float = 0.1,
+    signature_pen: str = "any",
 ) -> tuple[Image.Image, ProtocolLabels]:
     """The filled-in form (RGB, reference pixels) and its labels.
 
     ``corrections`` is the chance of each field being crossed out and rewritten;
     ``stamp_over_fields`` the chance the stamp lands over the cells instead of its
-    place; ``signature_over_fields`` that of a signature across the cells.
+    place; ``signature_over_fields`` that of a signature across the cells, in a
+    pen of its own (``signature_pen`` "any"), the figures' ("same") or the one
+    they were not written with ("other": black for blue figures, blue for black).
     """
+    if signature_pen not in SIGNATURE_PENS:
+        raise ValueError(f"signature_pen must be one of {SIGNATURE_PENS}, not {signature_pen!r}")
     form = _as_form(design)
     unknown = sorted(set(figures) - set(form.boxes))
     if unknown:
@@ -448,7 +466,7 @@ def protocol_page(
             _signature(
                 draw, x + w * float(rng.uniform(-0.2, 0.6)), y + h * float(rng.uniform(0.8, 1.3)),
                 w * float(rng.uniform(0.5, 0.9)), h * float(rng.uniform(0.6, 1.0)), rng,
-                _pen(rng)[0], pen,
+                _signature_ink(signature_pen, ink_name, ink, rng), pen,
             )
         )  # fmt: skip
     for sig in sigs:
@@ -513,6 +531,7 @@ def protocol_photo(
     stamp_over_fields: float = 0.3,
     signature_over_fields: float = 0.2,
     dash_for_zero: float = 0.1,
+    signature_pen: str = "any",
 ) -> tuple[bytes, ProtocolLabels]:
     """A phone photo (JPEG bytes) of the form filled in with ``figures``, and its labels.
 
@@ -528,6 +547,7 @@ def protocol_photo(
         stamp_over_fields=stamp_over_fields,
         signature_over_fields=signature_over_fields,
         dash_for_zero=dash_for_zero,
+        signature_pen=signature_pen,
     )
     cond = conditions or random_conditions(rng)
     return phone_photo(page, rng, cond), replace(labels, conditions=asdict(cond))

@@ -199,6 +199,30 @@ def test_labelled_set_mixes_consistent_failing_and_other_photos(tmp_path: Path) 
     ]
 
 
+def test_a_careless_signature_may_be_asked_for_in_the_other_pen_or_the_same() -> None:
+    for seed in range(8):
+        pages = {}
+        for pen in ("same", "other"):
+            rng = np.random.default_rng(seed)
+            figures = consistent_figures("by-2020", rng)
+            page, labels = protocol_page(
+                "by-2020", figures, "1", rng, corrections=0.0, stamp_over_fields=0.0,
+                signature_over_fields=1.0, signature_pen=pen,
+            )  # fmt: skip
+            assert labels.signed_over
+            pages[pen] = np.asarray(page, np.int16)
+        # the same page but for the signature's pen: where they differ is the signature
+        stroke = np.abs(pages["same"] - pages["other"]).max(axis=2) > 60
+        assert stroke.sum() > 200, seed
+        blueness = {
+            pen: float((page[stroke][:, 2] - page[stroke][:, 0]).mean())
+            for pen, page in pages.items()
+        }
+        figures_blue = labels.ink == "blue"
+        assert (blueness["same"] > 40) == figures_blue, (seed, blueness)
+        assert (blueness["other"] > 40) != figures_blue, (seed, blueness)
+
+
 def test_bad_input_is_refused() -> None:
     rng = np.random.default_rng(0)
     figures = consistent_figures("by-2020", rng)
@@ -206,3 +230,5 @@ def test_bad_input_is_refused() -> None:
         protocol_page("by-2020", {**figures, "turnout": 1}, "4", rng)
     with pytest.raises(ValueError, match="digits"):
         protocol_page("by-2020", figures, "01-010-0004", rng)
+    with pytest.raises(ValueError, match="signature_pen"):
+        protocol_page("by-2020", figures, "4", rng, signature_pen="red")

@@ -38,8 +38,11 @@ The steps, in order of cost:
    ``ocr.digits.read_number`` reads the number with a calibrated confidence and
    its alternatives. A cell whose rules are not found abstains. A violet stamp
    over the cells is faded out by colour first (``ocr.protocol_colour``: pens
-   are blue or black). A box printed as a row of squares (found in the
-   reference) is read one digit a square (``ocr.protocol_squares``), its shift
+   are blue or black), and so is a second pen's signature across the cells: the
+   figures' pen is told from the median cell's hue, and long strokes of the
+   other hue are faded in each cell before its rules are removed. A box printed
+   as a row of squares (found in the reference) is read one digit a square
+   (``ocr.protocol_squares``), its shift
    searched past one square across so that the row cannot be read a square off.
    A cell that starts with a struck-out figure (``ocr.digits.struck_out``: a
    group struck through by a line or a zigzag, a gap, the right number after it)
@@ -99,7 +102,15 @@ from ocr.header import (
     plan_header,
 )
 from ocr.images import ImageRejected, decode_gray
-from ocr.protocol_colour import decode_rgb, stamp_free
+from ocr.protocol_colour import (
+    BLUE_PEN,
+    PEN_DARK,
+    decode_rgb,
+    figures_pen,
+    other_pen_faded,
+    pen_hue,
+    stamp_free,
+)
 from ocr.protocol_squares import combine_squares, square_spans
 from ocr.protocol_template import (
     ALL_OPTIONS,
@@ -207,6 +218,8 @@ PRECINCT = "@precinct"  # the precinct box among the cells (not a field id)
 # one square off (the fault the common shift now prevents) matched at 0.50.
 MIN_CELL_MATCH = 0.55
 INK_LEVEL = 170  # reference pixels darker than this are print (rules, labels)
+PRINT_REACH = 9  # pixels around the print where a cell's ink may be print, for its pen
+MIN_WRITTEN = 40  # a box with fewer pixels of ink away from the print has no figure
 
 # A value is given when its probability of being right is at least this. Measured
 # on the tuning photos (bench/protocol_reader.py's TUNING_SEED, 60 clear and 20 hard
@@ -736,6 +749,7 @@ class _Patch:
     rules: np.ndarray  # the photo's printed rules (see _rules)
     score: np.ndarray  # match of the reference's rules at each shift, (2R+1) square
     spans: Sequence[tuple[int, int]] | None = None  # a row of squares' (square_spans)
+    hue: np.ndarray | None = None  # the pen hue over the patch (ocr.protocol_colour.pen_hue)
 
 
 def _reference_crop(ref: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -756,6 +770,7 @@ def _patch(
     box: tuple[int, int, int, int],
     r: int = WIDE_SEARCH,
     spans: Sequence[tuple[int, int]] | None = None,
+    hue: np.ndarray | None = None,
 ) -> _Patch | None:
     """A cell's neighbourhood and how well the printed rules match at each residual
     shift (up to ``r`` reference pixels); None when it is not wholly in the photo.
@@ -774,7 +789,8 @@ def _patch(
     rules = _rules(patch, w, h)
     core = _rules(reference, w, h)[r:-r, r:-r]
     score = cv2.matchTemplate(rules, core, cv2.TM_CCOEFF_NORMED)
-    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score), spans)
+    hue_patch = None if hue is None else warp_region(hue, homography, (x0, y0, x1, y1), border=0)
+    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score), spans, hue_patch)
 
 
 def _cells(
@@ -783,15 +799,18 @@ def _cells(
     homography: np.ndarray,
     boxes: Mapping[str, tuple[int, int, int, int]],
     to_stored: tuple[float, float],
+    hue: np.ndarray | None = None,
 ) -> dict[str, _Cell]:
     """Locate, clean and read the cells: the residual shift the page fit left is
     found first for all cells together (their rules' match maps summed: one row
     of squares alone can match a square off, the whole table cannot), then
-    refined cell by cell within LOCAL_SEARCH of it."""
+    refined cell by cell within LOCAL_SEARCH of it. With the photo's pen ``hue``
+    (ocr.protocol_colour.pen_hue), a second pen's strokes over the cells are
+    faded once the figures' pen is known (_figures_pen)."""
     squares = _squares(template)
     r = squares.radius
     patches = {
-        name: _patch(template, photo, homography, box, r, squares.spans.get(box))
+        name: _patch(template, photo, homography, box, r, squares.spans.get(box), hue)
         for name, box in boxes.items()
     }
     maps = [p.score for n, p in patches.items() if p is not None and n != PRECINCT]
@@ -819,6 +838,7 @@ def _cells(
         x, y, w, h = found.box
         points.append((x + w / 2, y + h / 2, dx, dy, score))
     plane = _shift_plane(points)
+    figures = _figures_pen(patches, gx - r, gy - r) if hue is not None else None
     out: dict[str, _Cell] = {}
     for name, found in patches.items():
         if found is None:
@@ -833,12 +853,49 @@ def _cells(
             at = np.array([1.0, x + w / 2, y + h / 2])
             px, py = round(float(plane[0] @ at)), round(float(plane[1] @ at))
             (dx, dy), match = _best_shift(found.score, px, py, LOCAL_SEARCH)
-        cell = _read_cell(found, homography, dx - r, dy - r, match, to_stored)
+        cell = _read_cell(found, homography, dx - r, dy - r, match, to_stored, figures)
         if ambiguous and found.spans and name != PRECINCT:
             # Not sure which square is which: located for people, not read.
             cell = _Cell(None, cell.quad, cell.match, "squares_ambiguous")
         out[name] = cell
     return out
+
+
+def _printed_near(reference: np.ndarray, dx: int, dy: int, reach: int) -> np.ndarray:
+    """The reference's print shifted by (dx, dy) and grown by ``reach`` pixels: where
+    the photo's ink may be print (uint8, 255). Pure."""
+    ph, pw = reference.shape
+    src = (reference < INK_LEVEL).astype(np.uint8) * 255
+    shifted = np.zeros_like(src)
+    ys0, ys1 = max(0, dy), min(ph, ph + dy)
+    xs0, xs1 = max(0, dx), min(pw, pw + dx)
+    shifted[ys0:ys1, xs0:xs1] = src[ys0 - dy : ys1 - dy, xs0 - dx : xs1 - dx]
+    return np.asarray(cv2.dilate(shifted, np.ones((reach, reach), np.uint8)))
+
+
+def _figures_pen(patches: Mapping[str, _Patch | None], dx: int, dy: int) -> str | None:
+    """The pen that wrote the figures, "blue" or "black" (ocr.protocol_colour.
+    figures_pen), from each field's box at the common shift (dx, dy): its ink away
+    from the print; None when colour cannot tell."""
+    shares: list[float] = []
+    for name, found in patches.items():
+        if found is None or found.hue is None or name == PRECINCT:
+            continue
+        x, y, w, h = found.box
+        x0, y0 = found.origin
+        bx, by = x - x0 + dx, y - y0 + dy
+        patch = found.patch[max(0, by) : by + h, max(0, bx) : bx + w]
+        if patch.size == 0:
+            continue
+        paper = cv2.morphologyEx(patch, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+        paper = np.maximum(paper.astype(np.float32), 1.0)
+        printed = _printed_near(found.reference, dx, dy, PRINT_REACH)
+        printed = printed[max(0, by) : by + h, max(0, bx) : bx + w]
+        ink = ((paper - patch) / paper > PEN_DARK) & (printed == 0)
+        if int(ink.sum()) >= MIN_WRITTEN:
+            hue = found.hue[max(0, by) : by + h, max(0, bx) : bx + w]
+            shares.append(float((hue[ink] >= BLUE_PEN).mean()))
+    return figures_pen(shares)
 
 
 def _period(squares: _Squares) -> int:
@@ -931,8 +988,11 @@ def _read_cell(
     dy: int,
     match: float,
     to_stored: tuple[float, float],
+    figures: str | None = None,
 ) -> _Cell:
-    """Clean and read one located cell (its rules at shift dx, dy)."""
+    """Clean and read one located cell (its rules at shift dx, dy); with the
+    ``figures``' pen known, another pen's strokes faded first
+    (ocr.protocol_colour.other_pen_faded)."""
     x, y, w, h = found.box
     x0, y0 = found.origin
     sx, sy = to_stored
@@ -951,14 +1011,19 @@ def _read_cell(
     patch, reference = found.patch, found.reference
     bx, by = x - x0 + dx, y - y0 + dy  # the box's top left in the patch
     ph, pw = patch.shape
-    src = (reference < INK_LEVEL).astype(np.uint8) * 255
-    shifted = np.zeros_like(src)
-    ys0, ys1 = max(0, dy), min(ph, ph + dy)
-    xs0, xs1 = max(0, dx), min(pw, pw + dx)
-    shifted[ys0:ys1, xs0:xs1] = src[ys0 - dy : ys1 - dy, xs0 - dx : xs1 - dx]
-    near = cv2.dilate(shifted, np.ones((15, 15), np.uint8))
+    near = _printed_near(reference, dx, dy, 15)
     lines = cv2.dilate((found.rules > 0.25).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
     printed = cv2.bitwise_and(lines, near)
+    pen = patch  # the patch with another pen's strokes faded: across a rule, they go with it
+    if figures is not None and found.hue is not None:
+        # Over the box and half its height around (enough to see a stroke across
+        # it); the print there kept, its labels too (black, and no one's stroke).
+        ys = slice(max(0, by - h // 2), by + h + h // 2)
+        xs = slice(max(0, bx - h // 2), bx + w + h // 2)
+        keep = (printed | _printed_near(reference, dx, dy, 3))[ys, xs]
+        pen = patch.copy()
+        at = (bx - xs.start, by - ys.start, w, h)  # the box in that crop
+        pen[ys, xs] = other_pen_faded(patch[ys, xs], found.hue[ys, xs], figures, at, keep)
     if found.spans:
         # A row of squares: its patch is wide (see _patch), only the row is inpainted,
         # then each square's inside read.
@@ -967,15 +1032,15 @@ def _read_cell(
         ry1, rx1 = min(ph, by + h + m), min(pw, bx + w + m)
         if ry1 - ry0 < 8 or rx1 - rx0 < 8:
             return _Cell(None, quad4, float(match), "cut_off")
-        clean = patch.copy()
+        clean = pen.copy()
         clean[ry0:ry1, rx0:rx1] = cv2.inpaint(
-            patch[ry0:ry1, rx0:rx1], printed[ry0:ry1, rx0:rx1], 3, cv2.INPAINT_TELEA
+            pen[ry0:ry1, rx0:rx1], printed[ry0:ry1, rx0:rx1], 3, cv2.INPAINT_TELEA
         )
         edges, top, bottom = _square_rules(patch, bx, by, w, h, found.spans)
         squares = _square_interiors(patch.shape, edges, top, bottom)
         beside = _ink_beside_rules(patch, edges, top, bottom)
         return _Cell(_read_squares(clean, squares, beside), quad4, float(match))
-    clean = cv2.inpaint(patch, printed, 3, cv2.INPAINT_TELEA)
+    clean = cv2.inpaint(pen, printed, 3, cv2.INPAINT_TELEA)
     pad = 3
     cell = clean[max(0, by - pad) : by + h + pad, max(0, bx - pad) : bx + w + pad]
     if cell.size == 0:
@@ -1392,11 +1457,13 @@ def _read_gray(
     # The cells are read with the violet stamp faded out where the photo shows one
     # (ocr.protocol_colour); alignment and the header used the photo as it is.
     pen = _stamp_free_cells(template, photo, rgb, homography) if rgb is not None else None
+    cells_gray = photo if pen is None else pen
+    hue = _cells_hue(template, cells_gray, rgb, homography) if rgb is not None else None
     start = _lap(timings, "colour", start)
     boxes = {f.id: f.box for f in template.document.fields}
     found = _cells(
-        template, photo if pen is None else pen, homography,
-        {**boxes, PRECINCT: template.document.precinct_box}, to_stored,
+        template, cells_gray, homography,
+        {**boxes, PRECINCT: template.document.precinct_box}, to_stored, hue,
     )  # fmt: skip
     precinct_cell = found.pop(PRECINCT)
     cells = found
@@ -1471,6 +1538,32 @@ def _stamp_free_cells(
     out = photo.copy()
     out[y0:y1, x0:x1] = part
     return out
+
+
+def _cells_hue(
+    template: ProtocolTemplate, gray: np.ndarray, rgb: np.ndarray, homography: np.ndarray
+) -> np.ndarray | None:
+    """The pen hue (ocr.protocol_colour.pen_hue) over the photo, worked out where the
+    cells' patches lie (_patch: a box and twice the search radius around it), zero
+    elsewhere; None when the colour does not match the grey."""
+    if rgb.shape[:2] != gray.shape[:2]:
+        return None
+    reach = 2 * _squares(template).radius + max(h for *_, h in template.boxes.values()) // 6
+    boxes = [*template.boxes.values(), template.document.precinct_box]
+    corners = np.array(
+        [[x + dx, y + dy] for x, y, w, h in boxes
+         for dx, dy in ((-reach, -reach), (w + reach, -reach), (-reach, h + reach),
+                        (w + reach, h + reach))],
+        dtype=np.float64,
+    )  # fmt: skip
+    at = project(homography, corners)
+    ph, pw = gray.shape[:2]
+    x0, y0 = max(0, int(at[:, 0].min())), max(0, int(at[:, 1].min()))
+    x1, y1 = min(pw, int(at[:, 0].max()) + 1), min(ph, int(at[:, 1].max()) + 1)
+    hue = np.zeros(gray.shape[:2], np.float32)
+    if x1 - x0 >= 16 and y1 - y0 >= 16:
+        hue[y0:y1, x0:x1] = pen_hue(gray[y0:y1, x0:x1], rgb[y0:y1, x0:x1])
+    return hue
 
 
 def _page_mask(

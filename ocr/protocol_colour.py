@@ -18,17 +18,34 @@ keeps its value exactly. Only clearly violet pixels dense enough to be the
 stamp's rings and lettering, and their surroundings, are touched. A photo without
 a violet stamp gives None, and so does one whose handwriting has the stamp's hue
 itself (violet-blue ballpoints exist: colour cannot part them from the stamp):
-those are read in grey as they always were. All pure except ``decode_rgb``.
+those are read in grey as they always were.
+
+A second pen is parted the same way. A member's signature across the cells, or a
+correction in another pen, crosses the figures like strokes of them; but a blue
+ballpoint is much bluer than it is red, and a black one (like the print) is not.
+``pen_hue`` is that blueness per unit of darkness; ``figures_pen`` tells, from the
+cells' ink, which of the two pens wrote the figures (most cells hold figures, a
+signature crosses a few); ``other_pen_faded`` fades, in one cleaned cell, the long
+strokes of the other pen to paper, keeping the figures' ink and the places where
+a figure's stroke runs under the other pen. All pure except ``decode_rgb``.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from ocr import images
 
-__all__ = ["decode_rgb", "stamp_free", "violetness"]
+__all__ = [
+    "decode_rgb",
+    "figures_pen",
+    "other_pen_faded",
+    "pen_hue",
+    "stamp_free",
+    "violetness",
+]
 
 VIOLET_MIN = 0.05  # violetness (share of the paper's red) from which a pixel is violet
 VIOLET_NOISE = 0.01  # violetness under this is colour noise; from twice it, the stamp's
@@ -137,4 +154,134 @@ def stamp_free(
     near = _near_stamp(strong)
     weight[~near | (darkness <= 0)] = 0.0
     out = gray.astype(np.float32) + weight * np.maximum(darkness, 0.0) * paper
+    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
+
+
+# -- a second pen ---------------------------------------------------------------------
+
+BLUE_PEN = 0.25  # pen hue (blueness per unit of darkness) from which ink is a blue pen's
+BLACK_PEN = 0.08  # and under which a black pen's (or print)
+FIGURES_BLUE = 0.3  # the median cell's share of blue ink from which the figures are blue
+FIGURES_BLACK = 0.03  # and up to which they are black; between: colour cannot tell
+OTHER_EXTENT = 0.6  # a stroke of the other pen spans this share of the cell's height
+OTHER_SHARE = 0.5  # and most of its pixels are clearly of the other pen's hue
+OWN_MIN = 0.03  # a cell's figures' pen, pixels per squared cell height (a "1": 0.04)
+BRIDGE = 7  # pixels: a figure's stroke is followed under the other pen this far
+BRIDGE_DOWN = 0.35  # and up and down this share of the cell's height
+PEN_PAPER = 15  # pixels: the grey closing that gives a cell's paper
+HUE_SIGMA = 1.5  # pixels: the hue is read over a stroke's width
+
+
+def pen_hue(gray: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """Blue minus red, both as shares of their own paper, per unit of the grey's
+    darkness: about 0.3 to 0.8 on a blue ballpoint, about zero on a black one and
+    on print, whatever the light's tint. Meaningless on paper (darkness about
+    zero): read it on ink only. Pure."""
+    if rgb.shape[:2] != gray.shape:
+        rgb = cv2.resize(rgb, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_AREA)
+    blue = rgb[..., 2].astype(np.float32) / np.maximum(_paper(rgb[..., 2]), 1.0)
+    red = rgb[..., 0].astype(np.float32) / np.maximum(_paper(rgb[..., 0]), 1.0)
+    paper = np.maximum(_paper(gray), 1.0)
+    darkness = np.maximum((paper - gray.astype(np.float32)) / paper, 0.0)
+    # JPEG keeps colour at half the resolution: a thin stroke's own pixels carry
+    # its hue diluted and noisy. Both are summed over a stroke's width first.
+    blueness = cv2.GaussianBlur(blue - red, (0, 0), HUE_SIGMA)
+    darkness = cv2.GaussianBlur(darkness, (0, 0), HUE_SIGMA)
+    return np.asarray(blueness / np.maximum(darkness, 0.05), dtype=np.float32)
+
+
+def figures_pen(blue_shares: list[float]) -> str | None:
+    """ "blue" or "black": the pen of the figures, from each written cell's share of
+    blue ink (its handwriting's pixels with a pen hue of BLUE_PEN or more); None
+    when colour cannot tell (a washed-out photo, a violet-blue pen). The median
+    cell decides: a signature crosses a few cells, a stamp a few more. Pure."""
+    if len(blue_shares) < 3:
+        return None
+    median = float(np.median(blue_shares))
+    if median >= FIGURES_BLUE:
+        return "blue"
+    if median <= FIGURES_BLACK:
+        return "black"
+    return None
+
+
+def _cell_paper(gray: np.ndarray) -> np.ndarray:
+    """The paper under a cell's ink: a grey closing over PEN_PAPER pixels (worked
+    at a third of the size: ink is thin), smoothed. Pure."""
+    h, w = gray.shape
+    small = cv2.resize(gray, (max(1, w // 3), max(1, h // 3)), interpolation=cv2.INTER_AREA)
+    k = np.ones((PEN_PAPER // 3, PEN_PAPER // 3), np.uint8)
+    closed = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, k), (0, 0), PEN_PAPER / 9)
+    return np.asarray(cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+
+
+def other_pen_faded(
+    gray: np.ndarray,
+    hue: np.ndarray,
+    figures: str,
+    box: tuple[int, int, int, int],
+    printed: np.ndarray | None = None,
+) -> np.ndarray:
+    """``gray`` (a cell and around it; ``box``, the cell's x, y, width and height
+    in it) with the strokes of the pen that did not write the ``figures`` ("blue"
+    or "black") faded to paper: ink of the other hue in connected strokes
+    spanning OTHER_EXTENT of the cell's height or more; a speck of it (the fringe
+    of a figure's stroke) stays. Where the figures' ink closes over the other
+    stroke within BRIDGE pixels (a figure drawn under it), the crossing stays. A
+    cell with next to none of the figures' pen in its box is left as it is: its
+    number was written in the other pen, and it is read, not faded. ``hue``:
+    ``pen_hue`` over the same pixels; ``printed``: the rules (nonzero), left for
+    their own removal (the other pen's stroke across them goes with them). Pure."""
+    bx, by, bw, height = box
+    paper = _cell_paper(gray)
+    darkness = (paper - gray.astype(np.float32)) / np.maximum(paper, 1.0)
+    ink = darkness > PEN_DARK
+    if figures == "blue":
+        own, other = ink & (hue >= BLUE_PEN), ink & (hue < BLACK_PEN)
+    else:
+        own, other = ink & (hue < BLACK_PEN), ink & (hue >= BLUE_PEN)
+    # Most cells hold no other pen: too few of its pixels away from the print to
+    # make one stroke across the cell, and the cell is left as it is.
+    if int((other if printed is None else other & (printed == 0)).sum()) < OTHER_EXTENT * height:
+        return gray
+    if int(own[max(0, by) : by + height, max(0, bx) : bx + bw].sum()) < OWN_MIN * height**2:
+        return gray
+    # A stroke of the other pen is broken where it meets a figure's (their hues
+    # mix there): its pieces are joined through the ink of neither hue, and it is
+    # the other pen's when most of it is. Across a rule too; but the rule itself
+    # (as black as a black pen) is no one's stroke: a stroke is measured without
+    # it, and a figure's edge against the rule is not made long by the rule.
+    n, labels = cv2.connectedComponents((ink & ~own).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return gray
+    if printed is not None:
+        labels = np.where(printed == 0, labels, 0)
+    sizes = np.bincount(labels.ravel(), minlength=n)
+    others = np.bincount(labels[other], minlength=n)
+    long = [
+        i
+        for i, box in enumerate(ndimage.find_objects(labels, max_label=n - 1), start=1)
+        if box is not None
+        and max(box[0].stop - box[0].start, box[1].stop - box[1].start) >= OTHER_EXTENT * height
+        and others[i] >= OTHER_SHARE * sizes[i]
+    ]
+    if not long:
+        return gray
+    strokes = np.isin(labels, long).astype(np.uint8)
+    # the stroke's antialiased edges too (lighter than PEN_DARK, of no pen's hue)
+    fade = cv2.dilate(strokes, np.ones((5, 5), np.uint8)) > 0
+    # A figure's stroke under the other pen: the gap the crossing leaves in its own
+    # ink (the other pen's width, and the hues mixed either side of it) is closed;
+    # a flourish runs across the figures, so mostly up and down.
+    own8 = own.astype(np.uint8)
+    round_ = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (BRIDGE, BRIDGE))
+    down = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, round(BRIDGE_DOWN * height))))
+    figures_ink = (cv2.morphologyEx(own8, cv2.MORPH_CLOSE, round_) > 0) | (
+        cv2.morphologyEx(own8, cv2.MORPH_CLOSE, down) > 0
+    )
+    fade &= ~figures_ink & (darkness > 0)
+    if printed is not None:
+        fade &= printed == 0
+    out = gray.astype(np.float32)
+    out[fade] = paper[fade]
     return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)

@@ -277,17 +277,19 @@ def _minibatch_adam(
             adam.step(params, grads)
 
 
-def mlp_gradients(
-    params: list[np.ndarray], z: np.ndarray, y: np.ndarray
-) -> tuple[float, list[np.ndarray]]:
-    """The mean cross-entropy of the perceptron's parameters (w1, b1, w2, b2, w3,
-    b3) on standardised feature rows z with labels y, and its gradient. Pure."""
-    w1, c1, w2, c2, w3, c3 = params
-    a1 = z @ w1 + c1
+def _dense_gradients(
+    head: list[np.ndarray], f: np.ndarray, y: np.ndarray, input_grad: bool
+) -> tuple[float, list[np.ndarray], np.ndarray | None]:
+    """Three dense layers (w1, b1, w2, b2, w3, b3; ReLU between) and a softmax on
+    feature rows f with labels y: the mean cross-entropy, its gradient with
+    respect to each of ``head``, and with ``input_grad`` with respect to f (what
+    the layers before the head learn from). Pure."""
+    w1, b1, w2, b2, w3, b3 = head
+    a1 = f @ w1 + b1
     h1 = np.maximum(a1, 0)
-    a2 = h1 @ w2 + c2
+    a2 = h1 @ w2 + b2
     h2 = np.maximum(a2, 0)
-    logits = h2 @ w3 + c3
+    logits = h2 @ w3 + b3
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     p /= p.sum(axis=1, keepdims=True)
@@ -298,7 +300,16 @@ def mlp_gradients(
     d3 /= m
     d2 = (d3 @ w3.T) * (a2 > 0)
     d1 = (d2 @ w2.T) * (a1 > 0)
-    grads = [z.T @ d1, d1.sum(axis=0), h1.T @ d2, d2.sum(axis=0), h2.T @ d3, d3.sum(axis=0)]
+    grads = [f.T @ d1, d1.sum(axis=0), h1.T @ d2, d2.sum(axis=0), h2.T @ d3, d3.sum(axis=0)]
+    return loss, grads, (d1 @ w1.T if input_grad else None)
+
+
+def mlp_gradients(
+    params: list[np.ndarray], z: np.ndarray, y: np.ndarray
+) -> tuple[float, list[np.ndarray]]:
+    """The mean cross-entropy of the perceptron's parameters (w1, b1, w2, b2, w3,
+    b3) on standardised feature rows z with labels y, and its gradient. Pure."""
+    loss, grads, _ = _dense_gradients(params, z, y, input_grad=False)
     return loss, grads
 
 
@@ -306,10 +317,10 @@ def cnn_gradients(
     params: list[np.ndarray], z: np.ndarray, y: np.ndarray
 ) -> tuple[float, list[np.ndarray]]:
     """The mean cross-entropy of the convolutional recogniser's parameters (k1, c1,
-    k2, c2, w1, b1, w2, b2, w3, b3) on standardised feature rows z with labels y,
-    and its gradient with respect to each. Pure."""
+    k2, c2, then the dense head's w1, b1, w2, b2, w3, b3) on standardised feature
+    rows z with labels y, and its gradient with respect to each. Pure."""
     n_img = SIDE * SIDE
-    k1, c1, k2, c2, w1, b1, w2, b2, w3, b3 = params
+    k1, c1, k2, c2 = params[:4]
     a, b = len(c1), len(c2)
     m = len(z)
     cols1 = im2col(z[:, :n_img].reshape(m, SIDE, SIDE, 1)).reshape(m * n_img, -1)
@@ -321,29 +332,13 @@ def cnn_gradients(
     r2 = np.maximum(a2, 0)
     p2 = pool2(r2)
     f = np.concatenate([p2.reshape(m, -1), z[:, n_img:]], axis=1)
-    a3 = f @ w1 + b1
-    h3 = np.maximum(a3, 0)
-    a4 = h3 @ w2 + b2
-    h4 = np.maximum(a4, 0)
-    logits = h4 @ w3 + b3
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
-    loss = float(-np.log(np.maximum(p[np.arange(m), y], 1e-30)).mean())
-    d5 = p
-    d5[np.arange(m), y] -= 1
-    d5 /= m
-    d4 = (d5 @ w3.T) * (a4 > 0)
-    d3 = (d4 @ w2.T) * (a3 > 0)
-    df = d3 @ w1.T
+    loss, head, df = _dense_gradients(params[4:], f, y, input_grad=True)
+    assert df is not None
     dr2 = _unpool(df[:, : p2[0].size].reshape(p2.shape), r2) * (a2 > 0)
     dr2 = dr2.reshape(-1, b)
     dp1 = _col2im(dr2 @ k2.T, p1.shape)
     dr1 = (_unpool(dp1, r1) * (a1 > 0)).reshape(-1, a)
-    grads = [
-        cols1.T @ dr1, dr1.sum(axis=0), cols2.T @ dr2, dr2.sum(axis=0),
-        f.T @ d3, d3.sum(axis=0), h3.T @ d4, d4.sum(axis=0), h4.T @ d5, d5.sum(axis=0),
-    ]  # fmt: skip
+    grads = [cols1.T @ dr1, dr1.sum(axis=0), cols2.T @ dr2, dr2.sum(axis=0), *head]
     return loss, grads
 
 

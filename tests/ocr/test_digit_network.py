@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from ocr.digits import (
     pool2,
     save_model,
 )
-from seeds.train_digits import cnn_gradients, train_cnn, train_mlp
+from seeds.train_digits import cnn_gradients, mlp_gradients, train_cnn, train_mlp
 
 
 @settings(max_examples=25, deadline=None)
@@ -71,13 +72,21 @@ def _small_params(rng: np.random.Generator) -> list[np.ndarray]:
     return [rng.normal(0, 0.3, s) for s in shapes]
 
 
-def test_the_training_gradients_are_the_losss_derivatives() -> None:
-    """Each parameter's gradient against central differences of the loss, in float64."""
+def _small_mlp(rng: np.random.Generator) -> list[np.ndarray]:
+    shapes = [(SIDE * SIDE + N_EXTRA, 6), (6,), (6, 5), (5,), (5, N_CLASSES), (N_CLASSES,)]
+    return [rng.normal(0, 0.3, s) for s in shapes]
+
+
+@pytest.mark.parametrize("network", ["cnn", "mlp"])
+def test_the_training_gradients_are_the_losss_derivatives(network: str) -> None:
+    """Each parameter's gradient against central differences of the loss, in float64:
+    the convolutional network's, and the perceptron's (the same dense head)."""
     rng = np.random.default_rng(5)
-    params = _small_params(rng)
+    params = _small_params(rng) if network == "cnn" else _small_mlp(rng)
+    gradients = cnn_gradients if network == "cnn" else mlp_gradients
     z = _rows(rng, 4).astype(np.float64)
     y = np.array([0, 3, 7, 10])
-    _, grads = cnn_gradients(params, z, y)
+    _, grads = gradients(params, z, y)
     eps = 1e-6
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         assert g.shape == p.shape
@@ -85,9 +94,9 @@ def test_the_training_gradients_are_the_losss_derivatives() -> None:
             idx = tuple(int(rng.integers(s)) for s in p.shape)
             old = p[idx]
             p[idx] = old + eps
-            up = cnn_gradients(params, z, y)[0]
+            up = gradients(params, z, y)[0]
             p[idx] = old - eps
-            down = cnn_gradients(params, z, y)[0]
+            down = gradients(params, z, y)[0]
             p[idx] = old
             assert abs(g[idx] - (up - down) / (2 * eps)) < 1e-6 + 1e-4 * abs(g[idx]), (i, idx)
 

@@ -334,12 +334,13 @@ def warp_region(
     homography: np.ndarray,
     rect: tuple[float, float, float, float],
     scale: float = 1.0,
-    border: int = 255,
+    border: int | None = 255,
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Warp the photo into reference rectangle (x0, y0, x1, y1), sampled at `scale`.
 
     `size` (width, height) forces the output size, e.g. to match a precomputed patch.
+    Outside the photo: `border`, or the photo's edge pixels repeated (None).
     """
     x0, y0, x1, y1 = rect
     out_w, out_h = size or (round((x1 - x0) * scale), round((y1 - y0) * scale))
@@ -350,8 +351,8 @@ def warp_region(
         homography @ to_ref,
         (max(1, out_w), max(1, out_h)),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=border,
+        borderMode=cv2.BORDER_CONSTANT if border is not None else cv2.BORDER_REPLICATE,
+        borderValue=border if border is not None else 0,
     )
 
 

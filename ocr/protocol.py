@@ -218,6 +218,7 @@ PRECINCT = "@precinct"  # the precinct box among the cells (not a field id)
 # one square off (the fault the common shift now prevents) matched at 0.50.
 MIN_CELL_MATCH = 0.55
 INK_LEVEL = 170  # reference pixels darker than this are print (rules, labels)
+BOX_INSIDE = 3  # reference pixels a cell's box must keep inside the photo to be read
 PRINT_REACH = 9  # pixels around the print where a cell's ink may be print, for its pen
 MIN_WRITTEN = 40  # a box with fewer pixels of ink away from the print has no figure
 
@@ -750,6 +751,7 @@ class _Patch:
     score: np.ndarray  # match of the reference's rules at each shift, (2R+1) square
     spans: Sequence[tuple[int, int]] | None = None  # a row of squares' (square_spans)
     hue: np.ndarray | None = None  # the pen hue over the patch (ocr.protocol_colour.pen_hue)
+    whole: bool = True  # the neighbourhood lies wholly in the photo (see _patch)
 
 
 def _reference_crop(ref: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -773,24 +775,46 @@ def _patch(
     hue: np.ndarray | None = None,
 ) -> _Patch | None:
     """A cell's neighbourhood and how well the printed rules match at each residual
-    shift (up to ``r`` reference pixels); None when it is not wholly in the photo.
-    The rules matched reach a little past the cell; past a whole square for a row
-    of squares (``spans``), so that one square off leaves a rule on paper."""
+    shift (up to ``r`` reference pixels); None when the box itself is not in the
+    photo. The rules matched reach a little past the cell; past a whole square for
+    a row of squares (``spans``), so that one square off leaves a rule on paper.
+    A box near the photo's edge (a tight shot) has part of its neighbourhood
+    outside: the edge's pixels are repeated there (no paper-white border to take
+    for a rule), and the patch is not ``whole``."""
     x, y, w, h = box
     extra = max(4, h // 6)
     if spans:
         extra = max(extra, max(b - a for a, b in spans) + SQUARE_SLACK // 2)
     m = r + extra
     x0, y0, x1, y1 = x - m, y - m, x + w + m, y + h + m
-    if not inside(homography, (x0, y0, x1, y1), photo.shape[:2]):
+    whole = inside(homography, (x0, y0, x1, y1), photo.shape[:2])
+    if not whole and not _box_inside(homography, box, (0, 0), photo.shape[:2]):
         return None
-    patch = warp_region(photo, homography, (x0, y0, x1, y1))
+    patch = warp_region(photo, homography, (x0, y0, x1, y1), border=None)
     reference = _reference_crop(template.reference, x0, y0, x1, y1)
     rules = _rules(patch, w, h)
     core = _rules(reference, w, h)[r:-r, r:-r]
     score = cv2.matchTemplate(rules, core, cv2.TM_CCOEFF_NORMED)
     hue_patch = None if hue is None else warp_region(hue, homography, (x0, y0, x1, y1), border=0)
-    return _Patch(box, (x0, y0), patch, reference, rules, np.nan_to_num(score), spans, hue_patch)
+    return _Patch(
+        box, (x0, y0), patch, reference, rules, np.nan_to_num(score), spans, hue_patch, whole
+    )
+
+
+def _box_inside(
+    homography: np.ndarray,
+    box: tuple[int, int, int, int],
+    shift: tuple[int, int],
+    shape: tuple[int, ...],
+) -> bool:
+    """Whether a box, at a residual ``shift`` (reference pixels), lies wholly in the
+    photo with BOX_INSIDE pixels to spare: a cell cut by the photo's edge may have
+    lost a digit, and is not read."""
+    x, y, w, h = box
+    dx, dy = shift
+    m = BOX_INSIDE
+    rect = (x + dx - m, y + dy - m, x + w + dx + m, y + h + dy + m)
+    return inside(homography, rect, (int(shape[0]), int(shape[1])))
 
 
 def _cells(
@@ -813,7 +837,9 @@ def _cells(
         name: _patch(template, photo, homography, box, r, squares.spans.get(box), hue)
         for name, box in boxes.items()
     }
-    maps = [p.score for n, p in patches.items() if p is not None and n != PRECINCT]
+    # The shift is found from the cells whose neighbourhood is wholly in the photo;
+    # one beside the photo's edge follows it.
+    maps = [p.score for n, p in patches.items() if p is not None and p.whole and n != PRECINCT]
     gx, gy = r, r
     ambiguous = False
     if maps:
@@ -832,7 +858,7 @@ def _cells(
     # residual grows across the page with a small rotation or scale left over).
     points: list[tuple[float, float, float, float, float]] = []
     for name, found in patches.items():
-        if found is None or name == PRECINCT:
+        if found is None or name == PRECINCT or not found.whole:
             continue
         (dx, dy), score = _best_shift(found.score, gx, gy, MID_SEARCH)
         x, y, w, h = found.box
@@ -845,14 +871,20 @@ def _cells(
             out[name] = _Cell(None, None, 0.0, "cut_off")
             continue
         x, y, w, h = found.box
-        if name == PRECINCT or plane is None:
+        if name == PRECINCT or (plane is None and found.whole):
             # Away from the table (or no table to speak of): its own best shift.
             cx, cy = (gx, gy) if name != PRECINCT else (r, r)
             (dx, dy), match = _best_shift(found.score, cx, cy, (r, WIDE_SEARCH))
         else:
-            at = np.array([1.0, x + w / 2, y + h / 2])
-            px, py = round(float(plane[0] @ at)), round(float(plane[1] @ at))
+            px, py = gx, gy
+            if plane is not None:
+                at = np.array([1.0, x + w / 2, y + h / 2])
+                px, py = round(float(plane[0] @ at)), round(float(plane[1] @ at))
             (dx, dy), match = _best_shift(found.score, px, py, LOCAL_SEARCH)
+        shift = (dx - r, dy - r)
+        if not found.whole and not _box_inside(homography, found.box, shift, photo.shape):
+            out[name] = _Cell(None, None, 0.0, "cut_off")
+            continue
         cell = _read_cell(found, homography, dx - r, dy - r, match, to_stored, figures)
         if ambiguous and found.spans and name != PRECINCT:
             # Not sure which square is which: located for people, not read.

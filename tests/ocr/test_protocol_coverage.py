@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
-
 from ocr.protocol import read_protocol
-from ocr.protocol_template import ProtocolTemplate, load_protocol_template
-from seeds.protocol import write_election_folder
+from ocr.protocol_template import ProtocolTemplate
 from seeds.protocol_photos import Sample, labelled_photos
-
-
-@pytest.fixture(scope="module")
-def ru_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("protocol") / "ru-2018"
-    return load_protocol_template(write_election_folder("ru-2018", folder))
-
-
-@pytest.fixture(scope="module")
-def by_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("protocol") / "by-2020"
-    return load_protocol_template(write_election_folder("by-2020", folder))
 
 
 def _sample(design: str, seed: int, index: int) -> Sample:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from ocr.protocol import ProtocolReading, read_protocol
-from ocr.protocol_template import ProtocolTemplate, load_protocol_template
+from ocr.protocol_template import ProtocolTemplate
 from seeds.handwriting import NAMED_WRITERS
 from seeds.photos import PhotoConditions
-from seeds.protocol import write_election_folder
 from seeds.protocol_photos import consistent_figures, protocol_photo
 
 CLEAR = PhotoConditions(
@@ -26,12 +24,6 @@ CLEAR = PhotoConditions(
     long_side=2000,
     ballot_fraction=0.85,
 )
-
-
-@pytest.fixture(scope="module")
-def ru_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("edges") / "ru-2018"
-    return load_protocol_template(write_election_folder("ru-2018", folder))
 
 
 def _cropped(photo: bytes, right: int) -> bytes:

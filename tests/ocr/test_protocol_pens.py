@@ -13,27 +13,17 @@ from PIL import Image
 
 from ocr.protocol import read_protocol
 from ocr.protocol_colour import FIGURES_BLACK, FIGURES_BLUE, figures_pen, other_pen_faded, pen_hue
-from ocr.protocol_template import ProtocolTemplate, load_protocol_template
+from ocr.protocol_template import ProtocolTemplate
 from seeds.handwriting import NAMED_WRITERS
-from seeds.photos import PhotoConditions
-from seeds.protocol import write_election_folder
 from seeds.protocol_photos import consistent_figures, protocol_photo
+from tests.ocr.conftest import CLEAR_PROTOCOL
 
 BLUE = (30, 55, 150)
 BLACK = (25, 25, 30)
 PAPER_RGB = (232, 230, 226)
 BOX = (40, 28, 190, 56)  # the cell in the synthetic patches: x, y, width, height
 
-CLEAR = PhotoConditions(
-    rotation_deg=3.0,
-    perspective=0.02,
-    blur_sigma=0.4,
-    light_gradient=0.1,
-    shadow=False,
-    jpeg_quality=90,
-    long_side=2000,
-    ballot_fraction=0.88,
-)
+CLEAR = CLEAR_PROTOCOL
 
 
 def _jpeg(rgb: np.ndarray) -> np.ndarray:
@@ -129,12 +119,6 @@ def test_the_rules_are_left_to_their_own_removal() -> None:
 def test_the_median_written_cell_tells_the_figures_pen(shares: list[float], pen: str) -> None:
     assert FIGURES_BLACK < FIGURES_BLUE
     assert figures_pen(shares) == pen
-
-
-@pytest.fixture(scope="module")
-def by_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("pens") / "by-2020"
-    return load_protocol_template(write_election_folder("by-2020", folder))
 
 
 def _grey_jpeg(photo: bytes) -> bytes:

@@ -17,34 +17,12 @@ from ocr.images import decode_gray
 from ocr.protocol import CORRECTED_CAP, WORK_SIDE, _read_squares, read_protocol
 from ocr.protocol_colour import decode_rgb, stamp_free, violetness
 from ocr.protocol_squares import combine_squares, square_spans
-from ocr.protocol_template import ProtocolTemplate, load_protocol_template
+from ocr.protocol_template import ProtocolTemplate
 from seeds.handwriting import NAMED_WRITERS, Writer, write_number
-from seeds.photos import PhotoConditions
-from seeds.protocol import write_election_folder
 from seeds.protocol_photos import consistent_figures, labelled_photos, protocol_photo
+from tests.ocr.conftest import CLEAR_PROTOCOL
 
-CLEAR = PhotoConditions(
-    rotation_deg=3.0,
-    perspective=0.02,
-    blur_sigma=0.4,
-    light_gradient=0.1,
-    shadow=False,
-    jpeg_quality=90,
-    long_side=2000,
-    ballot_fraction=0.88,
-)
-
-
-@pytest.fixture(scope="module")
-def ru_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("protocol") / "ru-2018"
-    return load_protocol_template(write_election_folder("ru-2018", folder))
-
-
-@pytest.fixture(scope="module")
-def by_protocol(tmp_path_factory: pytest.TempPathFactory) -> ProtocolTemplate:
-    folder = tmp_path_factory.mktemp("protocol") / "by-2020"
-    return load_protocol_template(write_election_folder("by-2020", folder))
+CLEAR = CLEAR_PROTOCOL
 
 
 def _box(template: ProtocolTemplate, field: str) -> np.ndarray:

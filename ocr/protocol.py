@@ -893,16 +893,21 @@ def _cells(
     return out
 
 
-def _printed_near(reference: np.ndarray, dx: int, dy: int, reach: int) -> np.ndarray:
-    """The reference's print shifted by (dx, dy) and grown by ``reach`` pixels: where
-    the photo's ink may be print (uint8, 255). Pure."""
+def _print_at(reference: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The reference's print shifted by (dx, dy) (uint8, 255). Pure."""
     ph, pw = reference.shape
     src = (reference < INK_LEVEL).astype(np.uint8) * 255
     shifted = np.zeros_like(src)
     ys0, ys1 = max(0, dy), min(ph, ph + dy)
     xs0, xs1 = max(0, dx), min(pw, pw + dx)
     shifted[ys0:ys1, xs0:xs1] = src[ys0 - dy : ys1 - dy, xs0 - dx : xs1 - dx]
-    return np.asarray(cv2.dilate(shifted, np.ones((reach, reach), np.uint8)))
+    return shifted
+
+
+def _grown(mask: np.ndarray, reach: int) -> np.ndarray:
+    """A mask grown by a ``reach``-pixel square: where the photo's ink may be what it
+    marks. Pure."""
+    return np.asarray(cv2.dilate(mask, np.ones((reach, reach), np.uint8)))
 
 
 def _figures_pen(patches: Mapping[str, _Patch | None], dx: int, dy: int) -> str | None:
@@ -921,7 +926,7 @@ def _figures_pen(patches: Mapping[str, _Patch | None], dx: int, dy: int) -> str 
             continue
         paper = cv2.morphologyEx(patch, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
         paper = np.maximum(paper.astype(np.float32), 1.0)
-        printed = _printed_near(found.reference, dx, dy, PRINT_REACH)
+        printed = _grown(_print_at(found.reference, dx, dy), PRINT_REACH)
         printed = printed[max(0, by) : by + h, max(0, bx) : bx + w]
         ink = ((paper - patch) / paper > PEN_DARK) & (printed == 0)
         if int(ink.sum()) >= MIN_WRITTEN:
@@ -1043,7 +1048,8 @@ def _read_cell(
     patch, reference = found.patch, found.reference
     bx, by = x - x0 + dx, y - y0 + dy  # the box's top left in the patch
     ph, pw = patch.shape
-    near = _printed_near(reference, dx, dy, 15)
+    print_at = _print_at(reference, dx, dy)
+    near = _grown(print_at, 15)
     lines = cv2.dilate((found.rules > 0.25).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
     printed = cv2.bitwise_and(lines, near)
     pen = patch  # the patch with another pen's strokes faded: across a rule, they go with it
@@ -1052,7 +1058,7 @@ def _read_cell(
         # it); the print there kept, its labels too (black, and no one's stroke).
         ys = slice(max(0, by - h // 2), by + h + h // 2)
         xs = slice(max(0, bx - h // 2), bx + w + h // 2)
-        keep = (printed | _printed_near(reference, dx, dy, 3))[ys, xs]
+        keep = (printed | _grown(print_at, 3))[ys, xs]
         pen = patch.copy()
         at = (bx - xs.start, by - ys.start, w, h)  # the box in that crop
         pen[ys, xs] = other_pen_faded(patch[ys, xs], found.hue[ys, xs], figures, at, keep)
@@ -1064,7 +1070,7 @@ def _read_cell(
         ry1, rx1 = min(ph, by + h + m), min(pw, bx + w + m)
         if ry1 - ry0 < 8 or rx1 - rx0 < 8:
             return _Cell(None, quad4, float(match), "cut_off")
-        clean = pen.copy()
+        clean = pen.copy() if pen is patch else pen  # the faded patch is a copy already
         clean[ry0:ry1, rx0:rx1] = cv2.inpaint(
             pen[ry0:ry1, rx0:rx1], printed[ry0:ry1, rx0:rx1], 3, cv2.INPAINT_TELEA
         )
@@ -1545,18 +1551,8 @@ def _stamp_free_cells(
 ) -> np.ndarray | None:
     """The photo with a violet stamp over the cells faded out (ocr.protocol_colour),
     worked out on the cells' part of the page only; None when no stamp is there."""
-    boxes = [*template.boxes.values(), template.document.precinct_box]
-    corners = np.array(
-        [[x + dx, y + dy] for x, y, w, h in boxes for dx, dy in ((0, 0), (w, 0), (0, h), (w, h))],
-        dtype=np.float64,
-    )
-    at = project(homography, corners)
-    ph, pw = photo.shape[:2]
-    margin = COLOUR_MARGIN * max(ph, pw)
-    x0 = max(0, int(at[:, 0].min() - margin))
-    y0 = max(0, int(at[:, 1].min() - margin))
-    x1 = min(pw, int(at[:, 0].max() + margin) + 1)
-    y1 = min(ph, int(at[:, 1].max() + margin) + 1)
+    at = project(homography, _cell_corners(template))
+    x0, y0, x1, y1 = _around(at, photo.shape, COLOUR_MARGIN * max(photo.shape[:2]))
     if x1 - x0 < 16 or y1 - y0 < 16 or rgb.shape[:2] != photo.shape[:2]:
         return None
     page = _page_mask(template, photo.shape, homography)[y0:y1, x0:x1]
@@ -1581,21 +1577,34 @@ def _cells_hue(
     if rgb.shape[:2] != gray.shape[:2]:
         return None
     reach = 2 * _squares(template).radius + max(h for *_, h in template.boxes.values()) // 6
+    x0, y0, x1, y1 = _around(project(homography, _cell_corners(template, reach)), gray.shape, 0)
+    hue = np.zeros(gray.shape[:2], np.float32)
+    if x1 - x0 >= 16 and y1 - y0 >= 16:
+        hue[y0:y1, x0:x1] = pen_hue(gray[y0:y1, x0:x1], rgb[y0:y1, x0:x1])
+    return hue
+
+
+def _cell_corners(template: ProtocolTemplate, reach: int = 0) -> np.ndarray:
+    """The corners of every field's box and the precinct's, each grown by ``reach``
+    reference pixels: top left, top right, bottom left, bottom right. Pure."""
     boxes = [*template.boxes.values(), template.document.precinct_box]
-    corners = np.array(
+    return np.array(
         [[x + dx, y + dy] for x, y, w, h in boxes
          for dx, dy in ((-reach, -reach), (w + reach, -reach), (-reach, h + reach),
                         (w + reach, h + reach))],
         dtype=np.float64,
     )  # fmt: skip
-    at = project(homography, corners)
-    ph, pw = gray.shape[:2]
-    x0, y0 = max(0, int(at[:, 0].min())), max(0, int(at[:, 1].min()))
-    x1, y1 = min(pw, int(at[:, 0].max()) + 1), min(ph, int(at[:, 1].max()) + 1)
-    hue = np.zeros(gray.shape[:2], np.float32)
-    if x1 - x0 >= 16 and y1 - y0 >= 16:
-        hue[y0:y1, x0:x1] = pen_hue(gray[y0:y1, x0:x1], rgb[y0:y1, x0:x1])
-    return hue
+
+
+def _around(points: np.ndarray, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
+    """The photo's rectangle (x0, y0, x1, y1) around ``points`` with ``margin``
+    pixels, within a photo of ``shape``. Pure."""
+    ph, pw = shape[:2]
+    x0 = max(0, int(points[:, 0].min() - margin))
+    y0 = max(0, int(points[:, 1].min() - margin))
+    x1 = min(pw, int(points[:, 0].max() + margin) + 1)
+    y1 = min(ph, int(points[:, 1].max() + margin) + 1)
+    return x0, y0, x1, y1
 
 
 def _page_mask(

@@ -4,6 +4,7 @@ wholly in the photo, and never when the edge cuts a box (a digit may be lost).""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -11,18 +12,12 @@ from PIL import Image
 from ocr.protocol import ProtocolReading, read_protocol
 from ocr.protocol_template import ProtocolTemplate
 from seeds.handwriting import NAMED_WRITERS
-from seeds.photos import PhotoConditions
 from seeds.protocol_photos import consistent_figures, protocol_photo
+from tests.ocr.conftest import CLEAR_PROTOCOL
 
-CLEAR = PhotoConditions(
-    rotation_deg=1.0,
-    perspective=0.01,
-    blur_sigma=0.4,
-    light_gradient=0.1,
-    shadow=False,
-    jpeg_quality=92,
-    long_side=2000,
-    ballot_fraction=0.85,
+# Nearly square-on, so that a crop's column is where the cells end.
+CLEAR = replace(
+    CLEAR_PROTOCOL, rotation_deg=1.0, perspective=0.01, jpeg_quality=92, ballot_fraction=0.85
 )
 
 

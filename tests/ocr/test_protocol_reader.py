@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +36,9 @@ from seeds.protocol_photos import (
     protocol_photo,
 )
 from tally.proof import Check
+from tests.ocr.conftest import CLEAR_PROTOCOL
 
-CLEAR = PhotoConditions(
-    rotation_deg=4.0,
-    perspective=0.02,
-    blur_sigma=0.4,
-    light_gradient=0.1,
-    shadow=False,
-    jpeg_quality=90,
-    long_side=2000,
-    ballot_fraction=0.88,
-)
+CLEAR = replace(CLEAR_PROTOCOL, rotation_deg=4.0)
 
 # The soft end of a clear photo (seeds.photos.random_conditions): 1,230 px, the page
 # 72% of it, blurred by 1.45 px. The title reads; the subtitle's smaller words do not.

@@ -12,7 +12,8 @@ include touching digits (12%), numbers over the cell's edge (4%) and crossed-out
 figures with their correction (3%), as in training.
 
 Prints per condition: digit accuracy (positions of same-length readings),
-whole-number accuracy, the truth among the alternatives, for confidence
+whole-number accuracy, the truth among the alternatives (and, of the numbers
+misread with confidence, how many have it outside them), for confidence
 thresholds the share of numbers given a value and the error rate among them,
 the reliability table (mean confidence against accuracy per bin), empty cells
 read as empty, the hardest named writers, and the median time per number.
@@ -84,6 +85,13 @@ def report(name: str, outcomes: list[Outcome]) -> None:
     print(f"  digit accuracy            {sum(o.digits_right for o in numbers) / digits:.4f}")
     print(f"  whole-number accuracy     {sum(right) / n:.4f}")
     print(f"  truth among alternatives  {sum(o.in_alternatives for o in numbers) / n:.4f}")
+    # ocr.protocol.UNLISTED_MISREADS: a misreading explains a failing check from
+    # outside its listed readings this often
+    for t in (0.5, 0.9):
+        sure = [o for o, ok in zip(numbers, right, strict=True) if o.confidence >= t and not ok]
+        unlisted = sum(not o.in_alternatives for o in sure)
+        share = f" ({unlisted / len(sure):.2f})" if sure else ""
+        print(f"  misread at >= {t}: truth outside the alternatives {unlisted}/{len(sure)}{share}")
     if empties:
         print(f"  empty cells read empty    {sum(o.empty for o in empties) / len(empties):.3f}")
         valued = sum(o.value is not None and o.confidence >= 0.9 for o in empties)

@@ -457,6 +457,29 @@ def test_a_failing_sum_withholds_a_nearly_sure_field_but_not_a_sure_one() -> Non
     assert joint.confidence["ballots_issued"] == pytest.approx(0.9999)  # not in the sum
 
 
+def test_a_failing_sum_blames_the_field_whose_other_reading_would_repair_it() -> None:
+    # The sum fails by 10. "a" and "b" are read equally surely, each with one other
+    # reading; a's (36) would make the sum hold, b's (58) would not. Neither is
+    # likely enough to be taken (a repair), but a misreading of "a" explains the
+    # failure and one of "b" explains it only if b's truth is none of its readings.
+    alternatives = {
+        "ballots_cast": [(100, 0.9999)],
+        "ballots_issued": [(102, 0.9999)],
+        "invalid": [(4, 0.9999)],
+        "a": [(46, 0.995), (36, 0.005)],
+        "b": [(60, 0.995), (58, 0.005)],
+    }
+    joint = joint_reading(alternatives, CHECKS, OPTIONS)
+    assert joint.holds is False and joint.changed == []
+    assert joint.values["a"] == 46 and joint.values["b"] == 60
+    assert joint.confidence["a"] < joint.confidence["b"] < 0.995
+    # a field whose misreading could be anything (no other reading listed) is
+    # blamed for all of it, as much as the field whose other reading repairs it
+    unlisted = joint_reading({**alternatives, "b": [(60, 0.995)]}, CHECKS, OPTIONS)
+    assert unlisted.confidence["b"] == pytest.approx(unlisted.confidence["a"], abs=1e-6)
+    assert unlisted.confidence["b"] < joint.confidence["b"]
+
+
 @pytest.mark.parametrize(
     ("confidence", "holds", "given"),
     [

@@ -130,6 +130,9 @@ class NumberReading:
     empty: bool = False
     dash: bool = False
     digits: int = 0  # number of digits in the top reading
+    # its probabilities scaled under a cap by the caller, who doubts the cell itself
+    # (ocr.protocol: a corrected figure's rest, a row of squares with a mark left out)
+    capped: bool = False
 
 
 @dataclass(frozen=True)

@@ -315,16 +315,27 @@ MAX_CHANGED = 2  # at most this many fields read as an alternative
 # Measured on the tuning photos: of 920 fields in an equality that held, none was
 # misread, where their own confidences expected 38.9; with at most 3.0 errors (95%
 # upper bound for none seen), the odds of being right grow at least 13 times.
+# Re-measured with the two networks' ensemble (2026-12-05, bench/joint_odds.py,
+# clear photos): seeds 5, 7, 23, 37, 41, 43, 47, 4,612 such fields, 54.9
+# misreadings expected, none seen; with seeds 17, 19, 29, 77.7 expected and 2 seen
+# (one writer's touching 1s lost in two fields of one sum, 1923 as 923 and 1827 as
+# 827, compensating; read at 0.22 and 0.51, not given), at most 6.3 at 95%: at
+# least 12.3 times. Kept.
 EQUALITY_ODDS = 12.0
 # An inequality that holds with nothing to spare (ballots received = issued +
 # cancelled, on a form whose check is >=: the ballots lost are few) vouches for its
 # fields the same way: a misreading lands exactly on the tie only by chance. Measured
 # on the tuning photos (seeds 5, 7, 23, clear): of 591 fields in such a tie between
 # different numbers, none was misread, where their own confidences expected 15.6;
-# with at most 3.0 errors, the odds grow at least 5.2 times. A tie between two equal
-# numbers (cast = issued, or received = issued with none cancelled) vouches for
-# nothing: the same digits in the same hand are misread the same way.
-TIE_ODDS = 5.0
+# with at most 3.0 errors, the odds grow at least 5.2 times. Re-measured with the
+# ensemble (2026-12-05, bench/joint_odds.py, clear photos of seeds 5, 7, 23, 37, 41,
+# 43, 47, 17, 19, 29): 2,151 fields in such ties, 45.1 misreadings expected, one
+# seen (seed 17's 100 read as 99 at 0.42, not given), at most 4.74 at 95%: at least
+# 9.5 times (against 5.0: 33 values more on the first seven seeds, 22 on the last
+# three, none wrong). A tie between two equal numbers (cast = issued, or received =
+# issued with none cancelled) vouches for nothing: the same digits in the same hand
+# are misread the same way.
+TIE_ODDS = 9.5
 # A check that fails is blamed on a field only as far as its misreading can explain
 # the failure: the truth among its listed alternatives only where such a value makes
 # the check hold, and outside them (where it may be anything) this share of the
@@ -386,6 +397,7 @@ def joint_reading(
     equality_odds: float = EQUALITY_ODDS,
     rewritten: frozenset[str] = frozenset(),
     tie_odds: float = TIE_ODDS,
+    capped: frozenset[str] = frozenset(),
 ) -> JointReading:
     """Choose the fields' values jointly. Pure.
 
@@ -401,7 +413,9 @@ def joint_reading(
     holding, and the repairs). An equality that holds on the values kept raises
     its fields' confidences (``_corroborated``), whether or not the other checks
     hold, and so, by ``tie_odds``, does an inequality that holds with nothing to
-    spare between different numbers; not on a repair, which the checks chose. A
+    spare between different numbers (not a ``capped`` field's: a reading the
+    cell's reader doubts, capped under CONFIDENT, is vouched for by an equality
+    only); not on a repair, which the checks chose. A
     check still failing lowers its fields' confidences (``_suspected``), unless a
     field of it was read at no confidence (it explains the failure); a
     ``rewritten`` field (a corrected figure's rest, read at a capped confidence)
@@ -414,7 +428,7 @@ def joint_reading(
     own = {f: (alts[0][1] if alts else 0.0) for f, alts in alternatives.items()}
     results = _holds(expanded, best)
     if False not in results:
-        corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds)
+        corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds, capped)
         return JointReading(best, corroborated, [], None if None in results else True)
     # Candidate changes: a field's other readings, with the ratio of their
     # probability to its best reading's.
@@ -442,7 +456,7 @@ def joint_reading(
         # Kept as read, failing: an equality that holds still vouches for its own
         # fields (a misreading hides only behind an exactly compensating one, and
         # the check that fails is another).
-        corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds)
+        corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds, capped)
         suspected = _suspected(corroborated, expanded, best, prior, rewritten, alternatives)
         return JointReading(best, suspected, [], False)
     # Posterior weights: the best reading (failing: 1 - prior) against each repair
@@ -542,6 +556,7 @@ def _corroborated(
     values: Mapping[str, int | None],
     odds: float,
     tie_odds: float = 1.0,
+    capped: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """Confidences raised for the fields of an equality that holds, and of an
     inequality that holds as a tie between different numbers (``_tie``). Pure.
@@ -550,19 +565,20 @@ def _corroborated(
     misread by exactly the compensating amount, or if the protocol's own
     arithmetic was wrong by exactly the misreading: the odds of the field being
     right are multiplied by ``odds`` (measured, see EQUALITY_ODDS); for a tie, by
-    ``tie_odds`` (TIE_ODDS). A field vouched for by both takes the larger."""
+    ``tie_odds`` (TIE_ODDS), except a ``capped`` field's. A field vouched for by
+    both takes the larger."""
     out = dict(confidence)
     factor: dict[str, float] = {}
     for (left, op, right), ok in zip(expanded, _holds(expanded, values), strict=True):
         if ok is not True:
             continue
         if op == "==":
-            gain = odds
+            gain, vouched = odds, [*left, *right]
         elif _tie(left, right, values):
-            gain = tie_odds
+            gain, vouched = tie_odds, [f for f in (*left, *right) if f not in capped]
         else:
             continue
-        for f in (*left, *right):
+        for f in vouched:
             factor[f] = max(factor.get(f, 1.0), gain)
     for f, gain in factor.items():
         p = min(max(out.get(f, 0.0), 0.0), 1.0)
@@ -1179,7 +1195,9 @@ def _capped(reading: NumberReading) -> NumberReading:
     total = sum(p for _, p in reading.alternatives)
     scale = min(1.0, CORRECTED_CAP / total) if total > 0 else 1.0
     alternatives = [(v, p * scale) for v, p in reading.alternatives]
-    return replace(reading, confidence=reading.confidence * scale, alternatives=alternatives)
+    return replace(
+        reading, confidence=reading.confidence * scale, alternatives=alternatives, capped=True
+    )
 
 
 def _prepared(
@@ -1555,7 +1573,10 @@ def _read_gray(
         f: (list(c.reading.alternatives) if c.reading is not None else []) for f, c in cells.items()
     }
     rewritten = frozenset(f for f, c in cells.items() if c.corrected)
-    joint = joint_reading(alternatives, template.checks, template.option_ids, rewritten=rewritten)
+    capped = frozenset(f for f, c in cells.items() if c.reading is not None and c.reading.capped)
+    joint = joint_reading(
+        alternatives, template.checks, template.option_ids, rewritten=rewritten, capped=capped
+    )
     fields: dict[str, FieldReading] = {}
     for f, c in cells.items():
         value = joint.values.get(f)

@@ -305,19 +305,24 @@ def test_an_inequality_met_with_room_or_by_equal_numbers_vouches_for_nothing(
     assert all(c == pytest.approx(0.95) for c in joint.confidence.values())
 
 
-def test_a_tie_vouches_less_than_an_equality_and_never_for_a_corrected_reading() -> None:
-    # a corrected figure (capped at 0.9) in a tie stays under CONFIDENT: only an
-    # equality of the form lifts it over
+def test_a_tie_vouches_less_than_an_equality_and_never_for_a_capped_reading() -> None:
+    # a corrected figure (capped at 0.9 by the cell's reader) in a tie stays under
+    # CONFIDENT: only an equality of the form lifts it over
     alternatives = {
         "ballots_received": [(1210, 0.9)],
         "ballots_issued": [(1190, 0.95)],
         "ballots_cancelled": [(20, 0.95)],
     }
-    joint = joint_reading(alternatives, RECONCILED[:1], [])
-    assert 0.9 < joint.confidence["ballots_received"] < CONFIDENT
+    capped = frozenset({"ballots_received"})
+    joint = joint_reading(alternatives, RECONCILED[:1], [], capped=capped)
+    assert joint.confidence["ballots_received"] == pytest.approx(0.9)
+    assert joint.confidence["ballots_issued"] > 0.95  # the tie's other fields are vouched for
     sum_of = Check(("ballots_received",), "==", RECONCILED[0].right)
-    equal = joint_reading(alternatives, [sum_of], [])
-    assert equal.confidence["ballots_received"] > joint.confidence["ballots_received"]
+    equal = joint_reading(alternatives, [sum_of], [], capped=capped)
+    assert equal.confidence["ballots_received"] >= CONFIDENT
+    # the same reading, not capped: the tie vouches for it, less than the sum does
+    plain = joint_reading(alternatives, RECONCILED[:1], [])
+    assert 0.9 < plain.confidence["ballots_received"] < equal.confidence["ballots_received"]
 
 
 STANDARD = [

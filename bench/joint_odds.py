@@ -6,11 +6,12 @@ On labelled clear protocol photos (``seeds.protocol_photos.labelled_photos``, as
 every photo is read and the fields' alternatives as the joint step receives them
 are kept (the step itself is wrapped, nothing else changes). For each photo whose
 best readings make an equality of the form hold, its fields; and for each
-inequality that holds as a tie between different numbers (``_tie``), its fields
-not already in a holding equality: how many were misread, and how many their own
-confidences expected (the sum of 1 - p). With k misread where E were expected, the
-odds of being right grow at least E / U times, U the 95% Poisson upper bound for
-k (3.0 for none). Tuning seeds only: the benchmark's (11, 13) stay unseen.
+inequality that holds as a tie between different numbers, its fields not already
+in a holding equality (``ocr.protocol.vouching``, as the joint step has them): how
+many were misread, and how many their own confidences expected (the sum of 1 - p).
+With k misread where E were expected, the odds of being right grow at least E / U
+times, U the 95% Poisson upper bound for k (3.0 for none). Tuning seeds only: the
+benchmark's (11, 13) stay unseen.
 
     .venv/bin/python bench/joint_odds.py --seeds 5 7 23 37 41 43 47 [--n 40] [--out f.json]
 """
@@ -75,15 +76,7 @@ def tally(
     best = {f: (a[0][0] if a else None) for f, a in alternatives.items()}
     own = {f: (a[0][1] if a else 0.0) for f, a in alternatives.items()}
     expanded = [protocol._expand(c, template.option_ids) for c in template.checks]
-    in_equality: set[str] = set()
-    in_tie: set[str] = set()
-    for (left, op, right), ok in zip(expanded, protocol._holds(expanded, best), strict=True):
-        if ok is not True:
-            continue
-        if op == "==":
-            in_equality |= {*left, *right}
-        elif protocol._tie(left, right, best):
-            in_tie |= {*left, *right}
+    in_equality, in_tie = protocol.vouching(expanded, best)
     for fields, into in ((in_equality, equality), (in_tie - in_equality, tie)):
         for f in fields:
             if best.get(f) is None or f not in truth:

@@ -569,22 +569,34 @@ def _corroborated(
     both takes the larger."""
     out = dict(confidence)
     factor: dict[str, float] = {}
-    for (left, op, right), ok in zip(expanded, _holds(expanded, values), strict=True):
-        if ok is not True:
-            continue
-        if op == "==":
-            gain, vouched = odds, [*left, *right]
-        elif _tie(left, right, values):
-            gain, vouched = tie_odds, [f for f in (*left, *right) if f not in capped]
-        else:
-            continue
-        for f in vouched:
+    equal, tied = vouching(expanded, values)
+    for fields, gain in ((equal, odds), (tied - capped, tie_odds)):
+        for f in fields:
             factor[f] = max(factor.get(f, 1.0), gain)
     for f, gain in factor.items():
         p = min(max(out.get(f, 0.0), 0.0), 1.0)
         if 0.0 < p < 1.0 and gain > 1.0:
             out[f] = p * gain / (p * gain + (1 - p))
     return out
+
+
+def vouching(
+    expanded: Sequence[tuple[list[str], str, list[str]]], values: Mapping[str, int | None]
+) -> tuple[set[str], set[str]]:
+    """The fields of the form's equalities that hold on ``values``, and those of its
+    inequalities that hold as a tie between different numbers (``_tie``): the fields
+    the checks vouch for (``_corroborated``; measured by bench/joint_odds.py).
+    ``expanded``: the checks with ALL_OPTIONS expanded (``_expand``). Pure."""
+    equal: set[str] = set()
+    tied: set[str] = set()
+    for (left, op, right), ok in zip(expanded, _holds(expanded, values), strict=True):
+        if ok is not True:
+            continue
+        if op == "==":
+            equal |= {*left, *right}
+        elif _tie(left, right, values):
+            tied |= {*left, *right}
+    return equal, tied
 
 
 def _tie(left: Sequence[str], right: Sequence[str], values: Mapping[str, int | None]) -> bool:

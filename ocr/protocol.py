@@ -490,8 +490,8 @@ def _suspected(
     expanded: Sequence[tuple[list[str], str, list[str]]],
     values: Mapping[str, int | None],
     prior: float,
-    rewritten: frozenset[str] = frozenset(),
-    alternatives: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+    rewritten: frozenset[str],
+    alternatives: Mapping[str, Sequence[tuple[int, float]]],
 ) -> dict[str, float]:
     """Confidences lowered for the fields of a check that fails. Pure.
 
@@ -511,7 +511,7 @@ def _suspected(
         left, _, right = check
         names = list(dict.fromkeys([*left, *right]))
         odds = {
-            f: _explaining(p, (alternatives or {}).get(f, ()), f, check, values) / p
+            f: _explaining(p, alternatives.get(f, ()), f, check, values) / p
             for f in names
             if (p := min(max(confidence.get(f, 0.0), 0.0), 1.0)) > 0.0
         }

@@ -42,12 +42,10 @@ CLEAR = replace(CLEAR_PROTOCOL, rotation_deg=4.0)
 
 # The soft end of a clear photo (seeds.photos.random_conditions): 1,230 px, the page
 # 72% of it, blurred by 1.45 px. The title reads; the subtitle's smaller words do not.
-SOFT = PhotoConditions(
+SOFT = replace(
+    CLEAR_PROTOCOL,
     rotation_deg=5.0,
-    perspective=0.02,
     blur_sigma=1.45,
-    light_gradient=0.1,
-    shadow=False,
     jpeg_quality=80,
     long_side=1230,
     ballot_fraction=0.72,

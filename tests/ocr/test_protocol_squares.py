@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -197,6 +198,24 @@ def test_a_field_under_a_violet_stamp_is_given_its_right_value(
     read = [f for f in stamped if f in figures and reading.fields[f].value == figures[f]]
     # In grey, the stamp's ring and lettering cost all four of these fields.
     assert len(stamped) == 4 and read == stamped
+
+
+def test_the_cells_the_stamp_crosses_are_told_from_the_others(
+    by_protocol: ProtocolTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only there is faint ink left out as the stamp's remains (ocr.digits.FAINT):
+    # elsewhere a thin 1 may be as faint beside its neighbours.
+    found: list[frozenset[str]] = []
+    original = protocol._stamped_cells
+
+    def spy(*args: Any) -> frozenset[str]:
+        found.append(original(*args))
+        return found[-1]
+
+    monkeypatch.setattr(protocol, "_stamped_cells", spy)
+    photo, stamped, _ = _stamped_photo()
+    read_protocol(by_protocol, photo)
+    assert found == [frozenset(stamped)]
 
 
 SQUARE = 60

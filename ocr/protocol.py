@@ -1667,7 +1667,6 @@ def _stamped_cells(
     of its pixels were faded by at least STAMP_FADED grey levels
     (_stamp_free_cells gave ``pen`` from ``photo``). Pure."""
     names = [*template.boxes, PRECINCT]
-    faded = (pen.astype(np.int16) - photo.astype(np.int16)) >= STAMP_FADED
     at = project(homography, _cell_corners(template)).reshape(-1, 4, 2)
     out: set[str] = set()
     for name, quad in zip(names, at, strict=True):
@@ -1677,7 +1676,8 @@ def _stamped_cells(
         inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
         corners = np.round(quad[[0, 1, 3, 2]] - [x0, y0]).astype(np.int32)
         cv2.fillConvexPoly(inside, corners, 1)
-        if int(faded[y0:y1, x0:x1][inside > 0].sum()) >= STAMPED_PIXELS:
+        brightened = pen[y0:y1, x0:x1].astype(np.int16) - photo[y0:y1, x0:x1]
+        if int((brightened[inside > 0] >= STAMP_FADED).sum()) >= STAMPED_PIXELS:
             out.add(name)
     return frozenset(out)
 

@@ -444,15 +444,26 @@ def number_scores(
     return np.array(scores), np.array(right, dtype=np.float64), np.array(whole, dtype=bool)
 
 
-def fit_isotonic(
-    scores: np.ndarray, right: np.ndarray, edges: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def fit_isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A monotone map from the top reading's log-odds to the share right, fitted
     on held-out numbers by pool-adjacent-violators; each block's share is
-    (right + 0.5) / (n + 1), so a block without errors still claims less than
-    certainty, the less the fewer numbers it holds. Returns the knots (block
-    medians; with ``edges``, each block's first and last log-odds, so that a
-    block's share holds across all of it) and values."""
+    (right + 1) / (n + 2) (Laplace's rule of succession), so a block without
+    errors still claims less than certainty, the less the fewer numbers it holds.
+    Returns the knots (each block's first and last log-odds, so that a block's
+    share holds across all of it: the pool-adjacent-violators fit itself) and
+    values.
+
+    Until 2026-12-05 the numbers' maps had one knot per block, at its median, and
+    were interpolated between: the lower half of a large block without errors was
+    drawn down towards the block below it. On 5,799 calibration numbers, fitted on
+    one half and applied to the other (both ways), the numbers given at 0.98 were
+    70.5% with median knots and 79.2% with the blocks' own ends, 2 and 4 of them
+    wrong (0.05% and 0.09%). Held across its range, a small block's share counts
+    for more: with (right + 0.5) / (n + 1), as before, a block of 51 numbers all
+    right claimed 0.9904, and two misreadings of tuning seed 23 in it (16 read
+    as 6, 1800 as 1890, on protocols whose checks fail) passed the 0.99 such
+    protocols need; by Laplace's rule it claims 0.981. On the calibration numbers
+    the rule changes the share given at 0.98 by less than 0.1 point."""
     t = np.array([log_odds(float(p)) for p in scores])
     order = np.argsort(t, kind="stable")
     t, y = t[order], right[order]
@@ -464,13 +475,9 @@ def fit_isotonic(
             blocks[-1] = [blocks[-1][0] + s, blocks[-1][1] + n, a, blocks[-1][3]]
     knots_t, knots_p = [], []
     for s, n, a, b in blocks:
-        share = (s + 0.5) / (n + 1)
-        if edges:
-            knots_t += [float(t[int(a)]), float(t[int(b)])]
-            knots_p += [share, share]
-        else:
-            knots_t.append(float(np.median(t[int(a) : int(b) + 1])))
-            knots_p.append(share)
+        share = (s + 1) / (n + 2)
+        knots_t += [float(t[int(a)]), float(t[int(b)])]
+        knots_p += [share, share]
     p = np.maximum.accumulate(np.array(knots_p))
     return np.array(knots_t, np.float32), p.astype(np.float32)
 
@@ -518,7 +525,7 @@ def calibrate_lone(
     lone = [lone_digit_cell(hands[i % len(hands)], rng, 0.5) for i in range(cells)]
     scores, right, top = lone_scores(model, lone)
     chosen = ~np.isin(top, sorted(CONFUSABLE))
-    knots, values = fit_isotonic(scores[chosen], right[chosen], edges=True)
+    knots, values = fit_isotonic(scores[chosen], right[chosen])
     say(
         f"lone digits: {int(chosen.sum())} not in {sorted(CONFUSABLE)}, right "
         f"{float(right[chosen].mean()):.4f}, top block {values[-1]:.5f} from log-odds "

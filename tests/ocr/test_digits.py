@@ -18,6 +18,7 @@ from ocr.digits import (
     analyse_cell,
     joint_readings_whole,
     load_model,
+    log_odds,
     piece_probabilities,
     read_number,
     stray_probability,
@@ -32,7 +33,7 @@ from seeds.handwriting import (
     write_number,
     writers,
 )
-from seeds.train_digits import EVALUATION_SEED, build, random_cell
+from seeds.train_digits import EVALUATION_SEED, build, fit_isotonic, random_cell
 
 HELD_OUT = list(NAMED_WRITERS) + writers(EVALUATION_SEED, 10)
 
@@ -60,6 +61,36 @@ def test_numbers_read_whole_and_numbers_cut_have_maps_of_their_own() -> None:
         assert np.interp(t, model.calib_t, model.calib_p) < np.interp(
             t, model.whole_t, model.whole_p
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scores=st.lists(st.integers(1, 9999), min_size=2, max_size=120, unique=True),
+    seed=st.integers(0, 10_000),
+)
+def test_the_calibration_map_is_a_step_at_every_number_it_was_fitted_on(
+    scores: list[int], seed: int
+) -> None:
+    # each number it was fitted on gets its block's share, never a value drawn
+    # towards the next block (the maps' median knots did that until 2026-12-05)
+    rng = np.random.default_rng(seed)
+    p = np.array(scores) / 10_000
+    right = (rng.random(len(p)) < p).astype(np.float64)
+    knots, values = fit_isotonic(p, right)
+    assert np.all(np.diff(knots) >= 0) and np.all(np.diff(values) >= 0)
+    at = np.interp([log_odds(float(x)) for x in p], knots, values)
+    assert all(np.isclose(values, v, atol=1e-6).any() for v in at)
+
+
+def test_a_block_of_numbers_all_right_claims_its_share_down_to_its_lowest_score() -> None:
+    low = np.linspace(0.2, 0.6, 20)
+    high = np.linspace(0.9, 0.9999, 30)
+    # the low twenty alternate, ending wrong: 1, 0, 1, ..., 0
+    right = np.concatenate([np.arange(1, 21) % 2, np.ones(30)]).astype(np.float64)
+    knots, values = fit_isotonic(np.concatenate([low, high]), right)
+    share = np.interp([log_odds(float(x)) for x in high], knots, values)
+    assert np.allclose(share, 31 / 32)
+    assert np.interp(log_odds(0.4), knots, values) < 0.6
 
 
 def _whole(cell: np.ndarray) -> list[tuple[str, float, bool]]:
@@ -200,7 +231,8 @@ def test_a_lone_digit_is_surer_than_a_number_unless_it_is_a_one_or_a_seven(write
         else:
             # both at their maps' top blocks when sure: each block's share is held just
             # under certainty by its count, so the lone map's top is the bar
-            assert lone.confidence > 0.9999
+            assert lone.confidence == pytest.approx(float(model.lone_p[-1]), abs=1e-6)
+            assert lone.confidence > 0.9998
             assert lone.confidence >= min(number.confidence, float(model.lone_p[-1]))
 
 

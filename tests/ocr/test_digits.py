@@ -93,6 +93,23 @@ def test_a_block_of_numbers_all_right_claims_its_share_down_to_its_lowest_score(
     assert np.interp(log_odds(0.4), knots, values) < 0.6
 
 
+@pytest.mark.parametrize("writer", NAMED_WRITERS, ids=lambda w: w.name)
+def test_an_upright_one_against_the_cells_left_border_is_read_not_taken_for_it(
+    writer: Writer,
+) -> None:
+    # the border runs the cell's whole height, the 1 nearly: at BORDER_RUN 0.7 every
+    # one of these was read 602 (or 6002), the 1 removed with the border
+    rng = np.random.default_rng(1)
+    cell = number_cell("", writer, rng, cell_height=60, cell_width=200).gray.astype(np.float32)
+    alpha = np.asarray(write_number("602", writer, rng, 44).getchannel("A"), np.float32) / 255
+    alpha = alpha[:50, :150]
+    region = cell[8 : 8 + alpha.shape[0], 30 : 30 + alpha.shape[1]]
+    region[...] = region * (1 - alpha) + 30 * alpha
+    written = cell.astype(np.uint8)
+    cv2.line(written, (10, 10), (10, 53), 30, 3)  # 43 of the cell's 60 rows, 8 px from it
+    assert read_number(written).value == 1602
+
+
 def _whole(cell: np.ndarray) -> list[tuple[str, float, bool]]:
     analysis, _, _ = analyse_cell(cell)
     probs = piece_probabilities(load_model(), np.stack([p.features for p in analysis.pieces]))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from ocr.digits import (
     CONFUSABLE,
@@ -63,6 +64,16 @@ def test_numbers_read_whole_and_numbers_cut_have_maps_of_their_own() -> None:
         )
 
 
+def _ink_onto(
+    cell: np.ndarray, image: Image.Image, at: tuple[int, int], most: tuple[int, int]
+) -> None:
+    """Ink (grey 30) written onto a float cell in place where ``image``'s alpha has
+    it, its top left at ``at`` (row, column), at most ``most`` rows and columns."""
+    alpha = np.asarray(image.getchannel("A"), np.float32)[: most[0], : most[1]] / 255
+    region = cell[at[0] : at[0] + alpha.shape[0], at[1] : at[1] + alpha.shape[1]]
+    region[...] = region * (1 - alpha) + 30 * alpha
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     scores=st.lists(st.integers(1, 9999), min_size=2, max_size=120, unique=True),
@@ -101,10 +112,7 @@ def test_an_upright_one_against_the_cells_left_border_is_read_not_taken_for_it(
     # one of these was read 602 (or 6002), the 1 removed with the border
     rng = np.random.default_rng(1)
     cell = number_cell("", writer, rng, cell_height=60, cell_width=200).gray.astype(np.float32)
-    alpha = np.asarray(write_number("602", writer, rng, 44).getchannel("A"), np.float32) / 255
-    alpha = alpha[:50, :150]
-    region = cell[8 : 8 + alpha.shape[0], 30 : 30 + alpha.shape[1]]
-    region[...] = region * (1 - alpha) + 30 * alpha
+    _ink_onto(cell, write_number("602", writer, rng, 44), (8, 30), (50, 150))
     written = cell.astype(np.uint8)
     cv2.line(written, (10, 10), (10, 53), 30, 3)  # 43 of the cell's 60 rows, 8 px from it
     assert read_number(written).value == 1602
@@ -217,9 +225,7 @@ def test_an_ambiguous_digit_yields_alternatives() -> None:
         seven = write_number("7", with_variants(w, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), rng, 30)
         cell = _blank().astype(np.float32)
         for image in (one, seven):
-            a = np.asarray(image.getchannel("A"), dtype=np.float32)[:32, :26] / 255
-            region = cell[9 : 9 + a.shape[0], 60 : 60 + a.shape[1]]
-            region[...] = region * (1 - a) + 30 * a
+            _ink_onto(cell, image, (9, 60), (32, 26))
         reading = read_number(cell.astype(np.uint8))
         assert len(reading.alternatives) >= 2
         probs = [p for _, p in reading.alternatives]

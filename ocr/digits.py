@@ -72,6 +72,7 @@ import numpy as np
 
 __all__ = [
     "MODEL_PATH",
+    "SHEARS",
     "DigitModel",
     "NumberReading",
     "Piece",
@@ -156,6 +157,9 @@ class NumberReading:
     # its probabilities scaled under a cap by the caller, who doubts the cell itself
     # (ocr.protocol: a corrected figure's rest, a row of squares with a mark left out)
     capped: bool = False
+    # the slant (estimate_shear) the ink was read at: one per cell read, one per
+    # written square of a row of squares; none for a cell without pieces
+    shears: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -385,14 +389,15 @@ def _clean(binary: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
 # --- 2. slant ------------------------------------------------------------------------
 
 
-def estimate_shear(binary: np.ndarray) -> float:
-    """The shear x' = x + s (y - yc) making the column projection peakiest. Pure."""
+def estimate_shear(binary: np.ndarray, shears: np.ndarray = SHEARS) -> float:
+    """The shear x' = x + s (y - yc) among ``shears`` making the column projection
+    peakiest. Pure."""
     ys, xs = np.nonzero(binary)
     if len(xs) < 10:
         return 0.0
     yc = float(ys.mean())
     best, best_s = -1.0, 0.0
-    for s in SHEARS:
+    for s in shears:
         cols = np.round(xs + s * (ys - yc)).astype(np.int64)
         cols -= cols.min()
         score = float((np.bincount(cols).astype(np.float64) ** 2).sum())
@@ -532,16 +537,17 @@ def _features(
 
 
 def analyse_cell(
-    cell: np.ndarray, max_digits: int = 6, stamped: bool = False
+    cell: np.ndarray, max_digits: int = 6, stamped: bool = False, shears: np.ndarray = SHEARS
 ) -> tuple[Analysis, np.ndarray, float]:
     """Ink, slant and candidate pieces of a cell; also the shear's parameters (the
     upright shear and the y it is centred on) for mapping labels. In a ``stamped``
-    cell, ink much fainter than the strongest is left out (FAINT). Pure."""
+    cell, ink much fainter than the strongest is left out (FAINT); the slant is
+    one of ``shears`` (the writer's, when the caller knows it). Pure."""
     ink = ink_map(cell)
     binary = _clean(_threshold(ink), ink if stamped else None)
     if not binary.any():
         return Analysis([], [], True, False, 0.0, 0.0), ink, 0.0
-    s = estimate_shear(binary)
+    s = estimate_shear(binary, shears)
     yc = float(np.nonzero(binary)[0].mean())
     up = _shear_image(ink, s, yc, cv2.INTER_LINEAR)
     ub = _clean(_threshold(up), up if stamped else None)
@@ -741,25 +747,27 @@ def read_number(
     max_digits: int = 6,
     model: DigitModel | None = None,
     stamped: bool = False,
+    shears: np.ndarray = SHEARS,
 ) -> NumberReading:
     """Read the handwritten number in one form cell (grayscale uint8, ink dark on
     light, the printed border may be included); ``stamped``: the commission's stamp
-    crosses it (its faint remains are left out, FAINT). Pure (the model is loaded
-    once)."""
+    crosses it (its faint remains are left out, FAINT); ``shears``: the slants it
+    may be written at (SHEARS: any). Pure (the model is loaded once)."""
     if cell.ndim == 3:
         cell = cv2.cvtColor(cell, cv2.COLOR_BGR2GRAY)
     model = model or load_model()
-    analysis, _, _ = analyse_cell(cell, max_digits, stamped)
+    analysis, _, _ = analyse_cell(cell, max_digits, stamped, shears)
     if analysis.empty:
         return NumberReading(None, 0.0, [], empty=True)
     if analysis.dash:
         return NumberReading(None, 0.0, [], dash=True)
     if not analysis.pieces:
         return NumberReading(None, 0.0, [])
+    slant = (analysis.shear,)
     probs = piece_probabilities(model, np.stack([p.features for p in analysis.pieces]))
     scored = joint_readings_whole(analysis, probs, max_digits)
     if not scored:
-        return NumberReading(None, 0.0, [])
+        return NumberReading(None, 0.0, [], shears=slant)
     readings = [(s, p) for s, p, _ in scored]
     raw: dict[int, float] = {}
     for s, p in readings:
@@ -777,7 +785,7 @@ def read_number(
     rest = sum(p for _, p in ranked[1:])
     scale = (1.0 - confidence) / rest if rest > 0 else 0.0
     alternatives = [(value, confidence)] + [(v, min(p * scale, confidence)) for v, p in ranked[1:]]
-    return NumberReading(value, confidence, alternatives, digits=len(readings[0][0]))
+    return NumberReading(value, confidence, alternatives, digits=len(readings[0][0]), shears=slant)
 
 
 # --- a struck-out figure --------------------------------------------------------------

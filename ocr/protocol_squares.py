@@ -69,7 +69,7 @@ def combine_squares(
     is doubtful, when written squares are not contiguous, or when a written square
     has no digit reading; an all-empty row is an empty reading. The number's
     alternatives are the likeliest digit combinations, each the product of its
-    digits' probabilities. Pure."""
+    digits' probabilities, and the slants its squares were read at. Pure."""
     if "doubtful" in states:
         return None
     written = [i for i, s in enumerate(states) if s == "written"]
@@ -78,10 +78,12 @@ def combine_squares(
     if written != list(range(written[0], written[-1] + 1)):
         return None
     beam: list[tuple[str, float]] = [("", 1.0)]
+    shears: list[float] = []
     for i in written:
         r = readings[i]
         if r is None or r.empty or r.dash or not r.alternatives:
             return None
+        shears.extend(r.shears)
         digits = [(str(v), p) for v, p in r.alternatives if 0 <= v <= 9 and p > 0]
         if not digits:
             return None
@@ -94,4 +96,4 @@ def combine_squares(
     value, top = ranked[0]
     if not math.isfinite(top) or top <= 0:
         return None
-    return NumberReading(value, top, ranked, digits=len(written))
+    return NumberReading(value, top, ranked, digits=len(written), shears=tuple(shears))

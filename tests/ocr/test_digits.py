@@ -15,6 +15,7 @@ from ocr.digits import (
     CONFUSABLE,
     LONE_PART,
     MODEL_PATH,
+    SHEARS,
     NumberReading,
     analyse_cell,
     joint_readings_whole,
@@ -160,6 +161,18 @@ def test_a_clear_number_from_a_held_out_style_is_read_with_high_confidence(write
     assert reading.value == 2047
     assert reading.confidence >= 0.9
     assert reading.alternatives[0] == (2047, reading.confidence)
+
+
+def test_a_number_is_read_at_its_hands_slant_or_at_the_one_it_is_allowed() -> None:
+    slanted = next(w for w in NAMED_WRITERS if w.name == "slanted")  # slant 0.38
+    cell = number_cell("1955", slanted, np.random.default_rng(4), cell_height=52).gray
+    free = read_number(cell)
+    assert free.value == 1955 and len(free.shears) == 1
+    assert np.isclose(SHEARS, free.shears[0]).any() and 0.2 < free.shears[0] < 0.6
+    for only in (SHEARS[:1], SHEARS[-1:]):  # made upright at another slant than its own
+        forced = read_number(cell, shears=only)
+        assert forced.shears == (float(only[0]),)
+    assert read_number(_blank()).shears == ()  # nothing read, no slant
 
 
 def test_an_empty_cell_is_empty_not_zero() -> None:

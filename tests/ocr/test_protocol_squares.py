@@ -4,6 +4,7 @@ colour (ocr.protocol_colour): real rendered photos of the seeded forms."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,17 @@ def test_squares_make_a_number_only_when_the_written_ones_are_contiguous() -> No
     assert combine_squares([unread], ["written"]) is None
     empty = combine_squares([None, None], ["empty", "empty"])
     assert empty is not None and empty.empty and empty.value is None
+
+
+def test_a_row_of_squares_carries_the_slant_each_of_its_written_squares_was_read_at() -> None:
+    def at(digit: int, shear: float) -> NumberReading:
+        return replace(_digit(digit, 0.99), shears=(shear,))
+
+    states = ["doubtful", "written", "written", "empty"]
+    readings = [None, at(4, 0.3), at(2, 0.5), None]
+    assert combine_squares(readings, states) is None  # doubtful: no number, no slants
+    number = combine_squares(readings, ["empty", *states[1:]])
+    assert number is not None and number.value == 42 and number.shears == (0.3, 0.5)
 
 
 def test_a_clear_photo_of_a_form_with_digit_squares_is_read_square_by_square(

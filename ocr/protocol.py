@@ -1655,9 +1655,7 @@ def _read_gray(
     reasons: list[str] = list(notes)
     if all(c.reason == "cut_off" for c in cells.values()):
         return _reading(Verdict.UNREADABLE, ["cut_off"])
-    alternatives = {
-        f: (list(c.reading.alternatives) if c.reading is not None else []) for f, c in cells.items()
-    }
+    alternatives = {f: _alternatives(c.reading) for f, c in cells.items()}
     rewritten = frozenset(f for f, c in cells.items() if c.corrected)
     capped = frozenset(f for f, c in cells.items() if c.reading is not None and c.reading.capped)
     joint = joint_reading(

@@ -67,7 +67,8 @@ def combine_squares(
     """The number from its squares' readings. ``states`` per square: "written",
     "empty" or "doubtful". None (no reading: people transcribe it) when a square
     is doubtful, when written squares are not contiguous, or when a written square
-    has no digit reading; an all-empty row is an empty reading. The number's
+    has no digit reading; an all-empty row is an empty reading, a dash alone in
+    its row a dash. The number's
     alternatives are the likeliest digit combinations, each the product of its
     digits' probabilities, and the slants its squares were read at. Pure."""
     if "doubtful" in states:
@@ -77,6 +78,9 @@ def combine_squares(
         return NumberReading(None, 0.0, [], empty=True)
     if written != list(range(written[0], written[-1] + 1)):
         return None
+    lone = readings[written[0]]
+    if len(written) == 1 and lone is not None and lone.dash:
+        return NumberReading(None, 0.0, [], dash=True)  # a dash alone: the form's zero
     beam: list[tuple[str, float]] = [("", 1.0)]
     shears: list[float] = []
     for i in written:

@@ -110,6 +110,24 @@ def test_a_clear_protocol_photo_is_read_with_the_right_figures(
     assert all(c.holds is not False for c in reading.checks)
 
 
+def test_a_zero_written_as_a_dash_is_given_as_zero_when_the_sum_vouches_for_it(
+    by_protocol: ProtocolTemplate,
+) -> None:
+    rng = np.random.default_rng(5)
+    figures = dict(consistent_figures("by-2020", rng))
+    for option in ("dmitriyev", "charachen"):  # two candidates without a vote
+        figures["lukashenko"] += figures[option]
+        figures[option] = 0
+    photo, labels = protocol_photo(
+        "by-2020", figures, "523", rng, CLEAR, writer=NAMED_WRITERS[1], corrections=0.0,
+        stamp_over_fields=0.0, signature_over_fields=0.0, dash_for_zero=1.0,
+    )  # fmt: skip
+    assert {"dmitriyev", "charachen"} <= set(labels.dashes)
+    given = _given(read_protocol(by_protocol, photo))
+    assert given == {f: labels.figures[f] for f in given}, "a value given is never wrong"
+    assert given.get("dmitriyev") == 0 and given.get("charachen") == 0
+
+
 def test_each_field_carries_the_cells_corners_in_the_photo(
     by_protocol: ProtocolTemplate,
 ) -> None:

@@ -64,6 +64,13 @@ def test_squares_make_a_number_only_when_the_written_ones_are_contiguous() -> No
     assert empty is not None and empty.empty and empty.value is None
 
 
+def test_a_dash_alone_in_its_row_is_a_dash_and_among_digits_no_number() -> None:
+    dash = NumberReading(None, 0.0, [], dash=True)
+    alone = combine_squares([None, None, dash], ["empty", "empty", "written"])
+    assert alone is not None and alone.dash and alone.value is None and not alone.empty
+    assert combine_squares([_digit(1, 0.99), dash], ["written", "written"]) is None
+
+
 def test_a_row_of_squares_carries_the_slant_each_of_its_written_squares_was_read_at() -> None:
     def at(digit: int, shear: float) -> NumberReading:
         return replace(_digit(digit, 0.99), shears=(shear,))

@@ -186,6 +186,12 @@ def test_a_dash_is_reported_as_a_dash() -> None:
     cell = number_cell("-", NAMED_WRITERS[0], np.random.default_rng(4), cell_height=50)
     reading = read_number(cell.gray)
     assert reading.dash and reading.value is None and not reading.empty
+    short = _blank(76, 326).copy()
+    cv2.line(short, (150, 40), (158, 40), 40, 6)  # about twice as wide as high
+    assert read_number(short).dash
+    speck = _blank(76, 326).copy()
+    cv2.circle(speck, (150, 40), 3, 40, -1)  # round: no dash
+    assert not read_number(speck).dash
 
 
 def test_noise_and_scribbles_get_no_confident_value() -> None:

@@ -931,7 +931,8 @@ def _cells(
     refined cell by cell within LOCAL_SEARCH of it. With the photo's pen ``hue``
     (ocr.protocol_colour.pen_hue), a second pen's strokes over the cells are
     faded once the figures' pen is known (_figures_pen); the cells named in
-    ``stamped`` are read as under the stamp (_stamped_cells)."""
+    ``stamped`` are read as under the stamp (_stamped_cells). A cell read at a
+    slant far from the others' is read again at the writer's (writer_slants)."""
     squares = _squares(template)
     r = squares.radius
     patches = {

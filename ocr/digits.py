@@ -717,16 +717,17 @@ def joint_readings_whole(
 def stray_probability(cell: np.ndarray, model: DigitModel | None = None) -> float:
     """The junk class's probability that none of a cell's ink is a digit: the least,
     over its blobs each read whole, of that blob's junk probability; 1.0 for a cell
-    without ink, 0.0 for a blob too small to read. Not calibrated: a guard's input
-    (see ocr.protocol's STRAY_JUNK), never a value's confidence. Pure."""
+    without ink or with a lone dash (no digit either), 0.0 for a blob too small to
+    read. Not calibrated: a guard's input (see ocr.protocol's STRAY_JUNK), never a
+    value's confidence. Pure."""
     if cell.ndim == 3:
         cell = cv2.cvtColor(cell, cv2.COLOR_BGR2GRAY)
     model = model or load_model()
     analysis, _, _ = analyse_cell(cell, 1)
-    if analysis.empty:
+    if analysis.empty or analysis.dash:
         return 1.0
     whole = [hyps[0][0] for hyps in analysis.hypotheses if hyps and len(hyps[0]) == 1]
-    if analysis.dash or len(whole) < len(analysis.hypotheses):
+    if len(whole) < len(analysis.hypotheses):
         return 0.0
     probs = piece_probabilities(model, np.stack([analysis.pieces[i].features for i in whole]))
     return float(probs[:, JUNK].min())

@@ -301,7 +301,10 @@ SIDE_ROWS = 0.4
 # numbers scored 0.96 to 1.0; others (0.42 to 0.85) mixed with pieces of lettering;
 # every named writer's digits score under 0.01. Tuning seeds 5, 7, 23 (ru-2018,
 # clear): 21 fields gained a reading, 17 of them right (the 4 wrong under 0.21);
-# fields given +4, 0, +1, none wrong.
+# fields given +4, 0, +1, none wrong. A lone dash there is no digit either (1.0):
+# with ocr.digits.DASH_RATIO at 2.0 a ring's flat remnant is a dash, and counted as
+# a digit it withheld its row; tuning seeds 5, 7, 23, 37, 41, 43 (clear): fields
+# given +2, 0, 0, 0, +3, 0, none wrong.
 STRAY_JUNK = 0.9
 # A corrected figure (ocr.digits.struck_out): the rest of the cell is read with the
 # struck-out group and the commission's "corrected, believe it" signature beside the

@@ -341,7 +341,10 @@ def test_the_junk_class_takes_a_rings_dashes_and_specks_for_no_digit_but_not_a_d
     specks = np.full((76, 76), 235, np.uint8)
     cv2.circle(specks, (20, 30), 2, 150, -1)
     cv2.circle(specks, (50, 55), 2, 150, -1)
+    dash = np.full((76, 76), 235, np.uint8)
+    cv2.line(dash, (26, 48), (46, 48), 150, 4, cv2.LINE_AA)
     assert stray_probability(np.full((76, 76), 235, np.uint8)) == 1.0
+    assert stray_probability(dash) == 1.0
     assert stray_probability(ring) > 0.9 and stray_probability(specks) > 0.9
     rng = np.random.default_rng(4)
     for writer in NAMED_WRITERS:

@@ -16,7 +16,7 @@ from ocr import protocol
 from ocr.align import resize_long_side
 from ocr.digits import NumberReading
 from ocr.images import decode_gray
-from ocr.protocol import CORRECTED_CAP, WORK_SIDE, _read_squares, read_protocol
+from ocr.protocol import CORRECTED_CAP, WORK_SIDE, _apart, _read_squares, read_protocol
 from ocr.protocol_colour import decode_rgb, stamp_free, violetness
 from ocr.protocol_squares import combine_squares, square_spans
 from ocr.protocol_template import ProtocolTemplate
@@ -299,3 +299,30 @@ def test_a_flat_remnant_beside_the_number_is_no_digit_and_left_out_at_a_capped_c
     reading = _read_squares(clean, squares)
     assert reading is not None and reading.value == 113
     assert 0.5 < reading.confidence <= CORRECTED_CAP
+
+
+@pytest.mark.parametrize("writer", NAMED_WRITERS, ids=lambda w: w.name)
+def test_a_stamp_arc_apart_from_the_number_is_left_out_at_a_capped_confidence(
+    writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dark arc of the stamp's ring two squares before 91, an empty square between:
+    # written squares that are not one run made no number. A lone written square
+    # apart from the rest whose ink the reader takes for no digit is a stray mark.
+    clean, squares = _row_of_squares("91", writer, ring=False)
+    x0, y0 = squares[1][:2]
+    cv2.ellipse(clean, (x0 + 70, y0 - 20), (60, 60), 0, 120, 165, 120, 3, cv2.LINE_AA)
+    reading = _read_squares(clean, squares)
+    assert reading is not None and reading.value == 91
+    assert 0.5 < reading.confidence <= CORRECTED_CAP
+    monkeypatch.setattr(protocol, "APART_JUNK", 1.01)  # no square apart is stray
+    assert _read_squares(clean, squares) is None
+
+
+def test_only_a_lone_written_square_apart_from_the_others_is_looked_at_as_a_stray() -> None:
+    w, e, d = "written", "empty", "doubtful"
+    assert _apart([e, w, e, e, w, w]) == [1]
+    assert _apart([w, e, w, w, e, w]) == [0, 5]
+    assert _apart([e, e, w, w, w, e]) == []  # one run: nothing apart
+    assert _apart([w, w, e, w, w, e]) == []  # two runs, neither alone
+    assert _apart([w, d, e, w, w, e]) == []  # beside a doubtful square: not alone
+    assert _apart([e, e, e, e, e, e]) == []

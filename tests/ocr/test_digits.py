@@ -189,6 +189,9 @@ def test_a_dash_is_reported_as_a_dash() -> None:
     short = _blank(76, 326).copy()
     cv2.line(short, (150, 40), (158, 40), 40, 6)  # about twice as wide as high
     assert read_number(short).dash
+    stub = _blank(76, 326).copy()
+    cv2.line(stub, (150, 40), (154, 40), 40, 6)  # a short thick stroke, 1.5:1
+    assert read_number(stub).dash
     speck = _blank(76, 326).copy()
     cv2.circle(speck, (150, 40), 3, 40, -1)  # round: no dash
     assert not read_number(speck).dash

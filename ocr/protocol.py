@@ -135,6 +135,7 @@ from tally.proof import Check
 __all__ = [
     "CONFIDENT",
     "CONFIDENT_FAILING",
+    "DOUBTED",
     "CheckReading",
     "FieldReading",
     "JointReading",
@@ -265,6 +266,17 @@ CONFIDENT = 0.98
 # 1,364 at 0.99 or more and none of the 3,119 values given where the checks
 # held or could not be told.
 CONFIDENT_FAILING = 0.99
+# ... unless every failing check holds a field whose own reading is more likely
+# wrong than right (its best reading under this): the failure is put to that field,
+# which goes to people, and the rest of the reading is judged as though the checks
+# could not yet be told (CONFIDENT), as when that field gives no reading at all.
+# The joint step replayed on the per-field readings of the clear photos of tuning
+# seeds 5, 7, 23, 37, 41, 43, 47 and validation seeds 17, 19, 29, 31 (19,360
+# fields; seed 47 and the validation seeds read by the code of 2026-12-05, the
+# others by this one): 17,057 -> 17,169 values given, the same eight wrong. At 0.3
+# +68, at 0.65 +124, at 0.8 +137 and a ninth wrong (tuning seed 23's 16 read as 6
+# at 0.989, a touching 1 lost).
+DOUBTED = 0.5
 MAX_DIGITS = 6
 EDGE_PAD = 0.15  # paper added around a cleaned cell, a share of its size
 PAPER = 235  # the level a cell's paper is brought to
@@ -406,6 +418,8 @@ class JointReading:
     confidence: dict[str, float]
     changed: list[str]
     holds: bool | None  # all checks hold (None: a check could not be evaluated)
+    # the checks fail, each failing one on a field read under DOUBTED (_explained)
+    explained: bool = False
 
 
 def _expand(check: Check, option_ids: Sequence[str]) -> tuple[list[str], str, list[str]]:
@@ -462,7 +476,9 @@ def joint_reading(
     check still failing lowers its fields' confidences (``_suspected``), unless a
     field of it was read at no confidence (it explains the failure); a
     ``rewritten`` field (a corrected figure's rest, read at a capped confidence)
-    takes the blame its measured error rate gives it (REWRITTEN_ODDS).
+    takes the blame its measured error rate gives it (REWRITTEN_ODDS). A reading
+    kept failing is ``explained`` when each failing check holds a field whose own
+    best reading is under DOUBTED (gives).
     """
     expanded = [_expand(c, option_ids) for c in checks]
     best: dict[str, int | None] = {
@@ -501,7 +517,7 @@ def joint_reading(
         # the check that fails is another).
         corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds, capped)
         suspected = _suspected(corroborated, expanded, best, prior, rewritten, alternatives)
-        return JointReading(best, suspected, [], False)
+        return JointReading(best, suspected, [], False, _explained(expanded, best, own))
     # Posterior weights: the best reading (failing: 1 - prior) against each repair
     # (holding: prior), relative to the best reading's probability.
     readings = [best, *(v for _, v, _ in repairs)]
@@ -521,11 +537,26 @@ def joint_reading(
     return JointReading(dict(chosen), confidence, changed, None if None in final else True)
 
 
-def gives(confidence: float, holds: bool | None) -> bool:
+def gives(confidence: float, holds: bool | None, explained: bool = False) -> bool:
     """Whether a field's value read at ``confidence`` is given, the form's checks
     on the joint reading holding (True), failing (False) or not all known (None):
-    CONFIDENT, or CONFIDENT_FAILING when they fail. Pure."""
-    return confidence >= (CONFIDENT_FAILING if holds is False else CONFIDENT)
+    CONFIDENT, or CONFIDENT_FAILING when they fail, unless their failure is
+    ``explained`` by fields the reader doubts itself (JointReading). Pure."""
+    strict = holds is False and not explained
+    return confidence >= (CONFIDENT_FAILING if strict else CONFIDENT)
+
+
+def _explained(
+    expanded: Sequence[tuple[list[str], str, list[str]]],
+    values: Mapping[str, int | None],
+    own: Mapping[str, float],
+) -> bool:
+    """Whether some check fails on ``values`` and each failing one holds a field
+    whose own best reading is under DOUBTED. Pure."""
+    failing = [c for c, ok in zip(expanded, _holds(expanded, values), strict=True) if ok is False]
+    return bool(failing) and all(
+        min(own.get(f, 0.0) for f in (*left, *right)) < DOUBTED for left, _, right in failing
+    )
 
 
 def _suspected(
@@ -1701,7 +1732,7 @@ def _read_gray(
     for f, c in cells.items():
         value = joint.values.get(f)
         confidence = float(np.clip(joint.confidence.get(f, 0.0), 0.0, 1.0))
-        if value is not None and gives(confidence, joint.holds):
+        if value is not None and gives(confidence, joint.holds, joint.explained):
             fields[f] = FieldReading(value=value, confidence=round(confidence, 3), quad=c.quad)
         else:  # no value, and no hint of the machine's guess (spec: confidence 0.0)
             fields[f] = FieldReading(value=None, confidence=0.0, quad=c.quad)

@@ -57,6 +57,9 @@ The steps, in order of cost:
    fields are then suspected in proportion to their odds of being misread in a
    way that explains the failure (a field whose other readings would not make
    the check hold is misread that way only when its truth is none of them).
+   A value is given at CONFIDENT, or at CONFIDENT_FAILING on a failing reading,
+   unless each failing check holds a field the reader doubts itself (DOUBTED):
+   the failure is then that field's, and it goes to people (:func:`gives`).
 6. **Verdict**: ``read`` when every field has a value, else ``partial``.
 """
 

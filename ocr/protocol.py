@@ -520,7 +520,7 @@ def joint_reading(
         # the check that fails is another).
         corroborated = _corroborated(own, expanded, best, equality_odds, tie_odds, capped)
         suspected = _suspected(corroborated, expanded, best, prior, rewritten, alternatives)
-        return JointReading(best, suspected, [], False, _explained(expanded, best, own))
+        return JointReading(best, suspected, [], False, _explained(expanded, results, own))
     # Posterior weights: the best reading (failing: 1 - prior) against each repair
     # (holding: prior), relative to the best reading's probability.
     readings = [best, *(v for _, v, _ in repairs)]
@@ -551,12 +551,12 @@ def gives(confidence: float, holds: bool | None, explained: bool = False) -> boo
 
 def _explained(
     expanded: Sequence[tuple[list[str], str, list[str]]],
-    values: Mapping[str, int | None],
+    results: Sequence[bool | None],
     own: Mapping[str, float],
 ) -> bool:
-    """Whether some check fails on ``values`` and each failing one holds a field
-    whose own best reading is under DOUBTED. Pure."""
-    failing = [c for c, ok in zip(expanded, _holds(expanded, values), strict=True) if ok is False]
+    """Whether some check fails (``results``, _holds on the values kept) and each
+    failing one holds a field whose own best reading is under DOUBTED. Pure."""
+    failing = [c for c, ok in zip(expanded, results, strict=True) if ok is False]
     return bool(failing) and all(
         min(own.get(f, 0.0) for f in (*left, *right)) < DOUBTED for left, _, right in failing
     )
